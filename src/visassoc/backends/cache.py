@@ -1,0 +1,92 @@
+"""A persistent cache of model calls (curator/distilabel style).
+
+Key = sha256 of the backend identity (provider, model, base URL, ...), the messages (text and
+the sha256 of each image), the JSON schema and the generation params. A re-run, or a run
+whose downstream config changed, gets identical answers without calling the model again.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+from dataclasses import asdict
+from pathlib import Path
+
+from .base import Backend, Generation, GenParams, Message, Usage
+
+
+def _image_digest(img) -> str:
+    data = img if isinstance(img, (bytes, bytearray)) else Path(img).read_bytes()
+    return hashlib.sha256(data).hexdigest()
+
+
+def call_key(identity: dict, messages: list[Message], schema: dict | None, params: GenParams | None) -> str:
+    payload = {
+        "backend": identity,
+        "messages": [{"role": m.role, "text": m.text, "images": [_image_digest(i) for i in m.images]} for m in messages],
+        "schema": schema,
+        "params": asdict(params) if params else None,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class CallCache:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS calls (key TEXT PRIMARY KEY, text TEXT, usage TEXT)")
+        self._db.commit()
+        self.hits = self.misses = 0
+
+    def get(self, key: str) -> tuple[str, dict] | None:
+        with self._lock:
+            row = self._db.execute("SELECT text, usage FROM calls WHERE key=?", (key,)).fetchone()
+        if row is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        return row[0], json.loads(row[1])
+
+    def put(self, key: str, text: str, usage: Usage) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO calls VALUES (?,?,?)", (key, text, json.dumps(asdict(usage))))
+            self._db.commit()
+
+
+class CachedBackend:
+    """Wraps any Backend; only successful answers (no transport error) are cached.
+    Parsing is re-done on a hit, so a schema change never serves a stale parsed object."""
+
+    def __init__(self, inner: Backend, cache: CallCache):
+        self.inner, self.cache = inner, cache
+        self.provider, self.model = inner.provider, inner.model
+        self.supports_images = getattr(inner, "supports_images", False)
+
+    def identity(self) -> dict:
+        return self.inner.identity()
+
+    def generate(self, messages: list[Message], *, schema: dict | None = None, params: GenParams | None = None) -> Generation:
+        from .jsonparse import parse_and_validate
+
+        key = call_key(self.identity(), messages, schema, params)
+        hit = self.cache.get(key)
+        if hit is not None:
+            text, _ = hit
+            gen = Generation(text=text, usage=Usage())  # a hit costs no tokens
+            if schema is not None:
+                try:
+                    gen.parsed = parse_and_validate(text, schema)
+                except ValueError as e:
+                    gen.error = str(e)
+            return gen
+        gen = self.inner.generate(messages, schema=schema, params=params)
+        if gen.text is not None and (gen.error is None or schema is not None):
+            self.cache.put(key, gen.text, gen.usage)
+        return gen
+
+    def __getattr__(self, name):  # generate_batch, usage(), ... pass through
+        return getattr(self.inner, name)

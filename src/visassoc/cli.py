@@ -1,0 +1,103 @@
+"""The ``visassoc`` command line: a thin typer shell over the Python API."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer(
+    name="visassoc",
+    help="Mine contextualized visual associations and creative captions from images.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def fail(message: str, code: int = 2) -> None:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    raise typer.Exit(code)
+
+
+@app.command()
+def run(
+    out: Path = typer.Option(..., "--out", "-o", help="Output directory (re-run the same command to resume)."),
+    demo: bool = typer.Option(False, "--demo", help="Built-in sample photos (offline)."),
+    coco: Optional[Path] = typer.Option(None, help="COCO captions_*.json (with --images DIR)."),
+    images: Optional[Path] = typer.Option(None, help="Image directory."),
+    captions: Optional[Path] = typer.Option(None, help="Captions file (JSONL or CSV) for --images."),
+    manifest: Optional[Path] = typer.Option(None, help="JSONL manifest of {id, image, captions}."),
+    limit: Optional[int] = typer.Option(None, min=1, help="Only the first N images."),
+    seed: int = typer.Option(0, help="Seed for caption choice and sampling."),
+    top_k: int = typer.Option(5, min=1, max=20, help="Salient words per image."),
+    per_level: int = typer.Option(3, min=1, max=10, help="Associations per level."),
+    max_words: int = typer.Option(10, min=2, max=40, help="Maximum words in a creative caption."),
+    captions_per_level: str = typer.Option("one", help="'one' caption per (word, level) or 'all' associations."),
+    describe: str = typer.Option("captions", help="'captions' (offline) or a VLM spec, e.g. openai:MODEL."),
+    associate: str = typer.Option("lexical", help="'lexical' (offline), 'smollm' or an LLM spec."),
+    caption: str = typer.Option("substitute", help="'substitute' (offline), 'smollm' or a VLM spec."),
+    llm: Optional[str] = typer.Option(None, help="Shortcut: --associate SPEC."),
+    vlm: Optional[str] = typer.Option(None, help="Shortcut: --describe SPEC --caption SPEC."),
+    prompt_set: str = typer.Option("visassoc", help="'visassoc' or 'paper' (the paper's prompts)."),
+    backend_config: Optional[Path] = typer.Option(None, help="YAML with per-backend settings."),
+    concurrency: int = typer.Option(8, min=1, max=256, help="Requests in flight for HTTP backends."),
+    chunk_size: int = typer.Option(32, min=1, help="Images per resumable part."),
+    max_reasks: int = typer.Option(2, min=0, max=5, help="Re-asks for an invalid caption."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Do not cache model calls."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+):
+    """Mine salient words, association ladders and creative captions for an image collection."""
+    from pydantic import ValidationError
+
+    from .config import RunConfig
+    from .pipeline import RunLocked
+    from .pipeline import run as run_pipeline
+    from .sources import SourceError
+
+    if llm:
+        associate = llm
+    if vlm:
+        describe = caption = vlm
+    try:
+        cfg = RunConfig(
+            out=out, demo=demo, coco=coco, images=images, captions=captions, manifest=manifest, limit=limit, seed=seed,
+            top_k=top_k, per_level=per_level, max_words=max_words, captions_per_level=captions_per_level,
+            describe=describe, associate=associate, caption=caption, prompt_set=prompt_set,
+            backend_config=backend_config, concurrency=concurrency, chunk_size=chunk_size, max_reasks=max_reasks,
+            cache=not no_cache, progress=not quiet,
+        )
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(x) for x in err["loc"])
+        fail(f"{where + ': ' if where else ''}{err['msg'].removeprefix('Value error, ')}")
+    try:
+        result = run_pipeline(cfg)
+    except (SourceError, RunLocked) as e:
+        fail(str(e))
+    except ImportError as e:
+        fail(f"a backend is not available: {e}")
+    except RuntimeError as e:  # BackendError and friends: already one line
+        fail(str(e), code=1)
+    c = result.counts
+    new = result.total_new
+    typer.echo(
+        f"{'0 new items: everything was already done' if new == 0 else f'{new} new stage-items processed'}; "
+        f"{c.get('images_ok', 0)}/{c.get('images', 0)} images ok, {c.get('salient', 0)} salient words, "
+        f"{c.get('associations', 0)} associations, {c.get('captions_valid', 0)}/{c.get('captions', 0)} valid captions, "
+        f"{c.get('errors', 0)} error rows -> {result.out} ({result.seconds:.1f}s)"
+    )
+
+
+@app.callback()
+def main():
+    """visassoc: creativity-aware vision-language data."""
+
+
+def entrypoint() -> None:  # pragma: no cover
+    app(prog_name="visassoc")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

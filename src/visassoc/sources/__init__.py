@@ -1,0 +1,15 @@
+"""Image collections: COCO caption files, image folders (+ captions), JSONL manifests, the demo.
+
+Every source yields ``SourceItem``s in a deterministic order. A source never drops an item
+it knows about: a missing or unsupported image still becomes an item, with ``error`` set,
+so the run writes an explicit error row for it.
+"""
+from __future__ import annotations
+
+from .base import SourceError, SourceItem
+from .coco import load_coco
+from .demo import load_demo
+from .folder import load_folder
+from .manifest import load_manifest
+
+__all__ = ["SourceItem", "SourceError", "load_coco", "load_demo", "load_folder", "load_manifest"]

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+
+
+class SourceError(ValueError):
+    """The source as a whole is unusable (missing file, malformed JSON, no items)."""
+
+
+@dataclass
+class SourceItem:
+    image_id: str
+    path: str | None  # local file; None when it could not be resolved
+    captions: list[str] = field(default_factory=list)
+    error: str | None = None  # set when the item is known to be unusable before opening it
+
+
+def clean_captions(raw) -> list[str]:
+    """Strip, collapse whitespace, drop empties and exact duplicates (order kept)."""
+    if raw is None:
+        return []
+    if isinstance(raw, str):
+        raw = [raw]
+    out: list[str] = []
+    for c in raw:
+        if not isinstance(c, str):
+            continue
+        c = " ".join(c.split())
+        if c and c not in out:
+            out.append(c)
+    return out
+
+
+def check_unique(items: list[SourceItem]) -> list[SourceItem]:
+    seen: dict[str, int] = {}
+    for it in items:
+        seen[it.image_id] = seen.get(it.image_id, 0) + 1
+    dups = [k for k, n in seen.items() if n > 1]
+    if dups:
+        raise SourceError(f"duplicate image ids in source: {', '.join(dups[:5])}{' ...' if len(dups) > 5 else ''}")
+    if not items:
+        raise SourceError("the source has no images")
+    return items

@@ -1,0 +1,36 @@
+"""A JSONL manifest: ``{"id": ..., "image": path-or-URL, "captions": [...]}`` per line."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .base import SourceError, SourceItem, check_unique, clean_captions
+
+
+def load_manifest(path: str | Path, limit: int | None = None) -> list[SourceItem]:
+    """Relative image paths are resolved against the manifest's folder. URLs are not fetched
+    (no download support yet): such items become explicit error rows."""
+    path = Path(path)
+    if not path.is_file():
+        raise SourceError(f"manifest not found: {path}")
+    items = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise SourceError(f"{path}:{n}: not valid JSON ({e.msg})") from None
+        if not isinstance(rec, dict) or "image" not in rec:
+            raise SourceError(f"{path}:{n}: each line needs 'image' (and ideally 'id', 'captions')")
+        image = str(rec["image"])
+        image_id = str(rec.get("id", Path(image).stem))
+        caps = clean_captions(rec.get("captions", rec.get("caption")))
+        if image.startswith(("http://", "https://")):
+            items.append(SourceItem(image_id, None, caps, error=f"image URLs are not downloaded yet; fetch {image} first"))
+            continue
+        p = Path(image) if Path(image).is_absolute() else path.parent / image
+        items.append(SourceItem(image_id, str(p), caps, error=None if p.is_file() else f"image file not found: {p}"))
+        if limit is not None and len(items) >= limit:
+            break
+    return check_unique(items)

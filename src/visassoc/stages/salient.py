@@ -1,0 +1,98 @@
+"""Stage 2: salient words of one short human caption, most concrete first.
+
+Paper: NOUN/VERB/ADJ, not stopwords, lemmatised, ranked by Brysbaert concreteness, top 5.
+We parse with ``nlp.pipe`` in batches (parser and NER disabled), lemmatise with WordNet
+using the POS (lemminflect, then spaCy as fallbacks), and keep words without a rating
+*after* all rated words (they are rare; dropping them would leave some captions empty).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from ..lexicon import concreteness, ensure_wordnet, spacy_nlp
+from ..records import SalientRecord
+from ..seeding import item_rng
+from ..text import word_count
+
+CONTENT_POS = ("NOUN", "VERB", "ADJ")
+_WN_POS = {"NOUN": "n", "VERB": "v", "ADJ": "a"}
+
+
+@dataclass
+class SalientConfig:
+    top_k: int = 5
+    max_words: int = 10  # prefer short captions: creative captions must stay under this length
+    batch_size: int = 256
+
+
+def choose_caption(image_id: str, captions: list[str], seed: int, max_words: int) -> tuple[int, str]:
+    """A seeded choice among the captions with room to spare under ``max_words`` (associations
+    can be multi-word), else among those that fit, else the shortest one."""
+    if not captions:
+        raise ValueError("no captions")
+    short = [i for i, c in enumerate(captions) if word_count(c) <= max_words - 2]
+    short = short or [i for i, c in enumerate(captions) if word_count(c) <= max_words]
+    if short:
+        i = item_rng(seed, "caption", image_id).choice(short)
+    else:
+        i = min(range(len(captions)), key=lambda j: (word_count(captions[j]), j))
+    return i, captions[i]
+
+
+@lru_cache(maxsize=1)
+def _wordnet_lemmatizer():
+    ensure_wordnet()
+    from nltk.stem import WordNetLemmatizer
+
+    return WordNetLemmatizer()
+
+
+@lru_cache(maxsize=200_000)
+def lemmatize(word: str, pos: str, spacy_lemma: str | None = None) -> str:
+    """POS-aware lemma from WordNet's morphy; where morphy is ambiguous ("riding" -> rid/ride)
+    the candidate lemminflect or spaCy agree on wins; words WordNet lacks use lemminflect."""
+    from lemminflect import getLemma
+    from nltk.corpus import wordnet as wn
+
+    _wordnet_lemmatizer()
+    w = word.lower()
+    candidates = wn._morphy(w, _WN_POS[pos])
+    others = [c.lower() for c in getLemma(w, upos=pos)] + ([spacy_lemma.lower()] if spacy_lemma else [])
+    for c in others:
+        if c in candidates:
+            return c
+    if candidates:
+        return w if w in candidates else candidates[0]
+    return others[0] if others else w
+
+
+def salient_from_doc(image_id: str, caption_id: int, caption: str, doc, top_k: int) -> list[SalientRecord]:
+    seen: set[str] = set()
+    found = []
+    for tok in doc:
+        if tok.pos_ not in CONTENT_POS or tok.is_stop or not tok.is_alpha or len(tok.text) < 2:
+            continue
+        lemma = lemmatize(tok.text, tok.pos_, tok.lemma_)
+        if lemma in seen:
+            continue
+        seen.add(lemma)
+        found.append((tok.i, tok.text.lower(), lemma, tok.pos_, concreteness(lemma)))
+    # most concrete first; unrated after rated; ties keep caption order
+    found.sort(key=lambda f: (f[4] is None, -(f[4] or 0.0), f[0]))
+    return [
+        SalientRecord(image_id, caption_id, caption, word, lemma, pos, conc, rank)
+        for rank, (_, word, lemma, pos, conc) in enumerate(found[:top_k])
+    ]
+
+
+def extract_salient(
+    items: list[tuple[str, int, str]], config: SalientConfig = SalientConfig()
+) -> dict[str, list[SalientRecord]]:
+    """``items`` are (image_id, caption_id, caption); returns image_id -> ranked salient words."""
+    nlp = spacy_nlp()
+    out: dict[str, list[SalientRecord]] = {}
+    texts = [c for _, _, c in items]
+    for (image_id, cid, caption), doc in zip(items, nlp.pipe(texts, batch_size=config.batch_size)):
+        out[image_id] = salient_from_doc(image_id, cid, caption, doc, config.top_k)
+    return out
