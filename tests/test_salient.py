@@ -1,0 +1,39 @@
+from visassoc.stages.salient import SalientConfig, choose_caption, extract_salient, lemmatize
+
+
+def test_pos_lemma_concreteness_rank():
+    out = extract_salient([("a", 0, "A man riding a wave on top of a surfboard."),
+                           ("b", 2, "Two dogs are running across the grassy field.")])
+    a = out["a"]
+    assert [s.lemma for s in a] == ["man", "surfboard", "wave", "ride"]  # 'top' is a stopword
+    assert all(s.pos in ("NOUN", "VERB", "ADJ") for s in a)
+    concs = [s.concreteness for s in a]
+    assert concs == sorted(concs, reverse=True)
+    assert [s.rank for s in a] == list(range(len(a)))
+    b = out["b"]
+    assert b[0].word == "dogs" and b[0].lemma == "dog" and b[0].caption_id == 2
+    assert {s.lemma for s in b} == {"dog", "run", "grassy", "field"}
+
+
+def test_top_k_and_dedup_by_lemma():
+    out = extract_salient([("x", 0, "Dogs and a dog chase cats, birds, balls, sticks and frisbees in parks.")], SalientConfig(top_k=5))
+    lemmas = [s.lemma for s in out["x"]]
+    assert len(lemmas) == 5 and len(set(lemmas)) == 5 and lemmas.count("dog") <= 1
+
+
+def test_lemmatize_prefers_the_agreeing_candidate():
+    assert lemmatize("riding", "VERB") == "ride"
+    assert lemmatize("geese", "NOUN") == "goose"
+    assert lemmatize("better", "ADJ") == "good"
+
+
+def test_choose_caption_is_seeded_and_prefers_short():
+    caps = ["A very long caption that goes on and on about many different things here.", "A cat.", "A dog on a mat."]
+    picks = {choose_caption("img", caps, seed, 10)[0] for seed in range(20)}
+    assert picks <= {1, 2} and len(picks) == 2
+    assert choose_caption("img", caps, 3, 10) == choose_caption("img", caps, 3, 10)
+    assert choose_caption("img", [caps[0]], 0, 5) == (0, caps[0])  # nothing short: the shortest
+
+
+def test_no_content_words():
+    assert extract_salient([("z", 0, "It is what it is.")])["z"] == []
