@@ -1,0 +1,103 @@
+"""Typer command functions for ``visassoc train|eval|search``: thin shells over ``visassoc.train.train``,
+``visassoc.evaluate.evaluate`` and ``visassoc.search.search``. Errors become one clear line and exit code 2."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .models import TINY_MODELS
+
+
+def _fail(e: Exception) -> None:
+    typer.echo(f"error: {e}", err=True)
+    raise typer.Exit(2)
+
+
+def train_command(
+    data: list[Path] = typer.Option(..., "--data", help="run dir(s) written by `visassoc run`; repeat --data for several"),
+    model: str = typer.Option("tiny-random-clip", help="HF id, local dir, or tiny-random-clip|tiny-random-siglip"),
+    out: Path = typer.Option(..., help="output dir: checkpoint, log, plot, manifest"),
+    epochs: int = typer.Option(10),
+    max_steps: Optional[int] = typer.Option(None, help="cap on optimizer steps"),
+    level_tokens: int = typer.Option(5, help="learned prompt tokens per level (K)"),
+    position: str = typer.Option("append", help="append | prepend | after_cls"),
+    batch_size: int = typer.Option(64),
+    lr: float = typer.Option(1e-3),
+    sampler: str = typer.Option("random", help="random | balanced | mixed (paper: 0.6 random + 0.4 balanced)"),
+    unfreeze_last: int = typer.Option(0, help="also train the last N vision blocks"),
+    lora_rank: int = typer.Option(0, help="also train LoRA adapters (peft) of this rank on vision attention"),
+    val_fraction: float = typer.Option(0.1),
+    patience: int = typer.Option(5, help="evaluations without val R@1 gain before early stop"),
+    seed: int = typer.Option(0),
+    device: str = typer.Option("auto"),
+    resume: bool = typer.Option(False, help="continue the run saved in --out"),
+) -> None:
+    """Train distance prompt tokens on a run's creative captions (frozen CLIP/SigLIP)."""
+    from .trainer import TrainConfig, train
+
+    cfg = TrainConfig(data=[str(d) for d in data], out=str(out), model=model, epochs=epochs, max_steps=max_steps,
+                      level_tokens=level_tokens, position=position, batch_size=batch_size, lr=lr, sampler=sampler,
+                      unfreeze_last=unfreeze_last, lora_rank=lora_rank, val_fraction=val_fraction,
+                      patience=patience, seed=seed, device=device, resume=resume)
+    try:
+        res = train(cfg)
+    except (ValueError, FileNotFoundError, NotADirectoryError) as e:
+        _fail(e)
+    if model in TINY_MODELS:
+        typer.echo(f"NOTE: {model} is a tiny random model: a smoke run, not a real encoder.")
+    typer.echo(f"trained {res.steps}/{res.total_steps} steps; best val R@1 {res.best_val:.4f} at step {res.best_step} "
+               f"(baseline {res.baseline_val:.4f}); checkpoint: {res.out_dir}")
+
+
+def eval_command(
+    benchmark: str = typer.Option(..., help="pairs | multim-poem | haivmet | pairwise"),
+    root: Path = typer.Option(..., help="benchmark data: file (pairs, pairwise), JSON (multim-poem), folder (haivmet)"),
+    out: Path = typer.Option(...),
+    ckpt: Optional[Path] = typer.Option(None, help="trained checkpoint dir (baseline + levels + best level)"),
+    model: Optional[str] = typer.Option(None, help="plain model (baseline only)"),
+    images: Optional[Path] = typer.Option(None, help="image dir for multim-poem (<id>.jpg)"),
+    val_fraction: float = typer.Option(0.2, help="share of queries used to pick the best level"),
+    n_boot: int = typer.Option(1000, help="bootstrap resamples for 95% CIs"),
+    seed: int = typer.Option(0),
+    device: str = typer.Option("cpu"),
+) -> None:
+    """Full-gallery evaluation; writes results.json/.md and the score matrices to --out."""
+    from visassoc.evaluate import evaluate
+
+    try:
+        evaluate(benchmark, root, out, ckpt=ckpt, model=model, images=images, val_fraction=val_fraction,
+                 seed=seed, n_boot=n_boot, device=device)
+    except (ValueError, FileNotFoundError, NotADirectoryError) as e:
+        _fail(e)
+    typer.echo((out / "results.md").read_text())
+
+
+def search_command(
+    images: Path = typer.Option(..., help="folder of images to rank"),
+    query: str = typer.Option(..., help="a poem, a metaphor or a mood"),
+    ckpt: Optional[Path] = typer.Option(None),
+    model: Optional[str] = typer.Option(None, help="plain model instead of --ckpt (no levels)"),
+    level: Optional[int] = typer.Option(None, help="distance level 1..5 (default: baseline, no tokens)"),
+    top: int = typer.Option(10),
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+    device: str = typer.Option("cpu"),
+) -> None:
+    """Rank a photo collection for a creative query."""
+    from visassoc.search import search
+
+    try:
+        res = search(images, query, ckpt=ckpt, model=model, level=level, top=top, device=device)
+    except (ValueError, FileNotFoundError, NotADirectoryError) as e:
+        _fail(e)
+    if as_json:
+        typer.echo(res.to_json())
+        return
+    for h in res.hits:
+        typer.echo(f"{h.rank:3d}  {h.score:+.4f}  {h.path}")
+    typer.echo(f"({res.n_images} images, {len(res.skipped)} unreadable, {res.n_embedded} newly embedded)",
+               err=True)
+    for s in res.skipped:
+        typer.echo(f"skipped {s['path']}: {s['reason']}", err=True)
