@@ -60,6 +60,7 @@ class CaptionRequest:
     level: int
     association: str
     feedback: str | None = None  # why the previous attempt was rejected (for a re-ask)
+    other_words: list[str] = field(default_factory=list)  # the image's other salient words (caption prompt)
 
 
 @runtime_checkable

@@ -1,0 +1,187 @@
+"""Batch export / submit / status / ingest against the loopback fake server (standing in for the
+OpenAI Files+Batches API and for `vllm run-batch`, neither of which can run here)."""
+from __future__ import annotations
+
+import json
+import re
+
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from fake_openai_server import FakeOpenAI, prompt_text
+from visassoc.backends import images as images_mod
+from visassoc.backends.batch import (batch_status, caption_validity, download_batch, export_batch, ingest_batch,
+                                     result_rows, sidecar, submit_batch, write_tables)
+from visassoc.backends.commands import backends_app, batch_app
+from visassoc.backends.openai_compat import OpenAIBackend, RetryPolicy
+from visassoc.records import LEVELS
+from visassoc.stages.interfaces import AssociationRequest, CaptionRequest, DescribeRequest, StageError
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("VISASSOC_CACHE", str(tmp_path / "cache"))
+    images_mod.clear_memory_cache()
+
+
+def photos(tmp_path, n):
+    out = []
+    for i in range(n):
+        p = tmp_path / "imgs" / f"im{i}.jpg"
+        p.parent.mkdir(exist_ok=True)
+        Image.new("RGB", (900, 500), (i * 40 % 255, 90, 20)).save(p)
+        out.append(str(p))
+    return out
+
+
+def backend(server, **kw):
+    return OpenAIBackend("fake-vlm", base_url=server.base_url, retry=RetryPolicy(max_retries=1, backoff_base=0.01),
+                         show_progress=False, **kw)
+
+
+def assoc_responder(body):
+    words = re.findall(r"^- (\S+) \((?:noun|verb|adj)\)$", prompt_text(body), re.M)
+    return json.dumps({w: {str(lv): [f"{w}q{lv}{k}" for k in "abc"] for lv in LEVELS} for w in words})
+
+
+def cap_requests(paths):
+    return [CaptionRequest(f"im{i}", p, "dog", "NOUN", "a dog on a beach", "d", lv, f"hound{lv}")
+            for i, p in enumerate(paths) for lv in (1, 2)]
+
+
+def test_export_lines_are_valid_deterministic_and_split(tmp_path):
+    paths = photos(tmp_path, 3)
+    with FakeOpenAI() as s:
+        b = backend(s, max_image_side=256)
+        reqs = [DescribeRequest(f"im{i}", p) for i, p in enumerate(paths)] + [DescribeRequest("gone", "/no/such.jpg")]
+        parts = export_batch(reqs, b, "describe", tmp_path / "out" / "requests.jsonl", max_lines=2)
+        first = [p.read_bytes() for p in parts]
+        parts2 = export_batch(reqs, b, "describe", tmp_path / "out" / "requests.jsonl", max_lines=2)
+    assert [p.name for p in parts] == ["requests.001.jsonl", "requests.002.jsonl"] and parts == parts2
+    assert first == [p.read_bytes() for p in parts2]  # deterministic
+    lines = [json.loads(x) for p in parts for x in p.read_text().splitlines()]
+    assert [x["custom_id"] for x in lines] == ["describe|im0", "describe|im1", "describe|im2"]
+    for x in lines:
+        assert x["method"] == "POST" and x["url"] == "/v1/chat/completions"
+        assert x["body"]["model"] == "fake-vlm" and x["body"]["response_format"]["type"] == "json_schema"
+        assert x["body"]["messages"][-1]["content"][0]["image_url"]["url"].startswith("data:image/jpeg;base64,")
+    assert sidecar(tmp_path / "out" / "requests.jsonl", "meta.jsonl").exists()
+
+
+def test_openai_batch_round_trip_and_idempotent_ingest(tmp_path):
+    paths = photos(tmp_path, 3)
+    req_path = tmp_path / "requests.jsonl"
+    with FakeOpenAI(responder=assoc_responder, batch_polls_to_finish=2) as s:
+        b = backend(s)
+        reqs = [AssociationRequest(f"im{i}", w, w, "NOUN", "a dog on a beach", "desc") for i in range(3)
+                for w in ("dog", "beach")]
+        export_batch(reqs, b, "associate", req_path)
+        client = b.sync_client()
+        state = submit_batch(req_path, client)
+        assert submit_batch(req_path, client) == state  # resubmitting does not duplicate
+        assert len(s.batches) == 1
+        seen = []
+        final = batch_status(req_path, client, wait=True, poll_s=0.01, echo=seen.append)
+        assert final[0]["status"] == "completed" and "completed 3/3" in seen[-1]
+        outs, errs = download_batch(req_path, client)
+    _, results, info = ingest_batch(req_path, outs, errs)
+    assert len(results) == 6 and all(isinstance(r, dict) for r in results)
+    assert results[0][5] == ["dogq5a", "dogq5b", "dogq5c"] and info["missing"] == 0
+    rows = result_rows("associate", reqs, results, "openai:fake-vlm")
+    t1 = write_tables(rows, tmp_path / "run")
+    snap = {k: pq.read_table(p).to_pylist() for k, p in t1.items()}
+    assert len(snap["associations"]) == 6 * 5 * 3 and snap["errors"] == []
+    _, results2, _ = ingest_batch(req_path, outs + outs, errs)  # re-ingest, even with duplicated lines
+    t2 = write_tables(result_rows("associate", reqs, results2, "openai:fake-vlm"), tmp_path / "run")
+    assert {k: pq.read_table(p).to_pylist() for k, p in t2.items()} == snap
+
+
+def test_expired_batch_keeps_completed_lines_and_errors_the_rest(tmp_path):
+    paths = photos(tmp_path, 3)
+    req_path = tmp_path / "caps.jsonl"
+    with FakeOpenAI(responder=lambda body: json.dumps({"caption": "a happy hound1 runs"}),
+                    batch_expire_after=2) as s:
+        b = backend(s)
+        reqs = cap_requests(paths)
+        export_batch(reqs, b, "caption", req_path)
+        client = b.sync_client()
+        submit_batch(req_path, client)
+        assert batch_status(req_path, client, wait=True, poll_s=0.01, echo=lambda *_: None)[0]["status"] == "expired"
+        outs, errs = download_batch(req_path, client)
+    _, results, info = ingest_batch(req_path, outs, errs)
+    assert len(results) == 6 and results[:2] == ["a happy hound1 runs"] * 2
+    assert all(isinstance(r, StageError) and "batch_expired" in r.message for r in results[2:])
+    rows = result_rows("caption", reqs, results, "openai:fake-vlm", "fake-vlm")
+    assert [r["valid"] for r in rows["captions"]] == [True, False]  # level 2 must contain "hound2"
+    assert len(rows["errors"]) == 4 and rows["errors"][0]["level"] == 1
+
+
+def test_vllm_run_batch_output_missing_and_invalid_lines(tmp_path):
+    """`vllm run-batch -o out.jsonl` writes the same line format; emulate it from the exported file."""
+    paths = photos(tmp_path, 2)
+    req_path = tmp_path / "desc.jsonl"
+    with FakeOpenAI() as s:
+        b = backend(s)
+        reqs = [DescribeRequest("im0", paths[0]), DescribeRequest("im1", paths[1]), DescribeRequest("im0", paths[0])]
+        export_batch(reqs, b, "describe", req_path)
+        lines = [json.loads(x) for x in req_path.read_text().splitlines()]
+        out = []
+        for i, line in enumerate(lines[:1]):  # im1's line is missing from the output
+            status, body, _, _ = s.chat(line["body"])
+            out.append({"id": f"vllm-{i}", "custom_id": line["custom_id"],
+                        "response": {"status_code": status, "request_id": "r", "body": body}, "error": None})
+    out.append({"id": "x", "custom_id": "describe|im1", "response": {"status_code": 200, "body": {
+        "choices": [{"message": {"content": "no json here"}}]}}, "error": None})
+    (tmp_path / "out.jsonl").write_text("\n".join(json.dumps(x) for x in out) + "\n")
+    _, results, info = ingest_batch(req_path, [tmp_path / "out.jsonl"])
+    assert results[0].short_caption and results[2] == results[0]  # duplicate request, one line
+    assert isinstance(results[1], StageError) and "no re-ask" in results[1].message
+    out.pop()
+    (tmp_path / "out.jsonl").write_text("\n".join(json.dumps(x) for x in out) + "\n")
+    _, results, info = ingest_batch(req_path, [tmp_path / "out.jsonl"])
+    assert isinstance(results[1], StageError) and "no output line" in results[1].message and info["missing"] == 1
+
+
+def test_caption_validity_rules():
+    req = CaptionRequest("i", "p", "dog", "NOUN", "a dog on a beach", "d", 2, "puppy")
+    assert caption_validity("Puppies chase the waves", req) == (True, None)
+    assert caption_validity("a dog on a beach", req)[0] is False
+    assert caption_validity("one two three four five six seven eight nine ten puppy", req)[0] is False
+    assert caption_validity("a puppyish mood", req) == (False, 'does not contain "puppy"')
+    assert caption_validity("ice cream at dusk", CaptionRequest("i", "p", "x", "NOUN", "c", "d", 1, "ice cream"))[0]
+
+
+def test_cli_backends_check_and_batch_commands(tmp_path):
+    paths = photos(tmp_path, 2)
+    runner = CliRunner()
+    def responder(body):
+        if "short_caption" in prompt_text(body):
+            return json.dumps({"description": "A field.", "short_caption": "a field"})
+        return '{"answer": "ok"}' if body.get("response_format") else "red"
+
+    with FakeOpenAI(json_schema_supported=False, responder=responder) as s:
+        cfg = tmp_path / "backends.yaml"
+        cfg.write_text(f"vlm: local\nbackends:\n  local:\n    spec: openai:fake-vlm\n    base_url: {s.base_url}\n"
+                       "    structured: json_object\n")  # what `check` reports this server supports
+        r = runner.invoke(backends_app, ["check", "--config", str(cfg)])  # probes every mode regardless
+        assert r.exit_code == 0, r.output
+        assert re.search(r"json_schema\s+FAIL", r.output) and re.search(r"json_object\s+ok", r.output)
+        assert re.search(r"images\s+ok .*'red'", r.output)
+        out = tmp_path / "b" / "requests.jsonl"
+        r = runner.invoke(batch_app, ["export", "--stage", "describe", "--images", str(tmp_path / "imgs"),
+                                      "--config", str(cfg), "--out", str(out)])
+        assert r.exit_code == 0, r.output
+        assert len(out.read_text().splitlines()) == 2
+        assert runner.invoke(batch_app, ["submit", "--requests", str(out)]).exit_code == 0
+        r = runner.invoke(batch_app, ["status", "--requests", str(out), "--wait", "--poll", "0.01"])
+        assert r.exit_code == 0 and "completed 2/2" in r.output, r.output
+        r = runner.invoke(batch_app, ["ingest", "--requests", str(out), "--out", str(tmp_path / "run")])
+        assert r.exit_code == 0, r.output
+    assert pq.read_table(tmp_path / "run" / "descriptions.parquet").column("short_caption").to_pylist() == [
+        "a field", "a field"]
+    assert len(pq.read_table(tmp_path / "run" / "errors.parquet")) == 0
+    r = runner.invoke(batch_app, ["export", "--stage", "nope", "--images", str(tmp_path), "--vlm", "openai:x",
+                                  "--out", str(tmp_path / "x.jsonl")])
+    assert r.exit_code == 2 and "--stage must be" in r.output

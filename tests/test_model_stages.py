@@ -1,0 +1,226 @@
+"""Model-backed stages over real HTTP to the loopback fake server (no real VLM/LLM can run here):
+every request ends as a result or a StageError, prompts carry what the paper's prompts carry."""
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from PIL import Image
+
+from fake_openai_server import FakeOpenAI, Reply, image_urls, prompt_text
+from visassoc.backends import images as images_mod
+from visassoc.backends.base import Message
+from visassoc.backends.openai_compat import OpenAIBackend, RetryPolicy
+from visassoc.records import LEVELS
+from visassoc.stages.interfaces import (AssociationRequest, CaptionRequest, DescribeRequest, DescribeResult,
+                                        StageError)
+from visassoc.stages.model_stages import (LLMAssociationMiner, VLMCaptionWriter, VLMDescriber, caption_word_list,
+                                          is_form_of, load_prompt, prompt_hashes)
+
+FAST = RetryPolicy(max_retries=2, backoff_base=0.02, backoff_max=0.1)
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("VISASSOC_CACHE", str(tmp_path / "cache"))
+    images_mod.clear_memory_cache()
+
+
+@pytest.fixture
+def photo(tmp_path):
+    p = tmp_path / "img.jpg"
+    Image.new("RGB", (320, 240), (30, 120, 30)).save(p)
+    return str(p)
+
+
+def make_backend(server, **kw):
+    return OpenAIBackend("fake-vlm", base_url=server.base_url, retry=FAST, timeout=5, show_progress=False, **kw)
+
+
+def prompt_words(body) -> list[str]:
+    """The words an associate prompt asks about (visassoc: '- ball (noun)' lines; paper: a JSON list)."""
+    text = prompt_text(body)
+    lines = re.findall(r"^- (\S+) \((?:noun|verb|adj)\)$", text, re.M)
+    return lines or json.loads(body["messages"][-1]["content"])
+
+
+def ladder_answer(words, bad=()):
+    out = {}
+    for w in words:
+        out[w] = {str(lv): [f"{w}x{lv}a", f"{w}x{lv}b", f"{w}x{lv}c"] for lv in LEVELS}
+        if w in bad:
+            out[w]["2"] = [w + "s", "same", "same"]  # an inflection and a duplicate
+            out[w]["4"][0] = "shared"
+            out[w]["5"][0] = "shared"  # cross-level duplicate: flagged, kept
+    return json.dumps(out)
+
+
+def assoc_requests(image_id, words, caption="a boy kicks a ball on the grass"):
+    return [AssociationRequest(image_id, w, w, "NOUN", caption, f"Description of {image_id}.", []) for w in words]
+
+
+def test_describe_every_image_ends_as_result_or_error(photo, tmp_path):
+    with FakeOpenAI() as s:
+        d = VLMDescriber(make_backend(s))
+        reqs = [DescribeRequest("a", photo, ["A green square."]), DescribeRequest("b", str(tmp_path / "nope.jpg")),
+                DescribeRequest("c", photo)]
+        out = d.describe(reqs)
+        body = s.chat_requests()[0]["body"]
+    assert isinstance(out[0], DescribeResult) and out[0].description_source == "vlm" and out[0].short_caption
+    assert isinstance(out[1], StageError) and "image not found" in out[1].message
+    assert isinstance(out[2], DescribeResult)
+    assert image_urls(body)[0].startswith("data:image/jpeg;base64,")
+    assert "A green square." in prompt_text(body)
+    assert body["response_format"]["json_schema"]["schema"]["required"] == ["description", "short_caption"]
+    assert d.usage()["requests"] == 2
+
+
+def test_describe_needs_a_vlm():
+    b = OpenAIBackend("m", base_url="http://127.0.0.1:9/v1", supports_images=False)
+    with pytest.raises(ValueError, match="does not accept images"):
+        VLMDescriber(b)
+
+
+def test_associate_groups_words_by_image_validates_and_reasks():
+    def responder(body):
+        words = prompt_words(body)
+        if "cannot be used" in prompt_text(body):  # the re-ask: a clean answer
+            return ladder_answer(words)
+        return ladder_answer(words, bad={"ball"})
+
+    with FakeOpenAI(responder=responder) as s:
+        miner = LLMAssociationMiner(make_backend(s), per_level=3)
+        reqs = assoc_requests("img1", ["ball", "boy", "grass"]) + assoc_requests("img2", ["dog", "frisbee"])
+        out = miner.mine(reqs)
+        chats = s.chat_requests()
+    assert len(chats) == 3  # one call per image + one re-ask for img1 (ball had problems)
+    assert all(isinstance(r, dict) and sorted(r) == list(LEVELS) for r in out)
+    assert all(len(r[lv]) == 3 for r in out for lv in LEVELS)
+    ball = out[0]
+    assert "balls" not in ball[2] and ball[2][0] == "same"
+    assert ball[2][1:] == ["ballx2a", "ballx2b"]  # filled from the re-ask
+    feedback = prompt_text(chats[-1]["body"])
+    assert '"balls" is the word itself or a form of it' in feedback and 'distance 2: 1 usable' in feedback
+    assert {"image_id": "img1", "word": "ball", "association": "shared", "levels": [4, 5]} in miner.flags
+    assert ball[4][0] == "shared" and ball[5][0] == "shared"
+    schema = chats[0]["body"]["response_format"]["json_schema"]["schema"]
+    assert schema["required"] == ["ball", "boy", "grass"]
+
+
+def test_associate_missing_word_becomes_an_error_row_others_survive():
+    with FakeOpenAI(responder=lambda body: ladder_answer([w for w in prompt_words(body) if w != "grass"])) as s:
+        out = LLMAssociationMiner(make_backend(s)).mine(assoc_requests("img1", ["ball", "grass"]))
+    assert isinstance(out[0], dict)
+    assert isinstance(out[1], StageError) and "grass" in out[1].message and "missing" in out[1].message
+
+
+def test_associate_salvages_loose_keys_and_level_names():
+    answer = {"Ball": {"Distance 1 - Near Synonyms": "sphere, orb, globe", "2": ["toy", "plaything", "object"],
+                       "3": ["game", "match", "play"], "4": ["competition", "rivalry", "contest"],
+                       "5": ["journey", "cycle", "destiny"]}}
+    with FakeOpenAI(responder=lambda body: json.dumps(answer)) as s:
+        out = LLMAssociationMiner(make_backend(s, structured="json_object")).mine(assoc_requests("i", ["ball"]))
+    assert out[0][1] == ["sphere", "orb", "globe"] and out[0][5] == ["journey", "cycle", "destiny"]
+
+
+def test_associate_paper_prompt_set_is_the_paper_shape():
+    with FakeOpenAI(responder=lambda body: ladder_answer(prompt_words(body))) as s:
+        miner = LLMAssociationMiner(make_backend(s), prompt_set="paper")
+        out = miner.mine(assoc_requests("i", ["ball", "boy"]))
+        body = s.chat_requests()[0]["body"]
+    assert all(isinstance(r, dict) for r in out)
+    system, user = body["messages"]
+    assert user["content"] == '["ball", "boy"]'
+    for needle in ("Ball -> Sphere", "Ball -> Toy", "Ball -> Game", "Ball -> Competition", "Ball -> Journey",
+                   "Description of i.", "a boy kicks a ball on the grass", "Generate 3 words"):
+        assert needle in system["content"]
+    assert body["max_tokens"] == 1000 and body["temperature"] == 1.0
+
+
+def test_caption_writer_feedback_word_list_and_image(photo):
+    def responder(body):
+        assoc = re.search(r'association "([^"]+)"', prompt_text(body)).group(1)
+        return json.dumps({"caption": f"A {assoc} under the sun"})
+
+    with FakeOpenAI(responder=responder) as s:
+        w = VLMCaptionWriter(make_backend(s))
+        reqs = [CaptionRequest("i", photo, "man", "NOUN", "a man and a woman on a street", "d", 3, "stranger",
+                               other_words=["man", "woman", "street"]),
+                CaptionRequest("i", photo, "man", "NOUN", "a man and a woman on a street", "d", 4, "traveler",
+                               feedback="it did not contain the association")]
+        out = w.write(reqs)
+        bodies = [r["body"] for r in s.chat_requests()]
+    assert out == ["A stranger under the sun", "A traveler under the sun"]
+    assert "You may use some of these words: stranger, woman, street." in prompt_text(bodies[0])
+    assert "rejected: it did not contain the association" in prompt_text(bodies[1])
+    assert all(image_urls(b) for b in bodies)
+
+
+def test_caption_word_list_never_substring_strips():
+    req = CaptionRequest("i", "p", "man", "NOUN", "a woman walks past a man", "d", 1, "guy")
+    words = caption_word_list(req)  # other_words derived from the caption with spaCy
+    assert words[0] == "guy" and "woman" in words and "man" not in words and "wo" not in words
+
+
+def test_caption_paper_prompt_plain_text_and_cleanup(photo):
+    with FakeOpenAI(responder=lambda body: 'Caption: "Strangers share the quiet street."\n') as s:
+        w = VLMCaptionWriter(make_backend(s), prompt_set="paper")
+        out = w.write([CaptionRequest("i", photo, "man", "NOUN", "a man on a street", "d", 3, "strangers",
+                                      other_words=["man", "street"])])
+        body = s.chat_requests()[0]["body"]
+    assert out == ["Strangers share the quiet street."]
+    assert "response_format" not in body and body["temperature"] == 0.7 and body["top_p"] == 0.9
+    assert "The caption MUST contain strangers." in prompt_text(body)
+    assert "these words: strangers, street," in prompt_text(body)
+
+
+def test_caption_plain_answer_to_json_prompt_is_salvaged_empty_is_error(photo):
+    with FakeOpenAI() as s:
+        s.push(Reply("A stranger walks by"), Reply("still not json"),  # no JSON, twice
+               Reply(""), Reply(""))
+        w = VLMCaptionWriter(make_backend(s))
+        req = CaptionRequest("i", photo, "man", "NOUN", "a man", "d", 1, "stranger", other_words=["man"])
+        out = w.write([req])
+        out += w.write([req])
+    assert out[0] == "still not json"
+    assert isinstance(out[1], StageError) and "empty" in out[1].message
+
+
+def test_prompt_files_are_versioned_and_hashed():
+    h1, h2 = prompt_hashes("visassoc"), prompt_hashes("paper")
+    assert set(h1) == {"describe", "associate", "caption"} and all(re.fullmatch("[0-9a-f]{64}", v) for v in h1.values())
+    assert h1["associate"] != h2["associate"]
+    for st in ("describe", "associate", "caption"):
+        assert "RECONSTRUCTION" in load_prompt("paper", st).header
+        assert load_prompt("visassoc", st).version == "1" and "RECONSTRUCTION" not in load_prompt("visassoc", st).header
+    with pytest.raises(ValueError, match="unknown prompt set"):
+        prompt_hashes("nope")
+
+
+def test_is_form_of():
+    assert is_form_of("balls", "ball") and is_form_of("ball game", "ball") and is_form_of("kicked", "kick")
+    assert not is_form_of("woman", "man") and not is_form_of("sphere", "ball")
+
+
+def test_stage_names_and_generic_backend_path():
+    """A non-HTTP backend (plain generate, no generate_many) goes through the same stage code."""
+
+    class Echo:
+        provider, model, supports_images = "echo", "e1", False
+
+        def identity(self):
+            return {"provider": "echo"}
+
+        def generate(self, messages, *, schema=None, params=None):
+            from visassoc.backends.base import Generation
+
+            words = json.loads(messages[-1].text) if messages[-1].text.startswith("[") else []
+            text = ladder_answer(words)
+            return Generation(text=text, parsed=json.loads(text))
+
+    m = LLMAssociationMiner(Echo(), prompt_set="paper")
+    assert m.name == "echo:e1" and m.model == "e1"
+    out = m.mine(assoc_requests("i", ["ball"]))
+    assert out[0][3] == ["ballx3a", "ballx3b", "ballx3c"]
+    assert isinstance(Message("user", "x"), Message)
