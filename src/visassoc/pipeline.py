@@ -204,8 +204,9 @@ class Runner:
                     by_key.setdefault((a["word"], a["level"]), []).append(a)
                 for (word, level), assocs in sorted(by_key.items(), key=lambda kv: (sal[kv[0][0]]["rank"], kv[0][1])):
                     s = sal[word]
+                    others = [w for w in sal if w != word]
                     groups.append([CaptionRequest(i, images[i]["path"], word, s["pos"], s["caption"],
-                                                  descs[i]["description"], level, a["association"])
+                                                  descs[i]["description"], level, a["association"], other_words=others)
                                    for a in sorted(assocs, key=lambda a: a["rank"])])
             if cfg.captions_per_level == "all":
                 return write_captions(writer, [r for g in groups for r in g], cfg)
