@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from .models import load_backbone, save_backbone
+from .models import Backbone, load_backbone, save_backbone
 from .prompts import PromptedEncoder
 
 FORMAT = "visassoc-encoder/1"
@@ -29,7 +29,11 @@ def save_encoder(enc: PromptedEncoder, out_dir: str | Path, spec: dict) -> Path:
     spec = dict(spec)
     if enc.backbone.is_tiny:
         if not (out / "base" / "config.json").exists():
-            save_backbone(enc.backbone, out / "base")
+            clean = type(enc.model)(enc.model.config)
+            clean.load_state_dict(enc.pristine)
+            save_backbone(Backbone(clean, *[getattr(enc.backbone, f) for f in
+                                            ("tokenizer", "processor", "family", "name", "text_max_length",
+                                             "pad_to_max")]), out / "base")
         spec["base_dir"] = "base"
     save_file({k: v.contiguous() for k, v in enc.trainable_state().items()}, str(out / "weights.safetensors"))
     (out / "encoder.json").write_text(json.dumps(spec, indent=2) + "\n")

@@ -31,6 +31,9 @@ class PromptedEncoder(nn.Module):
         self.position = position
         self.num_levels = num_levels
         self.tokens_per_level = tokens_per_level
+        # tiny random bases are saved inside checkpoints: keep their untouched weights for that
+        self.pristine = ({k: v.detach().clone() for k, v in self.model.state_dict().items()}
+                         if backbone.is_tiny else None)
         hidden = self.model.config.vision_config.hidden_size
         gen = torch.Generator().manual_seed(seed)
         init = torch.randn(num_levels, tokens_per_level, hidden, generator=gen) * init_std
