@@ -308,3 +308,20 @@ class _Handler(BaseHTTPRequestHandler):
 
 def _public(b: dict) -> dict:
     return {k: v for k, v in b.items() if not k.startswith("_")}
+
+
+if __name__ == "__main__":  # a standalone server for benchmarks/bench_http.py
+    import argparse
+    import sys
+
+    ap = argparse.ArgumentParser(description="loopback fake OpenAI-compatible server")
+    ap.add_argument("--latency", type=float, default=0.05)
+    ap.add_argument("--seconds", type=float, default=600, help="exit after this long")
+    a = ap.parse_args()
+    srv = FakeOpenAI(latency=a.latency).start()
+    print(srv.base_url, flush=True)
+    try:
+        time.sleep(a.seconds)
+    finally:
+        srv.stop()
+        sys.exit(0)

@@ -16,7 +16,7 @@ from visassoc.records import LEVELS
 from visassoc.stages.interfaces import (AssociationRequest, CaptionRequest, DescribeRequest, DescribeResult,
                                         StageError)
 from visassoc.stages.model_stages import (LLMAssociationMiner, VLMCaptionWriter, VLMDescriber, caption_word_list,
-                                          is_form_of, load_prompt, prompt_hashes)
+                                          is_form_of, load_prompt, prompt_hashes, usage_summary)
 
 FAST = RetryPolicy(max_retries=2, backoff_base=0.02, backoff_max=0.1)
 
@@ -224,3 +224,35 @@ def test_stage_names_and_generic_backend_path():
     out = m.mine(assoc_requests("i", ["ball"]))
     assert out[0][3] == ["ballx3a", "ballx3b", "ballx3c"]
     assert isinstance(Message("user", "x"), Message)
+
+
+def test_usage_summary_per_stage_with_cost(photo):
+    with FakeOpenAI(responder=lambda body: ladder_answer(prompt_words(body)) if "distance" in prompt_text(body)
+                    else json.dumps({"caption": "a hound"})) as s:
+        b = OpenAIBackend("gpt-4o-mini", base_url=s.base_url, retry=FAST, show_progress=False, image_detail="low")
+        miner, writer = LLMAssociationMiner(b), VLMCaptionWriter(b)
+        miner.mine(assoc_requests("i", ["dog"]))
+        writer.write([CaptionRequest("i", photo, "dog", "NOUN", "a dog", "d", 1, "hound")] * 2)
+        assert s.chat_requests()[-1]["body"]["messages"][-1]["content"][0]["image_url"]["detail"] == "low"
+    u = usage_summary({"associate": miner, "caption": writer, "describe": object()})
+    assert u["associate"]["requests"] == 1 and u["caption"]["requests"] == 1  # duplicate requests share a call
+    assert u["total"]["requests"] == b.usage()["requests"] == 2
+    assert u["total"]["prompt_tokens"] == b.usage()["prompt_tokens"] and u["total"]["cost_usd"] > 0
+
+
+def test_check_on_a_non_http_backend():
+    from visassoc.backends.base import Generation
+    from visassoc.backends.check import check_backend, format_check
+
+    class Local:
+        provider, model, supports_images = "local", "tiny", False
+
+        def identity(self):
+            return {"provider": "local", "model": "tiny"}
+
+        def generate(self, messages, *, schema=None, params=None):
+            return Generation(text="OK" if schema is None else "not json", error=None if schema is None else "bad")
+
+    res = check_backend(Local())
+    assert res["checks"]["text"]["ok"] and not res["checks"]["json"]["ok"] and "images" not in res["checks"]
+    assert "json         FAIL" in format_check(res)

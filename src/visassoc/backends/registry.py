@@ -76,6 +76,7 @@ class BackendOptions(BaseModel):
     rpm: float | None = Field(None, gt=0)
     tpm: float | None = Field(None, gt=0)
     max_image_side: int = Field(768, ge=32)
+    image_detail: str | None = Field(None, pattern="^(low|high|auto)$")
     structured: str = Field("auto", pattern="^(auto|json_schema|json_object|text)$")
     supports_images: bool = True
     max_retries: int = Field(6, ge=0)
@@ -138,7 +139,8 @@ def make_backend(spec: str, *, config: BackendsConfig | None = None, config_path
         return OpenAIBackend(
             bspec.model, base_url=opts.base_url or OPENAI_LIKE[bspec.provider], api_key_env=opts.api_key_env,
             timeout=opts.timeout, concurrency=opts.concurrency or concurrency or 8, rpm=opts.rpm, tpm=opts.tpm,
-            max_image_side=opts.max_image_side, structured=opts.structured, supports_images=opts.supports_images,
+            max_image_side=opts.max_image_side, image_detail=opts.image_detail, structured=opts.structured,
+            supports_images=opts.supports_images,
             params=opts.params, retry=RetryPolicy(max_retries=opts.max_retries), prices=cfg.prices)
     if bspec.provider == "transformers":
         from .transformers_local import TransformersBackend

@@ -502,6 +502,20 @@ class VLMCaptionWriter(_ModelStage):
         return [cap] * len(call.members)
 
 
+def usage_summary(stages: dict[str, Any]) -> dict[str, Any]:
+    """{stage: {prompt_tokens, completion_tokens, requests, cost_usd}, "total": ...} for manifest.json;
+    stages without ``usage()`` (offline ones) are skipped."""
+    out: dict[str, Any] = {}
+    for name, st in stages.items():
+        if callable(getattr(st, "usage", None)):
+            out[name] = st.usage()
+    if out:
+        costs = [u["cost_usd"] for u in out.values()]
+        out["total"] = {k: sum(u[k] for u in out.values()) for k in ("prompt_tokens", "completion_tokens", "requests")}
+        out["total"]["cost_usd"] = None if any(c is None for c in costs) else round(sum(costs), 8)
+    return out
+
+
 STAGE_CLASSES = {"describe": VLMDescriber, "associate": LLMAssociationMiner, "caption": VLMCaptionWriter}
 
 
