@@ -25,28 +25,48 @@ def invert_positives(positives: list[list[int]], n_items: int) -> list[list[int]
 
 def ranks(scores: np.ndarray, positives: list[list[int]], rows: list[int] | np.ndarray | None = None,
           chunk: int = 1024) -> np.ndarray:
-    """1-based rank of each query row in ``rows`` (default: all rows that have positives)."""
-    scores = np.asarray(scores)
-    if scores.ndim != 2:
+    """1-based rank of each query row in ``rows`` (default: all rows that have positives).
+
+    One comparison pass per query row; the best positive is gathered, not found by masking the row. A
+    transposed view (i2t on a texts x images matrix) is compared column-wise on the original memory.
+    """
+    A = np.asarray(scores)
+    if A.ndim != 2:
         raise ValueError("scores must be a 2-D (queries x gallery) matrix")
     if rows is None:
         rows = [i for i, p in enumerate(positives) if p]
     rows = np.asarray(rows, dtype=np.int64)
+    n_pos = np.array([len(positives[i]) for i in rows], dtype=np.int64)
+    if len(rows) and n_pos.min() == 0:
+        raise ValueError("every ranked query needs at least one positive")
+    flip = A.flags.f_contiguous and not A.flags.c_contiguous  # a .T view: work on A.T (C-ordered)
     out = np.empty(len(rows), dtype=np.int64)
+    buf = None if flip else np.empty((min(chunk, len(rows)), A.shape[1]), bool)
+    buf_t = np.empty((A.shape[1], min(chunk, len(rows))), bool) if flip else None
     for s in range(0, len(rows), chunk):
-        r = rows[s:s + chunk]
-        block = scores[r]
-        if np.isnan(block).any():
+        r, npos = rows[s:s + chunk], n_pos[s:s + chunk]
+        qi = np.repeat(np.arange(len(r)), npos)
+        ci = np.fromiter((c for i in r for c in positives[i]), dtype=np.int64, count=int(npos.sum()))
+        vals = A[r[qi], ci]
+        best = np.full(len(r), -np.inf, dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            np.maximum.at(best, qi, vals)
+        best = best.astype(A.dtype)
+        run = r[-1] - r[0] == len(r) - 1  # sorted contiguous rows: a view, no copy
+        if flip:
+            block = A.T[:, r[0]:r[-1] + 1] if run else A.T[:, r]
+            m = buf_t[:, :len(r)] if buf_t is not None else np.empty(block.shape, bool)
+            np.greater_equal(block, best[None, :], out=m)
+            n_ge = m.view(np.uint8).sum(0, dtype=np.int64)
+        else:
+            block = A[r[0]:r[-1] + 1] if run else A[r]
+            m = buf[:len(r)]
+            np.greater_equal(block, best[:, None], out=m)
+            n_ge = np.fromiter((np.count_nonzero(row) for row in m), dtype=np.int64, count=len(r))
+        if np.isnan(block.sum()) and np.isnan(block).any():  # the cheap sum only flags; isnan confirms
             raise ValueError("scores contain NaN")
-        mask = np.zeros(block.shape, dtype=bool)
-        qi = np.repeat(np.arange(len(r)), [len(positives[i]) for i in r])
-        ci = np.fromiter((c for i in r for c in positives[i]), dtype=np.int64, count=len(qi))
-        if len(qi) == 0 or np.bincount(qi, minlength=len(r)).min() == 0:
-            raise ValueError("every ranked query needs at least one positive")
-        mask[qi, ci] = True
-        best = np.where(mask, block, -np.inf).max(axis=1, keepdims=True)
-        ge = block >= best
-        out[s:s + len(r)] = 1 + ge.sum(1) - (ge & mask).sum(1)
+        pos_ge = np.bincount(qi[vals >= best[qi]], minlength=len(r))
+        out[s:s + len(r)] = 1 + n_ge - pos_ge
     return out
 
 
@@ -60,15 +80,17 @@ def summarize(rk: np.ndarray, ks=KS, n_boot: int = 1000, seed: int = 0) -> dict:
     stats = {f"R@{k}": lambda x, k=k: (x <= k).mean(-1) for k in ks}
     stats["mean_rank"] = lambda x: x.mean(-1)
     stats["median_rank"] = lambda x: np.median(x, -1)
-    idx = np.random.default_rng(seed).integers(0, n, size=(n_boot, n)) if n_boot else None
-    ci = {}
     for name, fn in stats.items():
         res[name] = float(fn(rk))
-        if idx is not None:
-            boot = np.concatenate([fn(rk[idx[i:i + 100]]) for i in range(0, n_boot, 100)])
-            ci[name] = [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))]
-    if ci:
-        res["ci95"] = ci
+    if n_boot:
+        rng = np.random.default_rng(seed)
+        boot = {name: [] for name in stats}
+        for i in range(0, n_boot, 100):  # one gather per block of resamples, all statistics from it
+            x = rk[rng.integers(0, n, size=(min(100, n_boot - i), n))]
+            for name, fn in stats.items():
+                boot[name].append(fn(x))
+        res["ci95"] = {name: [float(np.percentile(np.concatenate(b), 2.5)), float(np.percentile(np.concatenate(b), 97.5))]
+                       for name, b in boot.items()}
     return res
 
 
