@@ -71,7 +71,6 @@ def test_export_lines_are_valid_deterministic_and_split(tmp_path):
 
 
 def test_openai_batch_round_trip_and_idempotent_ingest(tmp_path):
-    paths = photos(tmp_path, 3)
     req_path = tmp_path / "requests.jsonl"
     with FakeOpenAI(responder=assoc_responder, batch_polls_to_finish=2) as s:
         b = backend(s)
@@ -154,7 +153,7 @@ def test_caption_validity_rules():
 
 
 def test_cli_backends_check_and_batch_commands(tmp_path):
-    paths = photos(tmp_path, 2)
+    photos(tmp_path, 2)  # the --images folder
     runner = CliRunner()
     def responder(body):
         if "short_caption" in prompt_text(body):
@@ -185,3 +184,22 @@ def test_cli_backends_check_and_batch_commands(tmp_path):
     r = runner.invoke(batch_app, ["export", "--stage", "nope", "--images", str(tmp_path), "--vlm", "openai:x",
                                   "--out", str(tmp_path / "x.jsonl")])
     assert r.exit_code == 2 and "--stage must be" in r.output
+
+
+def test_cli_export_from_a_requests_file(tmp_path):
+    reqs = tmp_path / "assoc_requests.jsonl"
+    reqs.write_text(json.dumps({"image_id": "i1", "word": "dog", "lemma": "dog", "pos": "NOUN",
+                                "caption": "a dog", "description": "A dog."}) + "\n")
+    runner = CliRunner()
+    with FakeOpenAI() as s:
+        r = runner.invoke(batch_app, ["export", "--stage", "associate", "--requests", str(reqs), "--llm",
+                                      "openai:fake", "--out", str(tmp_path / "a.jsonl")],
+                          env={"OPENAI_BASE_URL": s.base_url, "OPENAI_API_KEY": "k"})
+    assert r.exit_code == 0, r.output
+    line = json.loads((tmp_path / "a.jsonl").read_text())
+    assert line["custom_id"] == "associate|i1" and "dog" in line["body"]["response_format"]["json_schema"]["schema"][
+        "required"]
+    reqs.write_text('{"image_id": "i1", "colour": "red"}\n')
+    r = runner.invoke(batch_app, ["export", "--stage", "associate", "--requests", str(reqs), "--llm", "openai:fake",
+                                  "--out", str(tmp_path / "b.jsonl")], env={"OPENAI_API_KEY": "k"})
+    assert r.exit_code == 2 and "assoc_requests.jsonl:1: not a AssociationRequest" in r.output

@@ -206,3 +206,11 @@ def test_missing_key_for_openai_is_a_clear_error(monkeypatch):
         OpenAIBackend("gpt-4o-mini")
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
     assert OpenAIBackend("local").base_url == "http://127.0.0.1:9/v1"  # local servers need no key
+
+
+def test_tokens_per_minute_limit(server):
+    b = backend(server, tpm=6000, concurrency=8)  # 100 tokens/s, burst 100; each call needs ~60
+    t = time.monotonic()
+    ask(b, n=3)
+    starts = sorted(r["t0"] for r in server.chat_requests())
+    assert starts[-1] - t >= 0.7  # third call waited for ~(3 * 60 - 100) / 100 s

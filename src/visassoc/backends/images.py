@@ -21,6 +21,7 @@ DEFAULT_QUALITY = 90
 _MEM: "OrderedDict[tuple, str]" = OrderedDict()
 _MEM_MAX = 256
 _LOCK = threading.Lock()
+_STRIPES = [threading.Lock() for _ in range(64)]  # concurrent requests for one image encode it once
 
 
 def _disk_dir() -> Path | None:
@@ -73,6 +74,11 @@ def _key(src: bytes | str | Path, max_side: int, quality: int) -> tuple:
 def image_data_url(src: bytes | str | Path, max_side: int = DEFAULT_MAX_SIDE, quality: int = DEFAULT_QUALITY) -> str:
     """``data:image/jpeg;base64,...`` for an image path or encoded bytes; raises ValueError."""
     key = _key(src, max_side, quality)
+    with _STRIPES[hash(key) % len(_STRIPES)]:
+        return _cached_url(src, key, max_side, quality)
+
+
+def _cached_url(src, key: tuple, max_side: int, quality: int) -> str:
     with _LOCK:
         if key in _MEM:
             _MEM.move_to_end(key)

@@ -279,7 +279,12 @@ class OpenAIBackend:
         out: list[Generation | None] = [None] * len(calls)
 
         async def one(i, call):
-            out[i] = await self._generate_one(*call)
+            try:
+                out[i] = await self._generate_one(*call)
+            except (BackendError, asyncio.CancelledError):
+                raise
+            except Exception as e:  # a bug in one item must not sink the others
+                out[i] = Generation(text="", error=f"{type(e).__name__}: {e}")
             bar.update(1)
 
         tasks = [asyncio.ensure_future(one(i, c)) for i, c in enumerate(calls)]
@@ -299,7 +304,10 @@ class OpenAIBackend:
     async def _generate_one(self, messages, schema=None, params=None) -> Generation:
         usage = Usage()
         try:
-            msgs = self.openai_messages(messages)
+            if any(m.images for m in messages):  # decode/resize/encode off the event loop
+                msgs = await asyncio.get_running_loop().run_in_executor(None, self.openai_messages, messages)
+            else:
+                msgs = self.openai_messages(messages)
             text = await self._complete(msgs, schema, params, usage)
         except (_ItemError, ValueError) as e:
             return Generation(text="", usage=usage, error=str(e))
