@@ -31,7 +31,8 @@ def _timed(fn) -> dict[str, Any]:
         detail = fn()
         return {"ok": True, "latency_ms": round((time.perf_counter() - t) * 1000), "detail": detail}
     except Exception as e:  # a check reports, it does not raise
-        msg = " ".join(str(e).split())[:160]
+        cause = e.__cause__ or e.__context__
+        msg = " ".join(f"{e} ({cause})".split() if cause else str(e).split())[:200]
         return {"ok": False, "latency_ms": round((time.perf_counter() - t) * 1000), "error": msg}
 
 
