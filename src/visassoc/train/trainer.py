@@ -141,6 +141,10 @@ def train(cfg: TrainConfig) -> TrainResult:
         f.writelines(json.dumps(s) + "\n" for s in ex.skipped)
     tr_mask, val_mask = D.split_by_image(ex, cfg.val_fraction, cfg.seed)
     tr = ex.subset(tr_mask)
+    n_val_img = len(np.unique(ex.ex_image[val_mask]))
+    if cfg.val_fraction > 0 and n_val_img < 5:
+        print(f"WARNING: only {n_val_img} validation image(s): val R@1 (and early stopping) is nearly "
+              "meaningless; use more images or a larger --val-fraction", file=sys.stderr)
     spe = D.steps_per_epoch(len(tr.ex_image), cfg.batch_size)
     total = cfg.epochs * spe if cfg.max_steps is None else min(cfg.max_steps, cfg.epochs * spe) if cfg.epochs else cfg.max_steps
     eval_every = cfg.eval_every or spe
