@@ -74,7 +74,7 @@ def run(
         fail(f"{where + ': ' if where else ''}{err['msg'].removeprefix('Value error, ')}")
     try:
         result = run_pipeline(cfg)
-    except (SourceError, RunLocked) as e:
+    except (SourceError, RunLocked, ValueError) as e:
         fail(str(e))
     except ImportError as e:
         fail(f"a backend is not available: {e}")
@@ -88,6 +88,24 @@ def run(
         f"{c.get('associations', 0)} associations, {c.get('captions_valid', 0)}/{c.get('captions', 0)} valid captions, "
         f"{c.get('errors', 0)} error rows -> {result.out} ({result.seconds:.1f}s)"
     )
+
+
+def _register() -> None:
+    """Sub-commands live beside their Python APIs; the CLI only wires them."""
+    from .backends.commands import backends_app, batch_app
+    from .report.commands import report_command, study_app
+    from .train.commands import eval_command, search_command, train_command
+
+    app.command("train", help="Train distance prompt tokens on one or more run dirs.")(train_command)
+    app.command("eval", help="Evaluate creative retrieval on a benchmark (full gallery).")(eval_command)
+    app.command("search", help="Rank a photo collection for a poem, metaphor or mood.")(search_command)
+    app.command("report", help="Dataset metrics (metrics.json) and a self-contained report.html.")(report_command)
+    app.add_typer(study_app, name="study")
+    app.add_typer(backends_app, name="backends")
+    app.add_typer(batch_app, name="batch")
+
+
+_register()
 
 
 @app.callback()

@@ -7,6 +7,7 @@ ends as an output row or an error row. ``run(config)`` is the Python API behind
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -316,13 +317,33 @@ def write_one_caption_per_level(writer, groups: list[list[CaptionRequest]], cfg:
     return out
 
 
+OFFLINE = {"describe": "captions", "associate": "lexical", "caption": "substitute"}
+
+
+def resolve_stage_backends(cfg: RunConfig) -> RunConfig:
+    """Stages left at their offline default take the backend that ``--backend-config`` names
+    for them (its ``stages``, ``llm`` or ``vlm`` keys); explicit flags win."""
+    if not cfg.backend_config:
+        return cfg
+    from .backends.registry import STAGE_ROLE, load_config
+
+    bc = load_config(cfg.backend_config)
+    update = {}
+    for stage, default in OFFLINE.items():
+        if getattr(cfg, stage) == default:
+            chosen = bc.stages.get(stage) or (bc.llm if STAGE_ROLE[stage] == "llm" else bc.vlm)
+            if chosen:
+                update[stage] = chosen
+    return cfg.model_copy(update=update) if update else cfg
+
+
 def run(config: RunConfig | None = None, log: Callable[[str], None] = print, **kwargs) -> RunResult:
     """Run the whole pipeline (resuming whatever an earlier run in ``out`` finished).
 
     >>> import visassoc
     >>> result = visassoc.run(demo=True, out="runs/demo")   # doctest: +SKIP
     """
-    cfg = config or RunConfig(**kwargs)
+    cfg = resolve_stage_backends(config or RunConfig(**kwargs))
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(out / ".visassoc.lock"))
@@ -330,7 +351,12 @@ def run(config: RunConfig | None = None, log: Callable[[str], None] = print, **k
         lock.acquire(timeout=0)
     except Timeout:
         raise RunLocked(f"another visassoc run is using {out} (lock file {out / '.visassoc.lock'})") from None
+    quiet = not cfg.progress and "TQDM_DISABLE" not in os.environ
+    if quiet:  # also silences the per-request bars of model backends
+        os.environ["TQDM_DISABLE"] = "1"
     try:
         return Runner(cfg, log).run()
     finally:
+        if quiet:
+            os.environ.pop("TQDM_DISABLE", None)
         lock.release()

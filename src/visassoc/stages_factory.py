@@ -25,6 +25,8 @@ def _backend(spec: str, cfg: RunConfig, cache):
     from .backends.registry import make_backend
 
     backend = make_backend(spec, config_path=cfg.backend_config, concurrency=cfg.concurrency)
+    if hasattr(backend, "show_progress"):
+        backend.show_progress = cfg.progress
     if cache is not None:
         from .backends.cache import CachedBackend
 

@@ -69,24 +69,47 @@ class CachedBackend:
     def identity(self) -> dict:
         return self.inner.identity()
 
-    def generate(self, messages: list[Message], *, schema: dict | None = None, params: GenParams | None = None) -> Generation:
+    def _from_cache(self, text: str, schema: dict | None) -> Generation:
         from .jsonparse import parse_and_validate
 
-        key = call_key(self.identity(), messages, schema, params)
-        hit = self.cache.get(key)
-        if hit is not None:
-            text, _ = hit
-            gen = Generation(text=text, usage=Usage())  # a hit costs no tokens
-            if schema is not None:
-                try:
-                    gen.parsed = parse_and_validate(text, schema)
-                except ValueError as e:
-                    gen.error = str(e)
-            return gen
-        gen = self.inner.generate(messages, schema=schema, params=params)
-        if gen.text is not None and (gen.error is None or schema is not None):
-            self.cache.put(key, gen.text, gen.usage)
+        gen = Generation(text=text, usage=Usage())  # a hit costs no tokens
+        if schema is not None:
+            try:
+                gen.parsed = parse_and_validate(text, schema)
+            except ValueError as e:
+                gen.error = str(e)
         return gen
 
-    def __getattr__(self, name):  # generate_batch, usage(), ... pass through
+    def _store(self, key: str, gen: Generation) -> None:
+        # an empty text is a transport failure (timeout, 5xx after retries): never cache it;
+        # a non-empty answer that failed validation is the model's real answer and is cached
+        # (a re-ask carries the feedback in its prompt, so it has another key).
+        if gen.text:
+            self.cache.put(key, gen.text, gen.usage)
+
+    def generate(self, messages: list[Message], *, schema: dict | None = None, params: GenParams | None = None) -> Generation:
+        return self.generate_many([(messages, schema, params)])[0]
+
+    def generate_many(self, calls: list[tuple], desc: str | None = None, **_: object) -> list[Generation]:
+        """Cached answers first; the misses go to the inner backend as one concurrent/batched call."""
+        ident = self.identity()
+        keys = [call_key(ident, m, s, p) for m, s, p in calls]
+        out: list[Generation | None] = [None] * len(calls)
+        miss = []
+        for i, key in enumerate(keys):
+            hit = self.cache.get(key)
+            if hit is None:
+                miss.append(i)
+            else:
+                out[i] = self._from_cache(hit[0], calls[i][1])
+        if miss:
+            from ..stages.model_stages import Call, generate_all
+
+            todo = [Call(key=keys[i], members=[], messages=calls[i][0], schema=calls[i][1], params=calls[i][2] or GenParams()) for i in miss]
+            for i, gen in zip(miss, generate_all(self.inner, todo, desc or self.model)):
+                out[i] = gen
+                self._store(keys[i], gen)
+        return out  # type: ignore[return-value]
+
+    def __getattr__(self, name):  # usage(), close(), concurrency, ... pass through
         return getattr(self.inner, name)
