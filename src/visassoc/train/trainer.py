@@ -270,7 +270,8 @@ def train(cfg: TrainConfig) -> TrainResult:
                 "data": {"images": len(ex.image_paths), "captions": len(ex.texts), "examples": len(ex.ex_image),
                          "train_examples": int(tr_mask.sum()), "val_examples": int(val_mask.sum()),
                          "skipped": len(ex.skipped)},
-                "result": {k: v for k, v in asdict(res).items() if k != "history"}}
+                "result": {k: (None if isinstance(v, float) and math.isnan(v) else v)
+                           for k, v in asdict(res).items() if k != "history"}}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     plot_log(log_path, out / "training.png")
     return res
