@@ -162,6 +162,21 @@ def test_report_cli(tmp_path, run_dir):
     assert bad.exit_code == 1 and "error:" in bad.output and "does not exist" in bad.output
 
 
+def test_report_of_a_real_demo_run(tmp_path):
+    """The offline demo pipeline (3 of its photos), then the report: its images and plots are on the page."""
+    cli = pytest.importorskip("visassoc.cli")
+    if "run" not in {c.name or c.callback.__name__ for c in cli.app.registered_commands}:
+        pytest.skip("visassoc run is not available yet")
+    r = CliRunner().invoke(cli.app, ["run", "--demo", "--limit", "3", "--out", str(tmp_path / "demo"), "-q"])
+    assert r.exit_code == 0, r.output
+    m = build_report(tmp_path / "demo", gallery=3, n_boot=100)
+    assert m["counts"]["images_ok"] == 3 and m["counts"]["captions"] > 0
+    html = (tmp_path / "demo" / "report.html").read_text()
+    assert html.count('class="thumb"') == 3 and "image not found" not in html
+    assert html.count("data:image/svg+xml;base64,") >= 6
+    assert "FOIL skipped" in html  # the demo is not a COCO run
+
+
 def test_report_renders_in_headless_chromium(tmp_path, run_dir, built):
     exe = shutil.which("chromium") or shutil.which("chromium-browser")
     if not exe:

@@ -59,9 +59,17 @@ class Run:
         if not row or not row.get("path"):
             return None
         p = Path(row["path"])
-        if not p.is_absolute():
-            p = self.root / p
-        return p
+        if p.is_absolute():
+            return p
+        # the contract says relative to the run dir; runs started with a relative --images dir
+        # may hold paths relative to the working dir instead, so try the config's image dir and cwd too
+        cands = [self.root / p]
+        img_dir = self.config.get("images")
+        if img_dir:
+            d = Path(img_dir)
+            cands += [d / p.name] if d.is_absolute() else [self.root / d / p.name, Path.cwd() / d / p.name]
+        cands.append(Path.cwd() / p)
+        return next((c for c in cands if c.exists()), cands[0])
 
     @cached_property
     def short_caption(self) -> dict[str, tuple[int, str]]:

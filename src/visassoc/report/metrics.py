@@ -106,6 +106,8 @@ def validity(captions: list[dict], errors: list[dict], manifest: dict | None = N
     stage_errors = Counter(e.get("stage") or "unknown" for e in errors)
     counts = (manifest or {}).get("counts", {}) or {}
     reasks = next((counts[key] for key in ("reasks", "re_asks", "caption_reasks", "retries") if key in counts), None)
+    after_reask = sum("re-ask" in (e.get("message") or "") for e in errors) + sum(
+        "re-ask" in (r.get("reason") or "") for r in captions if not r["valid"])
     all_reasons = Counter()
     for c in reasons.values():
         all_reasons.update(c)
@@ -116,6 +118,7 @@ def validity(captions: list[dict], errors: list[dict], manifest: dict | None = N
         "invalid_reasons_overall": dict(all_reasons.most_common(10)),
         "errors_per_stage": dict(stage_errors),
         "reasks": reasks,
+        "failed_after_reask": after_reask,  # error rows / invalid captions whose message says "re-ask"
         "reasks_note": None if reasks is not None else "the run's manifest records no re-ask count",
     }
 

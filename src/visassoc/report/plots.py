@@ -64,12 +64,13 @@ def validity_plot(series: dict[str, dict]) -> str:
         xs = [lv + (k - (len(series) - 1) / 2) * w for lv in LEVELS]
         ys = [(per.get(str(lv)) or {}).get("share") or 0 for lv in LEVELS]
         ax.bar(xs, ys, width=w * 0.95, color=COLORS[k % 4], label=name)
-    ax.set_ylim(0, 1.05)
+    ax.set_ylim(0, 1.2)
+    ax.set_yticks([0, 0.25, 0.5, 0.75, 1.0])
     ax.set_xticks(list(LEVELS))
     ax.set_xlabel("association level")
     ax.set_ylabel("share of captions valid")
     ax.set_title("Validity")
-    ax.legend(fontsize=7, frameon=False)
+    ax.legend(fontsize=7, frameon=False, loc="upper center", ncol=max(len(series), 1))
     return _uri(fig)
 
 
