@@ -46,6 +46,7 @@ def run(
     chunk_size: int = typer.Option(32, min=1, help="Images per resumable part."),
     max_reasks: int = typer.Option(2, min=0, max=5, help="Re-asks for an invalid caption."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not cache model calls."),
+    cache_only: bool = typer.Option(False, "--cache-only", help="Answer model calls only from the cache (after `batch ingest`)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ):
     """Mine salient words, association ladders and creative captions for an image collection."""
@@ -66,7 +67,7 @@ def run(
             top_k=top_k, per_level=per_level, max_words=max_words, captions_per_level=captions_per_level,
             describe=describe, associate=associate, caption=caption, prompt_set=prompt_set,
             backend_config=backend_config, concurrency=concurrency, chunk_size=chunk_size, max_reasks=max_reasks,
-            cache=not no_cache, progress=not quiet,
+            cache=not no_cache, cache_only=cache_only, progress=not quiet,
         )
     except ValidationError as e:
         err = e.errors()[0]

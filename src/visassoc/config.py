@@ -37,6 +37,7 @@ class RunConfig(BaseModel):
     concurrency: int = Field(8, ge=1, le=256)
     chunk_size: int = Field(32, ge=1, description="images per resumable part")
     cache: bool = Field(True, description="cache model calls under the visassoc cache dir")
+    cache_only: bool = Field(False, description="answer model calls only from the cache (after `batch ingest`)")
     progress: bool = True
 
     @model_validator(mode="after")

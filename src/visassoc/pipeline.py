@@ -33,6 +33,10 @@ class RunLocked(RuntimeError):
     pass
 
 
+class Collected(Exception):
+    """Raised after a collect-only pass over one stage (``batch export``); nothing was persisted."""
+
+
 @dataclass
 class RunResult:
     out: Path
@@ -61,11 +65,19 @@ def _chunks(seq: list, n: int):
 
 
 class Runner:
-    def __init__(self, cfg: RunConfig, log: Callable[[str], None] = print):
+    def __init__(self, cfg: RunConfig, log: Callable[[str], None] = print, collect: str | None = None):
         self.cfg, self.log = cfg, log
         self.out = Path(cfg.out)
         self.result = RunResult(self.out)
         self.impl = stages_factory.build(cfg)
+        self.collect = collect  # a stage whose requests are gathered instead of answered
+        self.collector = None
+        if collect:
+            from .batch_flow import Collector
+
+            attr = {"describe": "describer", "associate": "miner", "caption": "writer"}[collect]
+            self.collector = Collector(getattr(self.impl, attr))
+            setattr(self.impl, attr, self.collector)
 
     # -- helpers ---------------------------------------------------------
     def _bar(self, total: int, desc: str):
@@ -77,6 +89,10 @@ class Runner:
         done = store.done_keys()
         todo = [k for k in keys if k not in done]
         self.result.new_items[name] = len(todo)
+        if name == self.collect:
+            for chunk in _chunks(todo, self.cfg.chunk_size):
+                work(chunk)  # the collector records the requests; nothing is written
+            raise Collected(name)
         with self._bar(len(keys), name) as bar:
             bar.update(len(keys) - len(todo))
             for chunk in _chunks(todo, self.cfg.chunk_size):
@@ -286,6 +302,8 @@ def write_captions(writer, reqs: list[CaptionRequest], cfg: RunConfig) -> dict[s
 def write_one_caption_per_level(writer, groups: list[list[CaptionRequest]], cfg: RunConfig) -> dict[str, list[dict]]:
     """One caption per (image, word, level): the first association (by rank) whose caption is
     valid; if none is, the best-ranked attempt is kept with valid=False and its reason."""
+    if getattr(writer, "collecting", False):  # batch export: only the first-choice association
+        groups = [g[:1] for g in groups]
     chosen: dict[int, dict] = {}
     first: dict[int, dict[str, list[dict]]] = {}
     pending = list(range(len(groups)))

@@ -19,6 +19,7 @@ class StageImpls:
     writer: Any
     identity: dict[str, Any] = field(default_factory=dict)  # per stage, hashed into fingerprints
     backends: list[Any] = field(default_factory=list)  # model backends in use (for usage/manifest)
+    by_stage: dict[str, Any] = field(default_factory=dict)  # stage -> its model backend
 
 
 def _backend(spec: str, cfg: RunConfig, cache):
@@ -30,19 +31,20 @@ def _backend(spec: str, cfg: RunConfig, cache):
     if cache is not None:
         from .backends.cache import CachedBackend
 
-        backend = CachedBackend(backend, cache)
+        backend = CachedBackend(backend, cache, cache_only=cfg.cache_only)
     return backend
 
 
 def build(cfg: RunConfig) -> StageImpls:
     cache = None
-    if cfg.cache and any(s not in ("captions", "lexical", "substitute") for s in (cfg.describe, cfg.associate, cfg.caption)):
+    if (cfg.cache or cfg.cache_only) and any(s not in ("captions", "lexical", "substitute") for s in (cfg.describe, cfg.associate, cfg.caption)):
         from .backends.cache import CallCache
         from .lexicon import cache_dir
 
         cache = CallCache(cache_dir() / "calls.sqlite")
     identity: dict[str, Any] = {}
-    backends = []
+    backends: list[Any] = []
+    by_stage: dict[str, Any] = {}
 
     if cfg.describe == "captions":
         from .stages.describe import CaptionsDescriber
@@ -54,6 +56,7 @@ def build(cfg: RunConfig) -> StageImpls:
 
         b = _backend(cfg.describe, cfg, cache)
         backends.append(b)
+        by_stage["describe"] = b
         describer = VLMDescriber(b, prompt_set=cfg.prompt_set)
         identity["describe"] = {"backend": b.identity(), "prompts": prompt_hashes(cfg.prompt_set).get("describe")}
 
@@ -67,6 +70,7 @@ def build(cfg: RunConfig) -> StageImpls:
 
         b = _backend(cfg.associate, cfg, cache)
         backends.append(b)
+        by_stage["associate"] = b
         miner = LLMAssociationMiner(b, prompt_set=cfg.prompt_set, per_level=cfg.per_level)
         identity["associate"] = {"backend": b.identity(), "prompts": prompt_hashes(cfg.prompt_set).get("associate")}
 
@@ -80,6 +84,7 @@ def build(cfg: RunConfig) -> StageImpls:
 
         b = _backend(cfg.caption, cfg, cache)
         backends.append(b)
+        by_stage["caption"] = b
         writer = VLMCaptionWriter(b, prompt_set=cfg.prompt_set)
         identity["caption"] = {"backend": b.identity(), "prompts": prompt_hashes(cfg.prompt_set).get("caption")}
-    return StageImpls(describer, miner, writer, identity, backends)
+    return StageImpls(describer, miner, writer, identity, backends, by_stage)

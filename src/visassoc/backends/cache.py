@@ -61,8 +61,8 @@ class CachedBackend:
     """Wraps any Backend; only successful answers (no transport error) are cached.
     Parsing is re-done on a hit, so a schema change never serves a stale parsed object."""
 
-    def __init__(self, inner: Backend, cache: CallCache):
-        self.inner, self.cache = inner, cache
+    def __init__(self, inner: Backend, cache: CallCache, cache_only: bool = False):
+        self.inner, self.cache, self.cache_only = inner, cache, cache_only
         self.provider, self.model = inner.provider, inner.model
         self.supports_images = getattr(inner, "supports_images", False)
 
@@ -102,6 +102,10 @@ class CachedBackend:
                 miss.append(i)
             else:
                 out[i] = self._from_cache(hit[0], calls[i][1])
+        if miss and self.cache_only:
+            for i in miss:
+                out[i] = Generation(text="", error="no cached answer (cache-only run: batch line missing or re-ask needed)")
+            miss = []
         if miss:
             from ..stages.model_stages import Call, generate_all
 

@@ -82,17 +82,47 @@ def _load_requests(stage: str, requests: Optional[Path], images: Optional[Path])
 @batch_app.command("export")
 def export(stage: Annotated[str, typer.Option(help="describe | associate | caption")],
            out: Annotated[Path, typer.Option("--out", help="requests.jsonl to write (split if large)")],
+           run: Annotated[Optional[Path], typer.Option(help="the run's output dir: export what `visassoc run` "
+                                                             "with the same source flags still has to ask")] = None,
+           demo: Annotated[bool, typer.Option("--demo", help="with --run: the demo source")] = False,
+           coco: Annotated[Optional[Path], typer.Option(help="with --run: COCO captions JSON (+ --images)")] = None,
+           captions: Annotated[Optional[Path], typer.Option(help="with --run: captions file for --images")] = None,
+           manifest: Annotated[Optional[Path], typer.Option(help="with --run: JSONL manifest")] = None,
+           limit: Annotated[Optional[int], typer.Option(help="with --run: first N images")] = None,
+           seed: Annotated[int, typer.Option(help="with --run: the run's seed")] = 0,
            requests: Annotated[Optional[Path], typer.Option(help="JSONL of stage request objects")] = None,
-           images: Annotated[Optional[Path], typer.Option(help="image folder (describe)")] = None,
+           images: Annotated[Optional[Path], typer.Option(help="image folder (the run's source, or describe)")] = None,
            llm: LLM = None, vlm: VLM = None, config: CONFIG = None,
            prompt_set: Annotated[str, typer.Option(help="visassoc | paper")] = "visassoc",
            per_level: int = 3) -> None:
-    """Write OpenAI Batch API lines (also valid input for `vllm run-batch -i`)."""
+    """Write OpenAI Batch API lines (also valid input for `vllm run-batch -i`).
+
+    With --run and the run's source flags, the lines are exactly the calls `visassoc run` would
+    make for STAGE; after `batch ingest` the same `visassoc run` answers them from the cache."""
     from .batch import export_batch
     from .registry import load_config, stage_backends
 
     if stage not in ("describe", "associate", "caption"):
         _fail(f"--stage must be describe, associate or caption, not {stage!r}")
+    if run is not None:
+        from pydantic import ValidationError
+
+        from ..batch_flow import export_stage
+        from ..config import RunConfig
+        from ..sources import SourceError
+
+        try:
+            cfg = RunConfig(out=run, demo=demo, coco=coco, images=images, captions=captions, manifest=manifest,
+                            limit=limit, seed=seed, per_level=per_level, prompt_set=prompt_set, backend_config=config,
+                            associate=llm or "lexical", describe=vlm or "captions", caption=vlm or "substitute")
+            paths, n = export_stage(cfg, stage, out)
+        except ValidationError as e:
+            _fail(e.errors()[0]["msg"].removeprefix("Value error, "))
+        except (ValueError, SourceError, BackendError) as e:
+            _fail(str(e))
+        typer.echo(f"{n} pending {stage} requests" + (" -> " + ", ".join(str(p) for p in paths) if paths else
+                                                       ": nothing to export"))
+        return
     try:
         backend = stage_backends(llm, vlm, load_config(config), stages=(stage,))[stage]
         paths = export_batch(_load_requests(stage, requests, images), backend, stage, out, prompt_set, per_level)
@@ -143,7 +173,8 @@ def status(requests: REQUESTS, config: CONFIG = None, base_url: BASE_URL = None,
 
 @batch_app.command("ingest")
 def ingest(requests: REQUESTS,
-           out: Annotated[Path, typer.Option("--out", help="folder for <table>.parquet and errors.parquet")],
+           out: Annotated[Optional[Path], typer.Option("--out", help="also write <table>.parquet and errors.parquet "
+                                                                     "here (standalone tables)")] = None,
            output: Annotated[Optional[list[Path]], typer.Option(help="output JSONL (vllm run-batch -o, or "
                                                                       "downloaded); omit to download")] = None,
            errors: Annotated[Optional[list[Path]], typer.Option(help="error JSONL files")] = None,
@@ -159,9 +190,14 @@ def ingest(requests: REQUESTS,
         reqs, results, info = ingest_batch(requests, list(output), list(errors or []))
     except (ValueError, BackendError) as e:
         _fail(str(e))
+    from ..batch_flow import ingest_to_cache
+
+    cached = ingest_to_cache(requests, list(output))
     paths = write_tables(result_rows(info["stage"], reqs, results, header["spec"], header["spec"].partition(":")[2]),
-                         out)
+                         out) if out else {}
+    typer.echo(f"call cache: {cached['stored']} answers stored ({cached['missing']} calls unanswered); "
+               "re-run the same `visassoc run` to use them")
     n_err = sum(1 for r in results if type(r).__name__ == "StageError")
     typer.echo(f"{info['stage']}: {len(results) - n_err} ok, {n_err} errors ({info['missing']} missing lines); "
-               f"tokens in/out {info['usage']['prompt_tokens']}/{info['usage']['completion_tokens']} -> "
-               + ", ".join(str(p) for p in paths.values()))
+               f"tokens in/out {info['usage']['prompt_tokens']}/{info['usage']['completion_tokens']}"
+               + (" -> " + ", ".join(str(p) for p in paths.values()) if paths else ""))
