@@ -1,0 +1,291 @@
+"""Offline association miner: WordNet relations + Brysbaert concreteness + MiniLM context.
+
+It imitates the paper's LLM ladders (ball -> sphere, toy, game, competition, journey) without a
+language model. Each level draws candidates from the relation that fits it and must fall in a
+concreteness band that drops with the level, so abstraction rises by construction:
+
+1 near synonym      synonyms of the sense that best fits the image description, close hyponyms,
+                    similar adjectives; ranked by MiniLM similarity to the word
+2 slight abstraction hypernyms 1-3 steps up (adjectives: the head of their cluster), less concrete
+3 situational context words of the gloss, parts/wholes, topic domains and embedding neighbours of
+                    word + gloss + description, moderately concrete
+4 conceptual        embedding neighbours, derivations and far hypernyms in a mid-abstract band
+5 abstraction       abstract words (Brysbaert <= 2.3) nearest to word + description
+
+Every candidate is a rated WordNet lemma of the word's part of speech (so it can replace the word
+in the caption), never the word, an inflection or a same-stem word, never a word of the caption,
+and is used once per ladder. Deterministic: ``seed`` only breaks exact score ties.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import lexicon
+from . import lexical_wordnet as lw
+from .interfaces import AssociationRequest, Ladder, StageError
+from .lexical_vocab import POS_KEYS, VOCAB_VERSION, Vocab, load_vocab, pos_profile, rating, vocab_path
+
+METHOD_VERSION = "lexical-2"
+WN_POS = {"NOUN": "n", "VERB": "v", "ADJ": "a"}
+
+
+@dataclass(frozen=True)
+class Band:
+    lo: float
+    hi: float
+
+    def widen(self, d: float) -> "Band":
+        return Band(self.lo - d, self.hi + d)
+
+
+def bands(c: float) -> dict[int, Band]:
+    """Concreteness windows per level for a word of concreteness ``c``; they step down with the level."""
+    top = min(c, 4.8)
+    b4_hi = min(3.2, top - 0.6)
+    b3 = Band(min(3.0, top - 0.6), top - 0.25)
+    return {
+        1: Band(top - 1.0, 5.0),
+        2: Band(max(top - 1.5, b3.lo), top + 0.1),
+        3: b3,
+        4: Band(min(2.2, b4_hi - 0.4), b4_hi),
+        5: Band(1.0, min(2.3, b4_hi - 0.3)),
+    }
+
+
+# query mix per level: weights of (word, sense gloss, image description, picks of level 3, of level 4)
+MIX = {
+    1: (1.0, 0.1, 0.0, 0.0, 0.0),
+    2: (0.7, 0.35, 0.05, 0.0, 0.0),
+    3: (0.5, 0.2, 0.35, 0.0, 0.0),
+    4: (0.35, 0.15, 0.3, 0.4, 0.0),
+    5: (0.25, 0.1, 0.25, 0.2, 0.3),
+}
+REL_WEIGHT = {1: 0.5, 2: 0.4, 3: 0.15, 4: 0.1, 5: 0.0}  # bonus for a WordNet relation of full strength
+CONC_PENALTY = 0.15  # per unit of concreteness away from the band's centre (level 1: from the word)
+HUB_PENALTY = 0.3  # CSLS-style: words close to everything ("religion") are not specific associations
+FREQ_PENALTY = 0.02  # per halving of frequency below the 3000 most common WordPiece words
+POOL = 60  # embedding neighbours considered per level
+# what kind of noun each abstract level may use (WordNet lexicographer files)
+NOUN_LEX = {
+    4: {"noun.act", "noun.event", "noun.cognition", "noun.communication", "noun.process", "noun.state",
+        "noun.attribute", "noun.group", "noun.feeling", "noun.motive", "noun.time", "noun.phenomenon",
+        "noun.possession", "noun.relation"},
+    5: {"noun.feeling", "noun.state", "noun.attribute", "noun.motive", "noun.cognition"},
+}
+RARE_RANK = 12000  # level 5 draws only from the ~10k most frequent WordPiece words
+HUB_PENALTY_L5 = 0.6  # abstract words are hubs more often ("peace", "opportunity")
+
+
+def _norm(v: np.ndarray) -> np.ndarray:
+    n = float(np.linalg.norm(v))
+    return v / n if n > 0 else v
+
+
+class _Embedder:
+    """MiniLM vectors for arbitrary texts, memoised; vocabulary words come from the cached array."""
+
+    def __init__(self, vocab: Vocab):
+        self.vocab = vocab
+        self.memo: dict[str, np.ndarray] = {}
+
+    def need(self, texts) -> None:
+        todo = sorted({t for t in texts if t not in self.memo and t not in self.vocab.index})
+        if todo:
+            self.memo.update(zip(todo, lexicon.embed(todo)))
+
+    def __call__(self, text: str) -> np.ndarray:
+        i = self.vocab.index.get(text)
+        return self.vocab.vectors[i] if i is not None else self.memo[text]
+
+
+@dataclass
+class _Job:
+    i: int
+    req: AssociationRequest
+    lemma: str
+    ctx: str
+    key: tuple
+    senses: list
+
+
+class LexicalMiner:
+    """The ``lexical`` AssociationMiner (see module docstring)."""
+
+    name = "lexical"
+
+    def __init__(self, per_level: int = 3, seed: int = 0):
+        if per_level < 1:
+            raise ValueError(f"per_level must be >= 1, got {per_level}")
+        self.per_level = per_level
+        self.seed = seed
+        self._cache: dict[tuple, Ladder | StageError] = {}
+        self._emb: _Embedder | None = None
+
+    def describe_method(self) -> dict:
+        return {
+            "method": METHOD_VERSION,
+            "vocab": vocab_path().stem,
+            "vocab_version": VOCAB_VERSION,
+            "per_level": self.per_level,
+            "seed": self.seed,
+            "bands_for_c4.8": {k: (round(b.lo, 2), round(b.hi, 2)) for k, b in bands(4.8).items()},
+            "query_mix": {k: list(v) for k, v in MIX.items()},
+            "resources": lexicon.versions(),
+        }
+
+    def mine(self, requests: list[AssociationRequest]) -> list[Ladder | StageError]:
+        from tqdm import tqdm
+
+        if self._emb is None:
+            self._emb = _Embedder(load_vocab())
+        emb = self._emb
+        out: list[Ladder | StageError | None] = [None] * len(requests)
+        jobs: list[_Job] = []
+        for i, r in enumerate(requests):
+            lemma = " ".join((r.lemma or r.word or "").strip().lower().split())
+            if not lemma:
+                out[i] = StageError("empty word: nothing to associate")
+            elif r.pos not in WN_POS:
+                out[i] = StageError(f"pos {r.pos!r} of {lemma!r} is not one of NOUN, VERB, ADJ")
+            else:
+                ctx = " ".join((r.description or r.caption or lemma).split())
+                h = hashlib.sha1(f"{ctx}\n{r.caption}\n{sorted(r.other_words)}\n{r.word}".encode()).hexdigest()
+                key = (lemma, r.pos, h)
+                if key in self._cache:
+                    out[i] = self._cache[key]
+                else:
+                    jobs.append(_Job(i, r, lemma, ctx, key, lw.senses(lemma, WN_POS[r.pos])))
+        # one MiniLM pass for contexts, sense glosses and out-of-vocabulary words, one for relation words
+        emb.need([j.ctx for j in jobs] + [j.lemma for j in jobs] + [lw.gloss(s) for j in jobs for s in j.senses])
+        chosen = [self._pick_sense(emb, j) for j in jobs]
+        rels = [lw.relations(b, j.senses, sc, WN_POS[j.req.pos]) for j, (b, sc) in zip(jobs, chosen)]
+        emb.need([w for rel in rels for lv in rel.by_level.values() for w in lv if rating(w) is not None])
+        for j, (best, _), rel in tqdm(list(zip(jobs, chosen, rels)), desc="lexical associations", disable=len(jobs) < 100):
+            res = self._ladder(emb, j, best, rel)
+            self._cache[j.key] = res
+            out[j.i] = res
+        return out  # type: ignore[return-value]
+
+    def _pick_sense(self, emb: _Embedder, job: _Job):
+        """The sense whose gloss is closest to the image description, nudged toward frequent senses."""
+        if not job.senses:
+            return None, []
+        d = emb(job.ctx)
+        scores = [
+            float(emb(lw.gloss(s)) @ d) + 0.03 * math.log1p(lw.lemma_count(s, job.lemma)) - 0.01 * rank
+            for rank, s in enumerate(job.senses)
+        ]
+        return job.senses[int(np.argmax(scores))], scores
+
+    def _ladder(self, emb: _Embedder, job: _Job, best, rel: lw.Relations) -> Ladder | StageError:
+        vocab, r, lemma = emb.vocab, job.req, job.lemma
+        wpos = WN_POS[r.pos]
+        p = POS_KEYS.index(wpos)
+        c = rating(lemma) or lexicon.concreteness(lemma) or 3.5
+        w, d = emb(lemma), emb(job.ctx)
+        g = emb(lw.gloss(best)) if best is not None else w
+        word_forms = lw.forms(lemma) | lw.forms(r.word.lower())
+        banned = set(rel.banned) | lw.GENERIC | {t.strip(".,!?;:'\"()").lower() for t in r.caption.split()}
+        for o in r.other_words:
+            banned |= lw.forms(o.lower())
+        family = lw.adj_family(lemma) if wpos == "a" else frozenset()
+        rng = np.random.default_rng(int(hashlib.sha1(f"{self.seed}:{lemma}:{r.pos}".encode()).hexdigest()[:8], 16))
+        used: set[str] = set()
+        stems: set[str] = set()
+        picks: dict[int, list[str]] = {}
+        bnd = bands(c)
+        best_lex = best.lexname() if best is not None else ""
+
+        def profile(cand: str):
+            """(has POS, share of POS, noun/verb lexname, stop) from the vocabulary arrays, else WordNet."""
+            k = vocab.index.get(cand)
+            if k is not None:
+                return bool(vocab.pos[k, p]), float(vocab.pos_share[k, p]), str(vocab.lexname[k, min(p, 1)]), bool(vocab.stop[k])
+            prof = pos_profile(cand)
+            if prof is None or prof[2]:
+                return False, 0.0, "", True
+            return prof[0][p], prof[1][p], prof[3][min(p, 1)], False
+
+        def eligible(cand: str, level: int, band: Band, strict: int) -> bool:
+            """Hard constraints; ``strict`` 2 -> 0 drops the structural ones when nothing passes."""
+            conc = rating(cand)
+            if conc is None or not (band.lo <= conc <= band.hi) or cand in used or cand in banned:
+                return False
+            has, share, lexname, stop = profile(cand)
+            if not has or stop or len(cand.split()) > 2:
+                return False
+            if lw.same_word(cand, lemma, word_forms) or lw.stem(cand.split()[-1]) in stems:
+                return False
+            strength = rel.by_level[level].get(cand, 0.0)
+            home = rel.home(cand)
+            if home is not None and home != level and strict:
+                return False  # a hypernym is a level-2 word, a hyponym a level-1 word
+            if wpos == "a" and cand not in rel.by_level[1] and family & lw.adj_family(cand):
+                return False  # a sister value of the same attribute (blue for red, vast for small)
+            if strength > 0 or strict == 0:
+                return True
+            if share < 0.25:
+                return False  # mostly another part of speech ("chair" as a verb)
+            if wpos == "n" and level in NOUN_LEX and lexname not in NOUN_LEX[level] and strict:
+                return False
+            if best is not None and wpos in "nv" and level <= 3:
+                anc, kin = lw.taxonomy(best.name(), cand, wpos)
+                if level == 1 and (anc or (strict and lexname != best_lex)):
+                    return False  # a near synonym is the same kind of thing, not a category
+                if level == 2 and not anc and (strict == 2 or lexname != best_lex):
+                    return False
+                if level == 3 and kin and strict == 2:
+                    return False  # a breed of the dog is not its situation
+            return True
+
+        for level in range(1, 6):
+            mix = MIX[level]
+            m3 = np.mean([emb(x) for x in picks[3]], axis=0) if level > 3 else 0 * w
+            m4 = np.mean([emb(x) for x in picks[4]], axis=0) if level > 4 else 0 * w
+            q = _norm(mix[0] * w + mix[1] * g + mix[2] * d + mix[3] * m3 + mix[4] * m4)
+            sims = vocab.vectors @ q - (HUB_PENALTY_L5 if level == 5 else HUB_PENALTY) * vocab.hub
+            picked: list[str] = []
+            tries = [(2, 0.0), (2, 0.25), (1, 0.25), (1, 0.5), (0, 0.5), (0, 0.8)]
+            for strict, widen in tries:
+                band = bnd[level].widen(widen) if widen else bnd[level]
+                target = c if level == 1 else (band.lo + band.hi) / 2
+                mask = (vocab.conc >= band.lo) & (vocab.conc <= band.hi) & vocab.pos[:, p] & ~vocab.stop
+                if level == 5:
+                    mask &= vocab.rank < RARE_RANK
+                idx = np.flatnonzero(mask)
+                score = (sims[idx] - CONC_PENALTY * np.abs(vocab.conc[idx] - target)
+                         - FREQ_PENALTY * np.log2(np.maximum(vocab.rank[idx], 3000) / 3000.0))
+                order = np.argsort(-score, kind="stable")[:POOL]
+                scored = {vocab.words[idx[k]]: float(score[k]) for k in order}
+                for cand, strength in rel.by_level[level].items():
+                    conc = rating(cand)
+                    if conc is None or not (cand in vocab.index or cand in emb.memo):
+                        continue
+                    base = scored.get(cand)
+                    if base is None:
+                        base = float(emb(cand) @ q) - HUB_PENALTY * 0.6 - CONC_PENALTY * abs(conc - target)
+                        base -= 0.05 if " " in cand else 0.0
+                    scored[cand] = base + REL_WEIGHT[level] * strength
+                for cand in scored:
+                    scored[cand] += 1e-6 * rng.random()
+                for cand in sorted(scored, key=lambda x: -scored[x]):
+                    if len(picked) >= self.per_level:
+                        break
+                    if eligible(cand, level, band, strict):
+                        picked.append(cand)
+                        used.add(cand)
+                        stems.add(lw.stem(cand.split()[-1]))
+                if len(picked) >= self.per_level:
+                    break
+            if not picked:
+                b = bnd[level]
+                return StageError(
+                    f"level {level}: no rated {r.pos.lower()} for {lemma!r} with concreteness in "
+                    f"[{b.lo:.1f}, {b.hi:.1f}] (widened by up to 0.8) other than the word itself"
+                )
+            picks[level] = picked
+        return picks

@@ -1,0 +1,205 @@
+"""WordNet side of the lexical miner: senses, relation candidates per level, self/stem checks."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from .. import lexicon
+from .lexical_vocab import sense_count
+
+MAX_SENSES = 8
+# top-of-tree hypernyms and light verbs that say nothing about the word
+GENERIC = {
+    "entity", "physical entity", "abstraction", "object", "whole", "thing", "matter", "unit", "artifact",
+    "artefact", "psychological feature", "attribute", "relation", "group", "measure", "causal agent",
+    "cause", "agent", "be", "have", "do", "make", "get", "act", "move", "change", "take", "give", "go",
+    "put", "set", "state", "condition", "part", "portion", "instrumentality", "instrumentation", "device",
+    "organism", "being", "living thing", "person", "individual", "someone", "somebody", "mortal", "soul",
+    "activity", "kind", "way", "going", "coming", "getting", "giving", "making", "doing", "having", "taking",
+    "formation", "solid", "round", "piece", "place", "spot",
+}
+
+
+def gloss(s) -> str:
+    """Text that stands for a sense when it is embedded: a few lemmas and the definition."""
+    names = ", ".join(n.replace("_", " ") for n in s.lemma_names()[:4])
+    return f"{names}: {s.definition()}"
+
+
+def senses(lemma: str, pos: str) -> list:
+    """Senses with exactly this lemma, most frequent first (adjectives include satellites)."""
+    wn = lexicon.wordnet()
+    key = lemma.replace(" ", "_")
+    pos_list = ("a", "s") if pos == "a" else (pos,)
+    out = []
+    for p in pos_list:
+        out += [s for s in wn.synsets(key, pos=p) if s not in out and any(n.lower() == key for n in s.lemma_names())]
+    if pos == "a":
+        out.sort(key=lambda s: -max(sense_count(lem) for lem in s.lemmas() if lem.name().lower() == key))
+    return out[:MAX_SENSES]
+
+
+def lemma_count(s, lemma: str) -> int:
+    key = lemma.replace(" ", "_")
+    return max((sense_count(lem) for lem in s.lemmas() if lem.name().lower() == key), default=0)
+
+
+@lru_cache(maxsize=50_000)
+def forms(lemma: str) -> frozenset[str]:
+    """The lemma with all its inflections (and their lemmas): ride, rides, rode, ridden, riding."""
+    from lemminflect import getAllInflections, getAllLemmas
+
+    out = {lemma}
+    for infl in getAllInflections(lemma).values():
+        out.update(x.lower() for x in infl)
+    for lem in getAllLemmas(lemma).values():
+        out.update(x.lower() for x in lem)
+    return frozenset(out)
+
+
+@lru_cache(maxsize=1)
+def _porter():
+    from nltk.stem import PorterStemmer
+
+    return PorterStemmer()
+
+
+@lru_cache(maxsize=200_000)
+def stem(w: str) -> str:
+    return _porter().stem(w)
+
+
+def same_word(cand: str, lemma: str, word_forms: frozenset[str]) -> bool:
+    """Is ``cand`` the word, an inflection, or a same-stem word (dog/doggy, ride/rider, surfboard/board)?"""
+    if cand in word_forms:
+        return True
+    for t in cand.split():
+        if t in word_forms or stem(t) == stem(lemma):
+            return True
+        k = len(os.path.commonprefix([t, lemma]))
+        if k >= min(len(lemma), 4) or (len(lemma) >= 4 and lemma in t) or (len(t) >= 4 and t in lemma):
+            return True
+    return False
+
+
+@dataclass
+class Relations:
+    by_level: dict[int, dict[str, float]]  # level -> candidate -> relation strength 0..1
+    banned: set[str] = field(default_factory=set)  # antonyms; for adjectives also sister values ("blue" for red)
+
+    def home(self, cand: str) -> int | None:
+        """The level among 1-3 whose relation claims ``cand`` most strongly (hypernym -> 2)."""
+        best, lvl = 0.0, None
+        for k in (1, 2, 3):
+            w = self.by_level[k].get(cand, 0.0)
+            if w > best:
+                best, lvl = w, k
+        return lvl
+
+
+def names(synsets) -> set[str]:
+    return {n.replace("_", " ").lower() for s in synsets for n in s.lemma_names()}
+
+
+def relations(best, all_senses, sense_scores, pos: str) -> Relations:
+    """WordNet candidates per level with a relation strength in 0..1."""
+    rel: dict[int, dict[str, float]] = {k: {} for k in range(1, 6)}
+    banned: set[str] = set()
+    if best is None:
+        return Relations(rel, banned)
+
+    def add(level, synsets, w):
+        for n in names(synsets):
+            if n not in GENERIC:
+                rel[level][n] = max(rel[level].get(n, 0.0), w)
+
+    add(1, [best], 1.0)
+    top = max(sense_scores)
+    add(1, [s for s, sc in zip(all_senses, sense_scores) if s != best and sc >= top - 0.08], 0.6)
+    for s in all_senses[:4] if pos == "a" else [best]:
+        for h in [s] + [x for x in s.similar_tos() if x.pos() == "a"]:
+            for lem in h.lemmas():
+                for ant in lem.antonyms():
+                    banned |= names([ant.synset()]) | names(ant.synset().similar_tos())
+    if pos == "a":
+        heads = [h for h in best.similar_tos() if h.pos() == "a"]  # satellite -> its head adjective
+        add(1, [h for h in best.similar_tos() if h.pos() == "s"], 0.7)
+        add(2, heads, 1.0)
+        for h in heads:
+            banned |= names([x for x in h.similar_tos() if x != best])
+        add(2, best.also_sees(), 0.6)
+    else:
+        add(1, best.hyponyms(), 0.5)
+        add(1, best.verb_groups(), 0.6)
+        frontier, depth = [best], 0
+        while frontier and depth < 8:
+            depth += 1
+            frontier = [h for s in frontier for h in s.hypernyms() + s.instance_hypernyms()]
+            if depth <= 3:
+                add(2, frontier, {1: 1.0, 2: 0.7, 3: 0.45}[depth])
+            else:
+                add(4, frontier, 0.4)
+            if depth == 1:
+                add(3, [x for h in frontier for x in h.hyponyms() if x != best], 0.25)  # sisters
+        add(3, best.part_meronyms() + best.member_holonyms() + best.part_holonyms() + best.substance_meronyms(), 0.5)
+        add(3, best.entailments() + best.causes(), 0.5)
+    add(3, best.topic_domains() + best.region_domains(), 0.5)
+    add(4, best.topic_domains(), 0.4)
+    for lem in best.lemmas():
+        add(4, [d.synset() for d in lem.derivationally_related_forms()], 0.4)
+    return Relations(rel, banned - set(rel[1]))
+
+
+@lru_cache(maxsize=500_000)
+def taxonomy(best_name: str, cand: str, pos: str) -> tuple[bool, bool]:
+    """(is a sense of ``cand`` a hypernym of the chosen sense?, is one a hyponym or a sister?).
+
+    Only for nouns and verbs (adjectives have no hypernym tree)."""
+    wn = lexicon.wordnet()
+    best = wn.synset(best_name)
+    up = _closure(best_name)
+    parents = set(best.hypernyms() + best.instance_hypernyms())
+    anc = kin = False
+    for s in wn.synsets(cand.replace(" ", "_"), pos=pos)[:3]:
+        anc = anc or s.name() in up
+        kin = kin or best_name in _closure(s.name()) or bool(parents & set(s.hypernyms() + s.instance_hypernyms()))
+    return anc, kin
+
+
+@lru_cache(maxsize=200_000)
+def _closure(name: str) -> frozenset[str]:
+    s = lexicon.wordnet().synset(name)
+    return frozenset(x.name() for x in s.closure(lambda x: x.hypernyms() + x.instance_hypernyms()))
+
+
+_TOO_GENERAL = {
+    "attribute.n.02", "property.n.02", "quality.n.01", "abstraction.n.06", "entity.n.01", "state.n.02",
+    "condition.n.01", "state.n.01",
+}
+
+
+@lru_cache(maxsize=200_000)
+def adj_family(word: str) -> frozenset[str]:
+    """Noun concepts an adjective is a value of (red -> redness -> chromatic color -> color).
+
+    Two adjectives sharing one are sister values of one attribute (red/blue, small/vast, wooden/
+    plastic): alternatives, not associations."""
+    wn = lexicon.wordnet()
+    key = word.replace(" ", "_")
+    nouns = []
+    heads = set()
+    for s in (wn.synsets(key, pos="a") + wn.synsets(key, pos="s"))[:3]:
+        if s.pos() == "s":
+            heads.update(h.name() for h in s.similar_tos())
+        nouns += s.attributes()
+        for lem in s.lemmas():
+            if lem.name().lower() == key:
+                nouns += [d.synset() for d in lem.derivationally_related_forms() if d.synset().pos() == "n"]
+    out = set()
+    for n in nouns:
+        out.add(n.name())
+        for h in n.hypernyms():
+            out.add(h.name())
+            out.update(x.name() for x in h.hypernyms())
+    return frozenset((out - _TOO_GENERAL) | heads)

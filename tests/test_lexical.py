@@ -1,0 +1,179 @@
+"""The offline lexical association miner on ~30 common COCO words (real WordNet, Brysbaert, MiniLM).
+
+Nothing is faked: every resource ships in an installed package. The first run embeds the
+vocabulary once (cached under $VISASSOC_CACHE), later runs read it from disk.
+"""
+from __future__ import annotations
+
+import statistics
+
+import pytest
+
+from visassoc.lexicon import concreteness, wordnet
+from visassoc.stages.interfaces import AssociationMiner, AssociationRequest, StageError
+from visassoc.stages.lexical import LexicalMiner, bands
+from visassoc.stages.lexical_vocab import is_offensive
+from visassoc.stages.lexical_wordnet import same_word
+
+CASES = [
+    ("dog", "NOUN", "A dog runs across a green field chasing a ball.", ["field", "ball"]),
+    ("pizza", "NOUN", "A pizza with cheese sits on a wooden table.", ["table", "cheese"]),
+    ("bus", "NOUN", "A red bus drives down a busy city street.", ["street"]),
+    ("man", "NOUN", "A man riding a horse along the beach.", ["horse", "beach"]),
+    ("table", "NOUN", "Plates of food on a wooden dining table.", ["plate", "food"]),
+    ("umbrella", "NOUN", "People relax under a striped umbrella by the sea.", ["sea"]),
+    ("train", "NOUN", "A passenger train pulls into the station.", ["station"]),
+    ("beach", "NOUN", "A woman walks along the sandy beach at sunset.", ["woman", "sunset"]),
+    ("cat", "NOUN", "A cat sleeping on a laptop keyboard.", ["laptop", "keyboard"]),
+    ("horse", "NOUN", "Two horses grazing in a meadow.", ["meadow"]),
+    ("kite", "NOUN", "A kite flying high in the blue sky.", ["sky"]),
+    ("clock", "NOUN", "A large clock on a tower in the city.", ["tower"]),
+    ("banana", "NOUN", "A bunch of ripe bananas on a kitchen counter.", ["kitchen", "counter"]),
+    ("boat", "NOUN", "A small boat floating on a calm lake.", ["lake"]),
+    ("giraffe", "NOUN", "A giraffe eating leaves from a tall tree.", ["tree", "leaf"]),
+    ("skateboard", "NOUN", "A boy doing a trick on a skateboard at the park.", ["boy", "park"]),
+    ("elephant", "NOUN", "An elephant walking through the dusty savanna.", ["savanna"]),
+    ("ride", "VERB", "A man riding a horse along the beach.", ["man", "horse"]),
+    ("eat", "VERB", "A girl eating a slice of pizza.", ["girl", "pizza"]),
+    ("sit", "VERB", "A cat sitting on a couch.", ["cat", "couch"]),
+    ("stand", "VERB", "A giraffe standing next to a tree.", ["giraffe", "tree"]),
+    ("fly", "VERB", "A bird flying over the ocean.", ["bird", "ocean"]),
+    ("hold", "VERB", "A woman holding an umbrella in the rain.", ["woman", "umbrella"]),
+    ("play", "VERB", "Children playing soccer on a grass field.", ["child", "soccer"]),
+    ("red", "ADJ", "A red bus drives down a busy city street.", ["bus", "street"]),
+    ("small", "ADJ", "A small dog sleeps on a bed.", ["dog", "bed"]),
+    ("wooden", "ADJ", "A pizza sits on a wooden table.", ["pizza", "table"]),
+    ("empty", "ADJ", "An empty street at night.", ["street", "night"]),
+    ("green", "ADJ", "Cows grazing on a green hillside.", ["cow", "hillside"]),
+    ("white", "ADJ", "A white plate with a sandwich.", ["plate", "sandwich"]),
+]
+WN_POS = {"NOUN": "n", "VERB": "v", "ADJ": "a"}
+
+
+def _requests(cases=CASES):
+    return [
+        AssociationRequest(image_id=f"img{i}", word=w, lemma=w, pos=p, caption=d, description=d, other_words=o)
+        for i, (w, p, d, o) in enumerate(cases)
+    ]
+
+
+@pytest.fixture(scope="module")
+def ladders():
+    out = LexicalMiner(per_level=3, seed=0).mine(_requests())
+    assert len(out) == len(CASES)
+    return out
+
+
+def _ok(ladders):
+    return [(c, lad) for c, lad in zip(CASES, ladders) if not isinstance(lad, StageError)]
+
+
+def test_protocol_and_manifest():
+    m = LexicalMiner()
+    assert isinstance(m, AssociationMiner) and m.name == "lexical"
+    info = m.describe_method()
+    assert info["method"].startswith("lexical-") and info["per_level"] == 3
+    with pytest.raises(ValueError):
+        LexicalMiner(per_level=0)
+
+
+def test_every_ladder_has_five_levels(ladders):
+    errors = [(c[0], lad.message) for c, lad in zip(CASES, ladders) if isinstance(lad, StageError)]
+    assert not errors, errors
+    full = 0
+    for (word, *_), lad in _ok(ladders):
+        assert sorted(lad) == [1, 2, 3, 4, 5], word
+        assert all(1 <= len(lad[k]) <= 3 for k in lad), (word, lad)
+        full += all(len(lad[k]) == 3 for k in lad)
+    assert full >= 0.9 * len(CASES)  # fewer than per_level words at a level is allowed but rare
+
+
+def test_concreteness_falls_with_the_level(ladders):
+    per_level = {k: [] for k in range(1, 6)}
+    for _, lad in _ok(ladders):
+        for k, words in lad.items():
+            per_level[k] += [concreteness(a) for a in words]
+    assert all(v is not None for vals in per_level.values() for v in vals)  # every word is rated
+    means = [statistics.mean(per_level[k]) for k in range(1, 6)]
+    assert all(a > b for a, b in zip(means, means[1:])), means
+    assert means[0] - means[4] >= 1.5, means
+
+
+def test_never_the_word_itself_or_an_inflection(ladders):
+    from lemminflect import getAllInflections
+
+    wn = wordnet()
+    for (word, pos, *_), lad in _ok(ladders):
+        own = {word} | {f for forms in getAllInflections(word).values() for f in forms}
+        for a in (x for words in lad.values() for x in words):
+            assert a not in own, (word, a)
+            assert not a.startswith(word) and word not in a.split(), (word, a)
+            assert wn.morphy(a, WN_POS[pos]) != word, (word, a)
+
+
+def test_no_duplicates_lowercase_clean(ladders):
+    for (word, *_), lad in _ok(ladders):
+        flat = [a for words in lad.values() for a in words]
+        assert len(flat) == len(set(flat)), (word, lad)
+        assert all(a == a.lower() and a.strip() == a and "_" not in a for a in flat), flat
+        assert not any(is_offensive(a) for a in flat)
+
+
+def test_part_of_speech_is_kept(ladders):
+    wn = wordnet()
+    total = kept = 0
+    for (word, pos, *_), lad in _ok(ladders):
+        for a in (x for words in lad.values() for x in words):
+            total += 1
+            p = WN_POS[pos]
+            kept += bool(wn.synsets(a.replace(" ", "_"), pos=p) or (p == "a" and wn.synsets(a.replace(" ", "_"), pos="s")))
+    assert kept >= 0.9 * total, (kept, total)
+
+
+def test_context_words_are_not_reused(ladders):
+    for (word, _, desc, others), lad in _ok(ladders):
+        flat = {a for words in lad.values() for a in words}
+        assert not flat & set(others), (word, flat & set(others))
+
+
+def test_deterministic_for_a_seed(ladders):
+    again = LexicalMiner(per_level=3, seed=0).mine(_requests())
+    assert again == ladders
+
+
+def test_one_result_per_input_and_clear_errors():
+    reqs = _requests(CASES[:2]) + [
+        AssociationRequest("x", "quickly", "quickly", "ADV", "He ran quickly.", "He ran quickly."),
+        AssociationRequest("y", "", "", "NOUN", "", ""),
+        _requests(CASES[:1])[0],  # a repeat is served from the cache
+    ]
+    out = LexicalMiner(per_level=2).mine(reqs)
+    assert len(out) == 5
+    assert isinstance(out[0], dict) and isinstance(out[1], dict) and out[4] == out[0]
+    assert all(len(v) <= 2 for v in out[0].values())
+    assert isinstance(out[2], StageError) and "ADV" in out[2].message and "\n" not in out[2].message
+    assert isinstance(out[3], StageError) and "empty" in out[3].message
+
+
+def test_unknown_word_still_gets_a_ladder_or_a_one_line_error():
+    req = AssociationRequest("z", "zorblax", "zorblax", "NOUN", "A zorblax on a table.", "A zorblax on a table.")
+    (res,) = LexicalMiner().mine([req])
+    assert isinstance(res, (dict, StageError))
+    if isinstance(res, StageError):
+        assert "level" in res.message and "\n" not in res.message
+
+
+def test_same_word_rule():
+    forms = frozenset({"dog", "dogs"})
+    assert same_word("doggy", "dog", forms) and same_word("dogs", "dog", forms)
+    assert same_word("rider", "ride", frozenset({"ride", "rode", "riding"}))
+    assert same_word("board", "surfboard", frozenset({"surfboard"}))
+    assert not same_word("puppy", "dog", forms) and not same_word("journey", "ride", frozenset({"ride"}))
+
+
+def test_bands_step_down():
+    for c in (2.8, 3.5, 4.2, 5.0):
+        b = bands(c)
+        centres = [(b[k].lo + b[k].hi) / 2 for k in range(2, 6)]
+        assert all(x > y for x, y in zip(centres, centres[1:])), (c, centres)
+        assert b[5].hi <= 2.3
