@@ -255,6 +255,7 @@ def _plot(s: dict, path: Path) -> None:
                     marker="o", capsize=3, color="#3b6ea8", label="rated abstraction (1–5)")
     ax.plot(lv, lv, ls=":", color="#999", label="intended level")
     ax.set_ylim(0.5, 5.5)
+    ax.set_xticks(lv)
     ax.set_xlabel("intended level")
     ax.set_ylabel("abstraction")
     ax2 = ax.twinx()

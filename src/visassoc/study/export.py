@@ -151,7 +151,7 @@ def _label_studio(out: Path, items: list[dict], images: dict[str, Path], media: 
 
 def export_study(run_dir: str | Path, out_dir: str | Path, n: int = 300, tool: str = "potato", seed: int = 0,
                  check_share: float = 0.1, instances: str | Path | None = None, port: int = 8000,
-                 embed_images: bool = True, max_side: int = 768) -> dict:
+                 embed_images: bool = True, max_side: int = 512) -> dict:
     """Write a study project for ``tool`` into ``out_dir``; return a summary (counts per kind/level, notes).
 
     Potato: ``config.yaml`` + ``data/items.jsonl`` + ``media/`` (start: ``potato start config.yaml``).
