@@ -51,7 +51,7 @@ def level_plot(series: dict[str, dict], title: str, ylabel: str, refs: dict[str,
     ax.set_xlabel("association level (1 = near synonym ... 5 = metaphor)")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    if series or refs:
+    if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7, frameon=False)
     return _uri(fig)
 
@@ -89,5 +89,6 @@ def diversity_plot(series: dict[str, dict]) -> str:
     ax.set_xlabel("association level")
     ax.set_ylabel("distinct share")
     ax.set_title("Diversity")
-    ax.legend(fontsize=6, frameon=False)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=6, frameon=False)
     return _uri(fig)
