@@ -63,6 +63,7 @@ def export_run(out: Path, cfg, stores: dict, ids: list[str], impl, result) -> di
     counts = {name: tables[name].num_rows for name in TABLES}
     caps = tables["captions"]
     counts["captions_valid"] = int(pc.sum(caps["valid"]).as_py() or 0) if caps.num_rows else 0
+    counts["reasks"] = int(pc.sum(pc.subtract(caps["attempts"], 1)).as_py() or 0) if caps.num_rows else 0
     counts["images_ok"] = int(pc.sum(pc.equal(tables["images"]["status"], "ok")).as_py() or 0)
 
     prompts = {}

@@ -26,7 +26,7 @@ from .stages.salient import SalientConfig, choose_caption, extract_salient
 from .store import StageStore, fingerprint
 from .text import inflections, validate_caption
 
-PIPELINE_VERSION = "1"
+PIPELINE_VERSION = "2"
 
 
 class RunLocked(RuntimeError):
@@ -115,7 +115,8 @@ class Runner:
             rows, errs = [], []
             for iid in chunk:
                 it = by_id[iid]
-                rec = ImageRecord(iid, it.path or "", captions=list(it.captions))
+                # absolute paths: the tables stay usable from any working directory
+                rec = ImageRecord(iid, str(Path(it.path).resolve()) if it.path else "", captions=list(it.captions))
                 try:
                     if it.error:
                         raise ImageError(it.error)
@@ -267,6 +268,7 @@ def write_captions(writer, reqs: list[CaptionRequest], cfg: RunConfig) -> dict[s
     """Ask, validate, re-ask the invalid ones (bounded), then keep the last answer with its reason."""
     final: dict[int, tuple[str | None, str | None]] = {}
     errors: dict[int, str] = {}
+    attempts: dict[int, int] = {}
     pending = list(range(len(reqs)))
     previous: dict[int, str] = {}
     for attempt in range(cfg.max_reasks + 1):
@@ -276,6 +278,7 @@ def write_captions(writer, reqs: list[CaptionRequest], cfg: RunConfig) -> dict[s
         retry = []
         for k, ans in zip(pending, answers):
             r = reqs[k]
+            attempts[k] = attempts.get(k, 0) + 1
             if isinstance(ans, StageError):
                 errors[k] = ans.message
                 continue
@@ -293,7 +296,7 @@ def write_captions(writer, reqs: list[CaptionRequest], cfg: RunConfig) -> dict[s
         if k in final:
             cap, reason = final[k]
             rows.append(to_row(CaptionRecord(r.image_id, r.word, r.level, r.association, cap, reason is None, reason,
-                                             writer.name, getattr(writer, "model", None))))
+                                             writer.name, getattr(writer, "model", None), attempts.get(k, 1))))
         else:
             errs.append(to_row(ErrorRecord("caption", r.image_id, r.word, r.level, errors.get(k, "no caption returned"))))
     return {"captions": rows, "errors": errs}

@@ -74,6 +74,7 @@ class CaptionRecord:
     reason: str | None
     backend: str
     model: str | None
+    attempts: int = 1  # writer calls spent on this caption (1 = accepted or final on the first try)
 
 
 @dataclass
@@ -140,6 +141,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("reason", pa.string()),
             ("backend", pa.string()),
             ("model", pa.string()),
+            ("attempts", pa.int8()),
         ]
     ),
     "errors": pa.schema(
