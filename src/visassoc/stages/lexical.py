@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -86,20 +87,62 @@ def _norm(v: np.ndarray) -> np.ndarray:
 
 
 class _Embedder:
-    """MiniLM vectors for arbitrary texts, memoised; vocabulary words come from the cached array."""
+    """MiniLM vectors for texts, memoised. Vocabulary words come from the cached array; sense
+    glosses and relation words are also kept on disk (they recur across runs), descriptions not."""
+
+    MAX_DISK = 300_000
 
     def __init__(self, vocab: Vocab):
         self.vocab = vocab
         self.memo: dict[str, np.ndarray] = {}
+        self.path = vocab_path().with_name(vocab_path().stem.replace("vocab-", "texts-") + ".npz")
+        self.new: list[str] = []
+        if self.path.exists():
+            try:
+                z = np.load(self.path, allow_pickle=False)
+                self.memo.update(zip((str(t) for t in z["texts"]), z["vectors"]))
+            except (OSError, ValueError, KeyError):
+                pass  # a damaged cache is rebuilt
 
-    def need(self, texts) -> None:
+    def need(self, texts, persist: bool = False) -> None:
         todo = sorted({t for t in texts if t not in self.memo and t not in self.vocab.index})
         if todo:
             self.memo.update(zip(todo, lexicon.embed(todo)))
+            if persist:
+                self.new += todo
+
+    def save(self) -> None:
+        if not self.new or len(self.memo) > self.MAX_DISK:
+            return
+        from filelock import FileLock
+
+        with FileLock(str(self.path) + ".lock"):
+            keep = {}
+            if self.path.exists():
+                try:
+                    z = np.load(self.path, allow_pickle=False)
+                    keep = dict(zip((str(t) for t in z["texts"]), z["vectors"]))
+                except (OSError, ValueError, KeyError):
+                    keep = {}
+            keep.update({t: self.memo[t] for t in self.new})
+            tmp = self.path.with_name(self.path.stem + f".tmp{os.getpid()}.npz")
+            np.savez(tmp, texts=np.array(list(keep)), vectors=np.stack(list(keep.values())).astype("float32"))
+            tmp.replace(self.path)
+        self.new = []
 
     def __call__(self, text: str) -> np.ndarray:
         i = self.vocab.index.get(text)
         return self.vocab.vectors[i] if i is not None else self.memo[text]
+
+
+def _tiebreak(seed: int, word: str) -> int:
+    return int.from_bytes(hashlib.blake2b(f"{seed}:{word}".encode(), digest_size=8).digest(), "big")
+
+
+def _rel_to_embed(cands: dict[str, float], vocab: Vocab, cap: int = 8) -> list[str]:
+    """The strongest rated relation words outside the vocabulary ("man" has hundreds of hyponyms)."""
+    extra = [w for w in cands if w not in vocab.index and rating(w) is not None]
+    return sorted(extra, key=lambda w: (-cands[w], len(w.split()), w))[:cap]
 
 
 @dataclass
@@ -160,14 +203,32 @@ class LexicalMiner:
                 else:
                     jobs.append(_Job(i, r, lemma, ctx, key, lw.senses(lemma, WN_POS[r.pos])))
         # one MiniLM pass for contexts, sense glosses and out-of-vocabulary words, one for relation words
-        emb.need([j.ctx for j in jobs] + [j.lemma for j in jobs] + [lw.gloss(s) for j in jobs for s in j.senses])
+        emb.need([j.ctx for j in jobs])
+        emb.need([j.lemma for j in jobs] + [lw.gloss(s) for j in jobs for s in j.senses], persist=True)
         chosen = [self._pick_sense(emb, j) for j in jobs]
         rels = [lw.relations(b, j.senses, sc, WN_POS[j.req.pos]) for j, (b, sc) in zip(jobs, chosen)]
-        emb.need([w for rel in rels for lv in rel.by_level.values() for w in lv if rating(w) is not None])
-        for j, (best, _), rel in tqdm(list(zip(jobs, chosen, rels)), desc="lexical associations", disable=len(jobs) < 100):
-            res = self._ladder(emb, j, best, rel)
-            self._cache[j.key] = res
-            out[j.i] = res
+        emb.need([w for rel in rels for lv in rel.by_level.values() for w in _rel_to_embed(lv, emb.vocab)], persist=True)
+        emb.save()
+        vocab = emb.vocab
+        if vocab.freq_penalty is None:
+            vocab.freq_penalty = FREQ_PENALTY * np.log2(np.maximum(vocab.rank, 3000) / 3000.0)
+        bar = tqdm(total=len(jobs), desc="lexical associations", disable=len(jobs) < 100)
+        for lo in range(0, len(jobs), 256):  # level by level, one matrix product per level
+            live = {}
+            for j, (best, _), rel in zip(jobs[lo : lo + 256], chosen[lo : lo + 256], rels[lo : lo + 256]):
+                gen = self._ladder(emb, j, best, rel)
+                live[j.i] = (j, gen, next(gen))
+            while live:
+                sims = vocab.vectors @ np.stack([q for _, _, q in live.values()], axis=1)
+                nxt = {}
+                for col, (i, (j, gen, _)) in enumerate(live.items()):
+                    try:
+                        nxt[i] = (j, gen, gen.send(sims[:, col]))
+                    except StopIteration as stop:
+                        self._cache[j.key] = out[i] = stop.value
+                        bar.update(1)
+                live = nxt
+        bar.close()
         return out  # type: ignore[return-value]
 
     def _pick_sense(self, emb: _Embedder, job: _Job):
@@ -181,7 +242,9 @@ class LexicalMiner:
         ]
         return job.senses[int(np.argmax(scores))], scores
 
-    def _ladder(self, emb: _Embedder, job: _Job, best, rel: lw.Relations) -> Ladder | StageError:
+    def _ladder(self, emb: _Embedder, job: _Job, best, rel: lw.Relations):
+        """A generator: yields each level's query vector, is sent back its similarity to every
+        vocabulary word, and returns the ladder (or a StageError) via StopIteration."""
         vocab, r, lemma = emb.vocab, job.req, job.lemma
         wpos = WN_POS[r.pos]
         p = POS_KEYS.index(wpos)
@@ -193,7 +256,6 @@ class LexicalMiner:
         for o in r.other_words:
             banned |= lw.forms(o.lower())
         family = lw.adj_family(lemma) if wpos == "a" else frozenset()
-        rng = np.random.default_rng(int(hashlib.sha1(f"{self.seed}:{lemma}:{r.pos}".encode()).hexdigest()[:8], 16))
         used: set[str] = set()
         stems: set[str] = set()
         picks: dict[int, list[str]] = {}
@@ -233,7 +295,7 @@ class LexicalMiner:
             if wpos == "n" and level in NOUN_LEX and lexname not in NOUN_LEX[level] and strict:
                 return False
             if best is not None and wpos in "nv" and level <= 3:
-                anc, kin = lw.taxonomy(best.name(), cand, wpos)
+                anc, kin = cand in rel.ancestors, cand in rel.kin
                 if level == 1 and (anc or (strict and lexname != best_lex)):
                     return False  # a near synonym is the same kind of thing, not a category
                 if level == 2 and not anc and (strict == 2 or lexname != best_lex):
@@ -242,37 +304,40 @@ class LexicalMiner:
                     return False  # a breed of the dog is not its situation
             return True
 
+        pos_ok = vocab.pos[:, p] & ~vocab.stop
         for level in range(1, 6):
             mix = MIX[level]
-            m3 = np.mean([emb(x) for x in picks[3]], axis=0) if level > 3 else 0 * w
-            m4 = np.mean([emb(x) for x in picks[4]], axis=0) if level > 4 else 0 * w
-            q = _norm(mix[0] * w + mix[1] * g + mix[2] * d + mix[3] * m3 + mix[4] * m4)
-            sims = vocab.vectors @ q - (HUB_PENALTY_L5 if level == 5 else HUB_PENALTY) * vocab.hub
+            q = mix[0] * w + mix[1] * g + mix[2] * d
+            for k, wt in ((3, mix[3]), (4, mix[4])):
+                if wt and picks.get(k):
+                    q = q + wt * np.mean([emb(x) for x in picks[k]], axis=0)
+            q = _norm(q)
+            sims = yield q  # the driver multiplies the queries of all ladders with the vocabulary at once
+            sims = sims - (HUB_PENALTY_L5 if level == 5 else HUB_PENALTY) * vocab.hub - vocab.freq_penalty
+            level_ok = pos_ok & (vocab.rank < RARE_RANK) if level == 5 else pos_ok
+            extra = set(_rel_to_embed(rel.by_level[level], vocab))  # the same set whatever the batch
             picked: list[str] = []
             tries = [(2, 0.0), (2, 0.25), (1, 0.25), (1, 0.5), (0, 0.5), (0, 0.8)]
             for strict, widen in tries:
                 band = bnd[level].widen(widen) if widen else bnd[level]
                 target = c if level == 1 else (band.lo + band.hi) / 2
-                mask = (vocab.conc >= band.lo) & (vocab.conc <= band.hi) & vocab.pos[:, p] & ~vocab.stop
-                if level == 5:
-                    mask &= vocab.rank < RARE_RANK
-                idx = np.flatnonzero(mask)
-                score = (sims[idx] - CONC_PENALTY * np.abs(vocab.conc[idx] - target)
-                         - FREQ_PENALTY * np.log2(np.maximum(vocab.rank[idx], 3000) / 3000.0))
-                order = np.argsort(-score, kind="stable")[:POOL]
-                scored = {vocab.words[idx[k]]: float(score[k]) for k in order}
+                idx = np.flatnonzero(level_ok & (vocab.conc >= band.lo) & (vocab.conc <= band.hi))
+                score = sims[idx] - CONC_PENALTY * np.abs(vocab.conc[idx] - target)
+                top = np.argpartition(-score, POOL)[:POOL] if len(idx) > POOL else np.arange(len(idx))
+                scored = {vocab.words[idx[k]]: float(score[k]) for k in top}
                 for cand, strength in rel.by_level[level].items():
                     conc = rating(cand)
-                    if conc is None or not (cand in vocab.index or cand in emb.memo):
+                    k = vocab.index.get(cand)
+                    if conc is None or (k is None and cand not in extra):
                         continue
-                    base = scored.get(cand)
-                    if base is None:
+                    if k is not None:
+                        base = float(sims[k]) - CONC_PENALTY * abs(conc - target)
+                    else:
                         base = float(emb(cand) @ q) - HUB_PENALTY * 0.6 - CONC_PENALTY * abs(conc - target)
                         base -= 0.05 if " " in cand else 0.0
                     scored[cand] = base + REL_WEIGHT[level] * strength
-                for cand in scored:
-                    scored[cand] += 1e-6 * rng.random()
-                for cand in sorted(scored, key=lambda x: -scored[x]):
+                # scores equal to 1e-3 are ties; the seed orders them (a stable hash, not Python's)
+                for cand in sorted(scored, key=lambda x: (-round(scored[x], 3), _tiebreak(self.seed, x))):
                     if len(picked) >= self.per_level:
                         break
                     if eligible(cand, level, band, strict):

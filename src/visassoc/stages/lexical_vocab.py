@@ -49,6 +49,7 @@ class Vocab:
     # tense / participle of another verb ("drove", "rode": WordNet nouns, but they read as verbs)
     vectors: np.ndarray  # (N, 384) float32, L2-normalised MiniLM embeddings of the word
     index: dict[str, int]
+    freq_penalty: np.ndarray | None = None  # set by the miner
 
     def __len__(self) -> int:
         return len(self.words)
@@ -66,9 +67,14 @@ def brysbaert_ratings() -> dict[str, float]:
     return out
 
 
+_RATINGS: dict[str, float] = {}
+
+
 def rating(word: str) -> float | None:
     """Exact Brysbaert rating (no lemma fallback: an unrated inflection is not a candidate)."""
-    return brysbaert_ratings().get(word)
+    if not _RATINGS:
+        _RATINGS.update(brysbaert_ratings())
+    return _RATINGS.get(word)
 
 
 @lru_cache(maxsize=1)

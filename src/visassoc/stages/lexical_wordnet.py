@@ -8,7 +8,7 @@ from functools import lru_cache
 from .. import lexicon
 from .lexical_vocab import sense_count
 
-MAX_SENSES = 8
+MAX_SENSES = 6
 # top-of-tree hypernyms and light verbs that say nothing about the word
 GENERIC = {
     "entity", "physical entity", "abstraction", "object", "whole", "thing", "matter", "unit", "artifact",
@@ -24,7 +24,7 @@ GENERIC = {
 def gloss(s) -> str:
     """Text that stands for a sense when it is embedded: a few lemmas and the definition."""
     names = ", ".join(n.replace("_", " ") for n in s.lemma_names()[:4])
-    return f"{names}: {s.definition()}"
+    return f"{names}: {' '.join(s.definition().split()[:25])}"
 
 
 def senses(lemma: str, pos: str) -> list:
@@ -87,6 +87,8 @@ def same_word(cand: str, lemma: str, word_forms: frozenset[str]) -> bool:
 class Relations:
     by_level: dict[int, dict[str, float]]  # level -> candidate -> relation strength 0..1
     banned: set[str] = field(default_factory=set)  # antonyms; for adjectives also sister values ("blue" for red)
+    ancestors: set[str] = field(default_factory=set)  # lemmas of all hypernyms of the chosen sense
+    kin: set[str] = field(default_factory=set)  # lemmas of its hyponyms (2 deep) and sisters: same kind
 
     def home(self, cand: str) -> int | None:
         """The level among 1-3 whose relation claims ``cand`` most strongly (hypernym -> 2)."""
@@ -108,6 +110,10 @@ def relations(best, all_senses, sense_scores, pos: str) -> Relations:
     banned: set[str] = set()
     if best is None:
         return Relations(rel, banned)
+    up = [lexicon.wordnet().synset(n) for n in _closure(best.name())]
+    parents = best.hypernyms() + best.instance_hypernyms()
+    down = list(best.closure(lambda x: x.hyponyms() + x.instance_hyponyms(), depth=2))
+    kin_syns = down + [x for h in parents for x in h.hyponyms()]
 
     def add(level, synsets, w):
         for n in names(synsets):
@@ -148,23 +154,7 @@ def relations(best, all_senses, sense_scores, pos: str) -> Relations:
     add(4, best.topic_domains(), 0.4)
     for lem in best.lemmas():
         add(4, [d.synset() for d in lem.derivationally_related_forms()], 0.4)
-    return Relations(rel, banned - set(rel[1]))
-
-
-@lru_cache(maxsize=500_000)
-def taxonomy(best_name: str, cand: str, pos: str) -> tuple[bool, bool]:
-    """(is a sense of ``cand`` a hypernym of the chosen sense?, is one a hyponym or a sister?).
-
-    Only for nouns and verbs (adjectives have no hypernym tree)."""
-    wn = lexicon.wordnet()
-    best = wn.synset(best_name)
-    up = _closure(best_name)
-    parents = set(best.hypernyms() + best.instance_hypernyms())
-    anc = kin = False
-    for s in wn.synsets(cand.replace(" ", "_"), pos=pos)[:3]:
-        anc = anc or s.name() in up
-        kin = kin or best_name in _closure(s.name()) or bool(parents & set(s.hypernyms() + s.instance_hypernyms()))
-    return anc, kin
+    return Relations(rel, banned - set(rel[1]), names(up), names(kin_syns))
 
 
 @lru_cache(maxsize=200_000)
