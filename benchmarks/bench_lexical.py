@@ -15,7 +15,7 @@ import os
 import random
 import statistics
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 from visassoc.lexicon import concreteness
@@ -80,6 +80,7 @@ def main() -> None:
     secs, cpu = time.perf_counter() - t, time.process_time() - cpu
 
     per_level = defaultdict(list)
+    words_at = defaultdict(list)
     full_ladders = 0
     by_image = defaultdict(list)
     errors = []
@@ -93,6 +94,7 @@ def main() -> None:
             continue
         for k, words in lad.items():
             per_level[k] += [c for c in (concreteness(a) for a in words) if c is not None]
+            words_at[k] += words
     means = {k: statistics.mean(v) for k, v in sorted(per_level.items()) if v}
     images_ok = sum(1 for v in by_image.values() if v and any(v))
     images_all = sum(1 for v in by_image.values() if v and all(v))
@@ -101,9 +103,10 @@ def main() -> None:
     print(f"source: {source}; {n_img} images, {len(reqs)} salient words")
     print(f"warm-up (vocabulary + models): {warm:.1f} s; mining: {secs:.1f} s wall, {cpu:.1f} s CPU "
           f"= {len(reqs) / secs:.1f} words/s (machine load average {os.getloadavg()[0]:.1f})")
-    print(f"{'level':<7}{'mean concreteness':>19}{'words':>7}")
+    print(f"{'level':<7}{'mean concreteness':>19}{'words':>7}{'distinct':>10}  most repeated")
     for k, m in means.items():
-        print(f"{k:<7}{m:>19.2f}{len(per_level[k]):>7}")
+        common = ", ".join(f"{w} {n}" for w, n in Counter(words_at[k]).most_common(4))
+        print(f"{k:<7}{m:>19.2f}{len(per_level[k]):>7}{len(set(words_at[k])):>10}  {common}")
     decreasing = all(a > b for a, b in zip(list(means.values()), list(means.values())[1:]))
     drop = means.get(1, 0) - means.get(5, 0)
     print(f"strictly decreasing: {decreasing}; level 1->5 drop: {drop:.2f} (target >= 1.5)")

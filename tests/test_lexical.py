@@ -12,7 +12,7 @@ import pytest
 from visassoc.lexicon import concreteness, wordnet
 from visassoc.stages.interfaces import AssociationMiner, AssociationRequest, StageError
 from visassoc.stages.lexical import LexicalMiner, bands
-from visassoc.stages.lexical_vocab import is_offensive
+from visassoc.stages.lexical_vocab import is_excluded
 from visassoc.stages.lexical_wordnet import same_word
 
 CASES = [
@@ -116,7 +116,7 @@ def test_no_duplicates_lowercase_clean(ladders):
         flat = [a for words in lad.values() for a in words]
         assert len(flat) == len(set(flat)), (word, lad)
         assert all(a == a.lower() and a.strip() == a and "_" not in a for a in flat), flat
-        assert not any(is_offensive(a) for a in flat)
+        assert not any(is_excluded(a) for a in flat)
 
 
 def test_part_of_speech_is_kept(ladders):
@@ -177,3 +177,8 @@ def test_bands_step_down():
         centres = [(b[k].lo + b[k].hi) / 2 for k in range(2, 6)]
         assert all(x > y for x, y in zip(centres, centres[1:])), (c, centres)
         assert b[5].hi <= 2.3
+
+
+def test_exclusions():
+    assert is_excluded("shitty") and is_excluded("fuck") and is_excluded("december")  # vulgar, proper name
+    assert not is_excluded("dog") and not is_excluded("freedom")

@@ -62,8 +62,8 @@ MIX = {
     1: (1.0, 0.1, 0.0, 0.0, 0.0),
     2: (0.7, 0.35, 0.05, 0.0, 0.0),
     3: (0.5, 0.2, 0.35, 0.0, 0.0),
-    4: (0.35, 0.15, 0.3, 0.4, 0.0),
-    5: (0.25, 0.1, 0.25, 0.2, 0.3),
+    4: (0.5, 0.2, 0.0, 0.3, 0.0),  # abstract levels follow the word and the ladder, not the scene:
+    5: (0.45, 0.15, 0.0, 0.2, 0.3),  # description vectors pull every query toward the same hubs
 }
 REL_WEIGHT = {1: 0.5, 2: 0.4, 3: 0.15, 4: 0.1, 5: 0.0}  # bonus for a WordNet relation of full strength
 CONC_PENALTY = 0.15  # per unit of concreteness away from the band's centre (level 1: from the word)
@@ -73,12 +73,12 @@ POOL = 60  # embedding neighbours considered per level
 # what kind of noun each abstract level may use (WordNet lexicographer files)
 NOUN_LEX = {
     4: {"noun.act", "noun.event", "noun.cognition", "noun.communication", "noun.process", "noun.state",
-        "noun.attribute", "noun.group", "noun.feeling", "noun.motive", "noun.time", "noun.phenomenon",
+        "noun.attribute", "noun.group", "noun.feeling", "noun.motive", "noun.phenomenon",
         "noun.possession", "noun.relation"},
     5: {"noun.feeling", "noun.state", "noun.attribute", "noun.motive", "noun.cognition"},
 }
 RARE_RANK = 12000  # level 5 draws only from the ~10k most frequent WordPiece words
-HUB_PENALTY_L5 = 0.6  # abstract words are hubs more often ("peace", "opportunity")
+HUB_PENALTY_L5 = 0.6  # abstract words are hubs more often ("peace", "opportunity"); see _standardiser
 
 
 def _norm(v: np.ndarray) -> np.ndarray:
@@ -133,6 +133,19 @@ class _Embedder:
     def __call__(self, text: str) -> np.ndarray:
         i = self.vocab.index.get(text)
         return self.vocab.vectors[i] if i is not None else self.memo[text]
+
+
+def _standardiser(vocab: Vocab) -> tuple[np.ndarray, np.ndarray]:
+    """Each word's mean and spread of cosine to concrete words: a word's similarity to a query
+    counts by how unusual it is for that word ("opportunity" is 0.3 from everything)."""
+    ref = vocab.vectors[vocab.conc >= 4.0][::2]
+    mu = np.zeros(len(vocab), dtype="float32")
+    sd = np.ones(len(vocab), dtype="float32")
+    for i in range(0, len(vocab), 2048):
+        sims = vocab.vectors[i : i + 2048] @ ref.T
+        mu[i : i + 2048] = sims.mean(axis=1)
+        sd[i : i + 2048] = sims.std(axis=1)
+    return mu, sd
 
 
 def _tiebreak(seed: int, word: str) -> int:
@@ -212,6 +225,7 @@ class LexicalMiner:
         vocab = emb.vocab
         if vocab.freq_penalty is None:
             vocab.freq_penalty = FREQ_PENALTY * np.log2(np.maximum(vocab.rank, 3000) / 3000.0)
+            vocab.zmu, vocab.zsd = _standardiser(vocab)
         bar = tqdm(total=len(jobs), desc="lexical associations", disable=len(jobs) < 100)
         for lo in range(0, len(jobs), 256):  # level by level, one matrix product per level
             live = {}
@@ -290,8 +304,8 @@ class LexicalMiner:
                 return False  # a sister value of the same attribute (blue for red, vast for small)
             if strength > 0 or strict == 0:
                 return True
-            if share < 0.25:
-                return False  # mostly another part of speech ("chair" as a verb)
+            if share < 0.4:
+                return False  # mostly another part of speech ("chair" as a verb, "despite" as a noun)
             if wpos == "n" and level in NOUN_LEX and lexname not in NOUN_LEX[level] and strict:
                 return False
             if best is not None and wpos in "nv" and level <= 3:
@@ -313,7 +327,10 @@ class LexicalMiner:
                     q = q + wt * np.mean([emb(x) for x in picks[k]], axis=0)
             q = _norm(q)
             sims = yield q  # the driver multiplies the queries of all ladders with the vocabulary at once
-            sims = sims - (HUB_PENALTY_L5 if level == 5 else HUB_PENALTY) * vocab.hub - vocab.freq_penalty
+            if level >= 4:
+                sims = (sims - vocab.zmu) * (float(vocab.zsd.mean()) / vocab.zsd) - vocab.freq_penalty
+            else:
+                sims = sims - (HUB_PENALTY_L5 if level == 5 else HUB_PENALTY) * vocab.hub - vocab.freq_penalty
             level_ok = pos_ok & (vocab.rank < RARE_RANK) if level == 5 else pos_ok
             extra = set(_rel_to_embed(rel.by_level[level], vocab))  # the same set whatever the batch
             picked: list[str] = []

@@ -21,7 +21,7 @@ import numpy as np
 
 from visassoc import lexicon
 
-VOCAB_VERSION = "lexvocab-2"
+VOCAB_VERSION = "lexvocab-3"
 MAX_PIECES = 1  # whole words in BERT's WordPiece vocabulary: common, not technical
 # WordNet usage domains that mark a lemma as offensive (e.g. "ethnic_slur.n.01")
 BAD_USAGE = {"ethnic_slur.n.01", "obscenity.n.02", "disparagement.n.01", "slang.n.02", "vulgarism.n.01"}
@@ -33,6 +33,8 @@ BLOCKLIST = frozenset(
     suicide genocide holocaust massacre nazi hitler sodomy bestiality prostitute prostitution
     hooker bugger wank dildo vulva clitoris nipple enema urine diarrhea vomit""".split()
 )
+# word starts that are always vulgar ("shitty", "pissed"); checked per token
+BLOCKED_PREFIXES = ("shit", "fuck", "piss", "bitch", "slut", "whore", "cunt", "nigg", "fagg", "asshole", "crap", "dickhead")
 POS_KEYS = ("n", "v", "a")  # WordNet: noun, verb, adjective (satellites 's' count as 'a')
 
 
@@ -49,7 +51,9 @@ class Vocab:
     # tense / participle of another verb ("drove", "rode": WordNet nouns, but they read as verbs)
     vectors: np.ndarray  # (N, 384) float32, L2-normalised MiniLM embeddings of the word
     index: dict[str, int]
-    freq_penalty: np.ndarray | None = None  # set by the miner
+    freq_penalty: np.ndarray | None = None  # derived by the miner on first use
+    zmu: np.ndarray | None = None
+    zsd: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.words)
@@ -111,14 +115,16 @@ def sense_count(lemma) -> int:
 
 @lru_cache(maxsize=200_000)
 def pos_profile(word: str) -> tuple[tuple[bool, bool, bool], tuple[float, float, float], bool, tuple[str, str]] | None:
-    """(has n/v/a synset with this exact lemma, count-weighted share per POS, offensive?,
-    lexicographer file of the first noun and verb sense) or None if WordNet lacks the lemma."""
+    """(has n/v/a synset with this exact lemma, count-weighted share per POS, unusable?,
+    lexicographer file of the first noun and verb sense) or None if WordNet lacks the lemma.
+    Unusable: offensive, or only a proper name ("December", "Christmas", "Android")."""
     wn = lexicon.wordnet()
     key = word.replace(" ", "_")
     has = [False, False, False]
     weight = [0.0, 0.0, 0.0]
     lexnames = ["", ""]
     marked = []  # per sense of this lemma: is it a slur/obscene/slang/disparaging use?
+    proper = []  # per sense: is the lemma capitalised there (a name)?
     for s in wn.synsets(key):
         p = "a" if s.pos() == "s" else s.pos()
         if p not in POS_KEYS:
@@ -132,18 +138,24 @@ def pos_profile(word: str) -> tuple[tuple[bool, bool, bool], tuple[float, float,
             has[i] = True
             weight[i] += 1.0 + sense_count(lem)
             marked.append(any(d.name() in BAD_USAGE for d in s.usage_domains() + lem.usage_domains()))
+            proper.append(lem.name()[:1].isupper())
     if not any(has):
         return None
     total = sum(weight)
     # "baby" or "key" have one slang sense among many; a word whose main sense is marked is out.
-    bad = any(t in BLOCKLIST for t in word.split()) or marked[0] or 2 * sum(marked) > len(marked)
+    bad = blocked(word) or marked[0] or 2 * sum(marked) > len(marked) or all(proper)
     return tuple(has), tuple(w / total for w in weight), bad, tuple(lexnames)
 
 
-def is_offensive(word: str) -> bool:
-    """True for blocklisted words and lemmas WordNet marks as slur/obscene/slang/disparaging."""
+def is_excluded(word: str) -> bool:
+    """True for blocklisted words, lemmas WordNet marks as slur/obscene/slang/disparaging, and
+    words WordNet only knows as proper names."""
     prof = pos_profile(word)
-    return any(t in BLOCKLIST for t in word.split()) or (prof is not None and prof[2])
+    return blocked(word) or (prof is not None and prof[2])
+
+
+def blocked(word: str) -> bool:
+    return any(t in BLOCKLIST or t.startswith(BLOCKED_PREFIXES) for t in word.split())
 
 
 def is_past_form(word: str) -> bool:
@@ -168,7 +180,7 @@ def _candidates() -> list[tuple[str, float, tuple, tuple, int, tuple]]:
     for p in POS_KEYS:
         names.update(wn.all_lemma_names(pos=p))
     ratings = brysbaert_ratings()
-    words = [w for w in sorted(ratings) if _WORD_RE.match(w) and w in names and w not in BLOCKLIST]
+    words = [w for w in sorted(ratings) if _WORD_RE.match(w) and w in names and not blocked(w)]
     words = [w for w, n in zip(words, wordpieces(words)) if n <= MAX_PIECES]
     rows = []
     tok = _tokenizer()
@@ -184,7 +196,7 @@ def _cache_key() -> str:
         "version": VOCAB_VERSION,
         "max_pieces": MAX_PIECES,
         "bad_usage": sorted(BAD_USAGE),
-        "blocklist": sorted(BLOCKLIST),
+        "blocklist": sorted(BLOCKLIST) + list(BLOCKED_PREFIXES),
         "minilm": lexicon.MINILM_NAME,
         "libs": lexicon.versions(),
     }

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -18,6 +19,9 @@ GENERIC = {
     "organism", "being", "living thing", "person", "individual", "someone", "somebody", "mortal", "soul",
     "activity", "kind", "way", "going", "coming", "getting", "giving", "making", "doing", "having", "taking",
     "formation", "solid", "round", "piece", "place", "spot",
+    # nouns in WordNet that read as function words in a caption
+    "plus", "minus", "altogether", "despite", "whole", "lot", "bit", "nothing", "everything", "something",
+    "anything", "none", "either", "neither", "yes", "no", "okay", "ok",
 }
 
 
@@ -122,7 +126,7 @@ def relations(best, all_senses, sense_scores, pos: str) -> Relations:
 
     add(1, [best], 1.0)
     top = max(sense_scores)
-    add(1, [s for s, sc in zip(all_senses, sense_scores) if s != best and sc >= top - 0.08], 0.6)
+    add(1, [s for s, sc in zip(all_senses, sense_scores) if s != best and sc >= top - 0.03], 0.4)
     for s in all_senses[:4] if pos == "a" else [best]:
         for h in [s] + [x for x in s.similar_tos() if x.pos() == "a"]:
             for lem in h.lemmas():
@@ -192,4 +196,27 @@ def adj_family(word: str) -> frozenset[str]:
         for h in n.hypernyms():
             out.add(h.name())
             out.update(x.name() for x in h.hypernyms())
+    if is_colour(word):
+        out.add("color.n.01")
     return frozenset((out - _TOO_GENERAL) | heads)
+
+
+_HUE_GLOSS = re.compile(r"^(of|having|resembling|being)( the| a| an)? ([a-z-]+ ){0,2}colou?r|tinged with|of the colou?r")
+
+
+@lru_cache(maxsize=200_000)
+def is_colour(word: str) -> bool:
+    """A hue adjective: a colour noun's lemma (white, orange, indigo) or glossed as one (reddish);
+    not "bright" or "vivid", which describe any colour."""
+    wn = lexicon.wordnet()
+    key = word.replace(" ", "_")
+    if key in _colour_nouns():
+        return True
+    syns = (wn.synsets(key, pos="a") + wn.synsets(key, pos="s"))[:2]
+    return any(_HUE_GLOSS.search(s.definition()) for s in syns)
+
+
+@lru_cache(maxsize=1)
+def _colour_nouns() -> frozenset[str]:
+    color = lexicon.wordnet().synset("color.n.01")
+    return frozenset(n.lower() for s in color.closure(lambda x: x.hyponyms(), depth=5) for n in s.lemma_names())
