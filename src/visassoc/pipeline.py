@@ -249,6 +249,8 @@ def clean_ladder(ladder: dict, req: AssociationRequest, per_level: int) -> dict[
     out: dict[int, list[str]] = {}
     for level in LEVELS:
         raw = ladder.get(level, ladder.get(str(level), [])) or []
+        if not isinstance(raw, (list, tuple)):  # one bare word, or junk
+            raw = [raw]
         keep = []
         for a in raw:
             if not isinstance(a, str):
