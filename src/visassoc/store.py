@@ -49,9 +49,20 @@ def write_text_atomic(text: str, path: Path) -> None:
     _fsync_write(path, lambda p: p.write_text(text, encoding="utf-8"))
 
 
+def _valid_utf8(v: Any) -> Any:
+    if isinstance(v, str):
+        return v.encode("utf-8", "replace").decode("utf-8")
+    return [_valid_utf8(x) for x in v] if isinstance(v, list) else v
+
+
 def rows_to_table(table: str, rows: list[dict]) -> pa.Table:
     schema = SCHEMAS[table]
-    return pa.Table.from_pylist(rows, schema=schema) if rows else schema.empty_table()
+    if not rows:
+        return schema.empty_table()
+    try:
+        return pa.Table.from_pylist(rows, schema=schema)
+    except UnicodeEncodeError:  # lone surrogates (a JSON "\ud800" from a model or captions file): not UTF-8
+        return pa.Table.from_pylist([{k: _valid_utf8(v) for k, v in r.items()} for r in rows], schema=schema)
 
 
 class StageStore:
