@@ -59,6 +59,18 @@ def load_items(cfg: RunConfig) -> list[SourceItem]:
     return load_folder(cfg.images, cfg.captions, cfg.limit)
 
 
+def _utf8_safe(it: SourceItem) -> SourceItem:
+    """A file name with non-UTF-8 bytes (kept by Python as surrogates) cannot be an id in Parquet:
+    such an item gets a printable id and becomes an error row."""
+    try:
+        (it.image_id + (it.path or "")).encode("utf-8")
+        return it
+    except UnicodeEncodeError:
+        fix = lambda s: s.encode("utf-8", "backslashreplace").decode("utf-8")  # noqa: E731
+        return SourceItem(fix(it.image_id), fix(it.path) if it.path else None, it.captions,
+                          it.error or f"file name is not valid UTF-8: {fix(it.path or it.image_id)!r} (rename it)")
+
+
 def _chunks(seq: list, n: int):
     for i in range(0, len(seq), n):
         yield seq[i : i + n]
@@ -104,7 +116,7 @@ class Runner:
     def run(self) -> RunResult:
         t0 = time.time()
         cfg = self.cfg
-        items = load_items(cfg)
+        items = [_utf8_safe(it) for it in load_items(cfg)]
         by_id = {it.image_id: it for it in items}
         ids = [it.image_id for it in items]
 
