@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,6 +10,14 @@ from pathlib import Path
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 MAX_PIXELS = 178_956_970  # PIL's default bomb limit x2: larger images are refused, not decoded
+
+
+class _Named(str):
+    """Stands in for a Path in messages about in-memory images."""
+
+    @property
+    def name(self) -> str:
+        return str(self)
 
 
 class ImageError(ValueError):
@@ -41,19 +50,25 @@ def _to_8bit(im: Image.Image) -> Image.Image:
     return Image.fromarray(np.clip(arr / top * 255.0, 0, 255).astype("uint8")).convert("RGB")
 
 
-def open_rgb(path: str | Path, max_side: int | None = None) -> Image.Image:
-    """Decode fully, apply the EXIF orientation, convert to RGB (alpha over white)."""
-    path = Path(path)
-    if not path.exists():
-        raise ImageError(f"file not found: {path}")
-    if path.stat().st_size == 0:
-        raise ImageError(f"empty file (0 bytes): {path.name}")
+def open_rgb(path: str | Path | bytes, max_side: int | None = None) -> Image.Image:
+    """Decode fully (a file or encoded bytes), apply the EXIF orientation, convert to RGB (alpha over white)."""
+    if isinstance(path, (bytes, bytearray)):
+        if not path:
+            raise ImageError("empty image bytes")
+        data, path = io.BytesIO(path), _Named("<bytes>")
+    else:
+        path = Path(path)
+        if not path.exists():
+            raise ImageError(f"file not found: {path}")
+        if path.stat().st_size == 0:
+            raise ImageError(f"empty file (0 bytes): {path.name}")
+        data = path
     ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             Image.MAX_IMAGE_PIXELS = MAX_PIXELS // 2
-            with Image.open(path) as im:
+            with Image.open(data) as im:
                 im.seek(0)  # first frame of animations
                 im.load()
                 im = ImageOps.exif_transpose(im)

@@ -37,54 +37,42 @@ def _backend(spec: str, cfg: RunConfig, cache):
 
 def build(cfg: RunConfig) -> StageImpls:
     cache = None
-    if (cfg.cache or cfg.cache_only) and any(s not in ("captions", "lexical", "substitute") for s in (cfg.describe, cfg.associate, cfg.caption)):
+    if (cfg.cache or cfg.cache_only) and any(getattr(cfg, st) != off for st, off in OFFLINE.items()):
         from .backends.cache import CallCache
         from .lexicon import cache_dir
 
         cache = CallCache(cache_dir() / "calls.sqlite")
     identity: dict[str, Any] = {}
-    backends: list[Any] = []
     by_stage: dict[str, Any] = {}
+    impls: dict[str, Any] = {}
+    for stage, offline in OFFLINE.items():
+        spec = getattr(cfg, stage)
+        if spec == offline:
+            impls[stage], identity[stage] = _offline(stage, cfg)
+            continue
+        from .stages.model_stages import make_stage, prompt_hashes
 
-    if cfg.describe == "captions":
+        b = by_stage[stage] = _backend(spec, cfg, cache)
+        impls[stage] = make_stage(stage, b, prompt_set=cfg.prompt_set, per_level=cfg.per_level)
+        identity[stage] = {"backend": b.identity(), "prompts": prompt_hashes(cfg.prompt_set).get(stage)}
+    return StageImpls(impls["describe"], impls["associate"], impls["caption"], identity, list(by_stage.values()),
+                      by_stage)
+
+
+OFFLINE = {"describe": "captions", "associate": "lexical", "caption": "substitute"}
+
+
+def _offline(stage: str, cfg: RunConfig) -> tuple[Any, dict]:
+    """The no-model implementation of a stage and its identity (for fingerprints)."""
+    if stage == "describe":
         from .stages.describe import CaptionsDescriber
 
-        describer = CaptionsDescriber()
-        identity["describe"] = {"name": "captions"}
-    else:
-        from .stages.model_stages import VLMDescriber, prompt_hashes
-
-        b = _backend(cfg.describe, cfg, cache)
-        backends.append(b)
-        by_stage["describe"] = b
-        describer = VLMDescriber(b, prompt_set=cfg.prompt_set)
-        identity["describe"] = {"backend": b.identity(), "prompts": prompt_hashes(cfg.prompt_set).get("describe")}
-
-    if cfg.associate == "lexical":
+        return CaptionsDescriber(), {"name": "captions"}
+    if stage == "associate":
         from .stages.lexical import LexicalMiner
 
         miner = LexicalMiner(per_level=cfg.per_level, seed=cfg.seed)
-        identity["associate"] = {"name": "lexical", "method": miner.describe_method()}
-    else:
-        from .stages.model_stages import LLMAssociationMiner, prompt_hashes
+        return miner, {"name": "lexical", "method": miner.describe_method()}
+    from .stages.substitute import SubstitutionWriter
 
-        b = _backend(cfg.associate, cfg, cache)
-        backends.append(b)
-        by_stage["associate"] = b
-        miner = LLMAssociationMiner(b, prompt_set=cfg.prompt_set, per_level=cfg.per_level)
-        identity["associate"] = {"backend": b.identity(), "prompts": prompt_hashes(cfg.prompt_set).get("associate")}
-
-    if cfg.caption == "substitute":
-        from .stages.substitute import SubstitutionWriter
-
-        writer = SubstitutionWriter()
-        identity["caption"] = {"name": "substitute"}
-    else:
-        from .stages.model_stages import VLMCaptionWriter, prompt_hashes
-
-        b = _backend(cfg.caption, cfg, cache)
-        backends.append(b)
-        by_stage["caption"] = b
-        writer = VLMCaptionWriter(b, prompt_set=cfg.prompt_set)
-        identity["caption"] = {"backend": b.identity(), "prompts": prompt_hashes(cfg.prompt_set).get("caption")}
-    return StageImpls(describer, miner, writer, identity, backends, by_stage)
+    return SubstitutionWriter(), {"name": "substitute"}

@@ -14,7 +14,6 @@ import threading
 from collections import OrderedDict
 from pathlib import Path
 
-from PIL import Image, ImageOps, UnidentifiedImageError
 
 DEFAULT_MAX_SIDE = 768
 DEFAULT_QUALITY = 90
@@ -37,27 +36,18 @@ def _disk_dir() -> Path | None:
 
 def encode_jpeg(src: bytes | str | Path, max_side: int = DEFAULT_MAX_SIDE, quality: int = DEFAULT_QUALITY) -> bytes:
     """Decode, EXIF-rotate, flatten alpha onto white, shrink to ``max_side``, encode JPEG."""
+    from ..images import ImageError, open_rgb
+
     try:
-        with Image.open(io.BytesIO(src) if isinstance(src, bytes) else src) as im:
-            im.seek(0)
-            im.load()
-            im = ImageOps.exif_transpose(im)
-            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-                rgba = im.convert("RGBA")
-                im = Image.new("RGB", rgba.size, (255, 255, 255))
-                im.paste(rgba, mask=rgba.getchannel("A"))
-            elif im.mode != "RGB":
-                im = im.convert("RGB")
-            if max_side and max(im.size) > max_side:
-                im.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
-            buf = io.BytesIO()
-            im.save(buf, format="JPEG", quality=quality, optimize=True)
-            return buf.getvalue()
-    except FileNotFoundError:
-        raise ValueError(f"image not found: {src}") from None
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:
+        im = open_rgb(src, max_side=max_side)
+    except ImageError as e:
+        if str(e).startswith("file not found"):
+            raise ValueError(f"image not found: {src}") from None
         name = "<bytes>" if isinstance(src, bytes) else Path(src).name
-        raise ValueError(f"cannot encode image {name}: {str(e).splitlines()[0][:120]}") from None
+        raise ValueError(f"cannot encode image {name}: {e}") from None
+    buf = io.BytesIO()
+    im.save(buf, format="JPEG", quality=quality, optimize=True)
+    return buf.getvalue()
 
 
 def _key(src: bytes | str | Path, max_side: int, quality: int) -> tuple:

@@ -17,6 +17,22 @@ class SourceItem:
     error: str | None = None  # set when the item is known to be unusable before opening it
 
 
+def iter_jsonl(path, required: str, hint: str = ""):
+    """(line number, object) for each non-empty line; one-line SourceError on bad JSON or a missing key."""
+    import json
+
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise SourceError(f"{path}:{n}: not valid JSON ({e.msg})") from None
+        if not isinstance(rec, dict) or required not in rec:
+            raise SourceError(f"{path}:{n}: each line needs {required!r}{hint}")
+        yield n, rec
+
+
 def clean_captions(raw) -> list[str]:
     """Strip, collapse whitespace, drop empties and exact duplicates (order kept)."""
     if raw is None:

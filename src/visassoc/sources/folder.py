@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 
-from .base import IMAGE_SUFFIXES, SourceError, SourceItem, check_unique, clean_captions
+from .base import IMAGE_SUFFIXES, SourceError, SourceItem, check_unique, clean_captions, iter_jsonl
 
 
 def read_captions_file(path: str | Path) -> dict[str, list[str]]:
@@ -24,15 +23,7 @@ def read_captions_file(path: str | Path) -> dict[str, list[str]]:
             for row in reader:
                 out.setdefault(row["image"].strip(), []).extend(clean_captions(row[cap_col]))
         return out
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise SourceError(f"{path}:{n}: not valid JSON ({e.msg})") from None
-        if not isinstance(rec, dict) or "image" not in rec:
-            raise SourceError(f"{path}:{n}: each line needs an 'image' key")
+    for _, rec in iter_jsonl(path, "image"):
         out.setdefault(str(rec["image"]), []).extend(clean_captions(rec.get("captions", rec.get("caption"))))
     return out
 

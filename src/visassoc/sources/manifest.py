@@ -1,10 +1,9 @@
 """A JSONL manifest: ``{"id": ..., "image": path-or-URL, "captions": [...]}`` per line."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from .base import SourceError, SourceItem, check_unique, clean_captions
+from .base import SourceError, SourceItem, check_unique, clean_captions, iter_jsonl
 
 
 def load_manifest(path: str | Path, limit: int | None = None) -> list[SourceItem]:
@@ -14,15 +13,7 @@ def load_manifest(path: str | Path, limit: int | None = None) -> list[SourceItem
     if not path.is_file():
         raise SourceError(f"manifest not found: {path}")
     items = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise SourceError(f"{path}:{n}: not valid JSON ({e.msg})") from None
-        if not isinstance(rec, dict) or "image" not in rec:
-            raise SourceError(f"{path}:{n}: each line needs 'image' (and ideally 'id', 'captions')")
+    for _, rec in iter_jsonl(path, "image", " (and ideally 'id', 'captions')"):
         image = str(rec["image"])
         image_id = str(rec.get("id", Path(image).stem))
         caps = clean_captions(rec.get("captions", rec.get("caption")))
