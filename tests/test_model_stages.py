@@ -82,6 +82,15 @@ def test_describe_needs_a_vlm():
         VLMDescriber(b)
 
 
+def test_caption_with_a_text_only_llm_gets_the_description_instead_of_the_image():
+    b = OpenAIBackend("m", base_url="http://127.0.0.1:9/v1", supports_images=False)
+    w = VLMCaptionWriter(b)
+    req = CaptionRequest("i", "/nonexistent.jpg", "dog", "NOUN", "A dog runs.", "A brown dog runs on grass.", 3, "game")
+    (call,) = w.build_calls([req])
+    user = call.messages[-1]
+    assert w.text_only and user.images == [] and "It shows: A brown dog runs on grass." in user.text
+
+
 def test_associate_groups_words_by_image_validates_and_reasks():
     def responder(body):
         words = prompt_words(body)

@@ -464,14 +464,16 @@ def caption_word_list(req: CaptionRequest) -> list[str]:
 
 
 class VLMCaptionWriter(_ModelStage):
-    """A VLM sees the image and writes a short caption that contains the association."""
+    """A VLM sees the image and writes a short caption that contains the association.
+
+    A text-only LLM (e.g. ``smollm``) is accepted too: it gets no image and stays grounded only
+    through the short caption and the description in the prompt (``text_only`` is recorded)."""
 
     stage = "caption"
 
     def __init__(self, backend, prompt_set: str = "visassoc", params: GenParams | None = None):
-        if not getattr(backend, "supports_images", False):
-            raise ValueError(f"{backend.provider}:{backend.model} does not accept images; caption needs a VLM")
         super().__init__(backend, prompt_set, params)
+        self.text_only = not getattr(backend, "supports_images", False)
 
     def write(self, requests: list[CaptionRequest]) -> list[str | StageError]:
         return self.run(requests)
@@ -485,9 +487,15 @@ class VLMCaptionWriter(_ModelStage):
                       "level_rule": LEVEL_RULES.get(r.level, ""), "word_list": ", ".join(caption_word_list(r)),
                       "description": " ".join(r.description.split())}
             key = f"caption|{r.image_id}|{r.word}|{r.level}|{r.association}" + ("|retry" if r.feedback else "")
-            _keyed(calls, key, i, lambda k: Call(k, [i], self._messages(values, [r.path], r.feedback),
-                                                 schema, self.params))
+            _keyed(calls, key, i, lambda k: Call(k, [i], self._caption_messages(values, r), schema, self.params))
         return list(calls.values())
+
+    def _caption_messages(self, values: dict, r: CaptionRequest) -> list[Message]:
+        if not self.text_only:
+            return self._messages(values, [r.path], r.feedback)
+        msgs = self._messages(values, [], r.feedback)  # no image: say in words what it shows
+        msgs[-1].text = f"You cannot see the image. It shows: {values['description']}\n\n" + msgs[-1].text
+        return msgs
 
     def finish(self, call: Call, requests) -> list[str | StageError]:
         gen = call.gen
