@@ -108,3 +108,29 @@ def test_dead_server_fails_fast_with_one_line(uncaptioned, tmp_path, monkeypatch
                                  "--out", str(tmp_path / "dead"), "-q"])
     assert r.exit_code == 1
     assert "error:" in r.output and len(r.output.strip().splitlines()) == 1
+
+
+def test_local_tiny_vlm_runs_the_whole_pipeline(tmp_path, monkeypatch):
+    """`--vlm transformers:DIR` end to end on a tiny randomly initialised Llava (real architecture,
+    meaningless output): its describe answers are not valid JSON, so every image must end as an
+    explicit describe error row, and the run must finish cleanly."""
+    from visassoc.backends.tiny_models import build_tiny_vlm
+
+    monkeypatch.setenv("VISASSOC_CACHE", str(tmp_path / "cache"))
+    vlm = build_tiny_vlm(tmp_path / "tiny-vlm")
+    photos = tmp_path / "photos"
+    for i in range(2):
+        make_photo(photos / f"t{i}.png", color=(200, 40 * i, 90))
+    yaml_cfg = tmp_path / "b.yaml"
+    yaml_cfg.write_text(yaml.safe_dump({"backends": {f"transformers:{vlm}": {"max_batch": 2}},
+                                        "vlm": f"transformers:{vlm}"}))
+    out = tmp_path / "run"
+    res = visassoc.run(RunConfig(out=out, images=photos, backend_config=yaml_cfg, progress=False))
+    t = {n: pq.read_table(out / f"{n}.parquet").to_pylist() for n in ("images", "descriptions", "errors")}
+    described = {r["image_id"] for r in t["descriptions"]}
+    errored = {e["image_id"] for e in t["errors"] if e["stage"] == "describe"}
+    assert described | errored == {"t0", "t1"} and not described & errored
+    assert all("\n" not in e["message"] for e in t["errors"])
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["config"]["describe"] == f"transformers:{vlm}" and m["backends"]["describe"]["backend"]["provider"] == "transformers"
+    assert res.new_items["describe"] == 2
