@@ -33,6 +33,15 @@ class RunLocked(RuntimeError):
     pass
 
 
+class OutputError(RuntimeError):
+    """The run could not read or write its files (disk full, read-only, a file where a dir should be)."""
+
+
+def _one_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return lines[0] if lines else type(e).__name__
+
+
 class Collected(Exception):
     """Raised after a collect-only pass over one stage (``batch export``); nothing was persisted."""
 
@@ -380,17 +389,21 @@ def run(config: RunConfig | None = None, log: Callable[[str], None] = print, **k
     """
     cfg = resolve_stage_backends(config or RunConfig(**kwargs))
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(out / ".visassoc.lock"))
     try:
+        out.mkdir(parents=True, exist_ok=True)
         lock.acquire(timeout=0)
     except Timeout:
         raise RunLocked(f"another visassoc run is using {out} (lock file {out / '.visassoc.lock'})") from None
+    except OSError as e:  # a file where the dir should be, read-only, permissions
+        raise OutputError(f"cannot use output directory {out}: {_one_line(e)}") from e
     quiet = not cfg.progress and "TQDM_DISABLE" not in os.environ
     if quiet:  # also silences the per-request bars of model backends
         os.environ["TQDM_DISABLE"] = "1"
     try:
         return Runner(cfg, log).run()
+    except OSError as e:  # disk full, read-only, ...: finished parts are kept
+        raise OutputError(f"{_one_line(e)} (fix it and re-run the same command to resume)") from e
     finally:
         if quiet:
             os.environ.pop("TQDM_DISABLE", None)
