@@ -31,7 +31,15 @@ BLOCKLIST = frozenset(
     pedophile incest retard retarded cripple negro spastic midget faggot fag penis vagina testicle
     scrotum orgasm erection masturbate masturbation semen sperm anus rectum feces excrement
     suicide genocide holocaust massacre nazi hitler sodomy bestiality prostitute prostitution
-    hooker bugger wank dildo vulva clitoris nipple enema urine diarrhea vomit""".split()
+    hooker bugger wank dildo vulva clitoris nipple enema urine diarrhea vomit
+    racial ethnic racist transgender homosexual gay lesbian bisexual jewish muslim islamic""".split()
+)
+# numbers read as quantities, not associations ("ninth", "sixteen" for "black" or "male")
+NUMBER_WORDS = re.compile(
+    r"^(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|"
+    r"seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|hundred|thousand|"
+    r"million|billion|first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|twelfth|"
+    r"[a-z]+tieth|[a-z]+teenth|hundredth|thousandth|millionth)$"
 )
 # word starts that are always vulgar ("shitty", "pissed"); checked per token
 BLOCKED_PREFIXES = ("shit", "fuck", "piss", "bitch", "slut", "whore", "cunt", "nigg", "fagg", "asshole", "crap", "dickhead")
@@ -165,7 +173,7 @@ def is_excluded(word: str) -> bool:
 
 
 def blocked(word: str) -> bool:
-    return any(t in BLOCKLIST or t.startswith(BLOCKED_PREFIXES) for t in word.split())
+    return any(t in BLOCKLIST or t.startswith(BLOCKED_PREFIXES) or NUMBER_WORDS.match(t) for t in word.split())
 
 
 def is_past_form(word: str) -> bool:
@@ -206,7 +214,7 @@ def _cache_key() -> str:
         "version": VOCAB_VERSION,
         "max_pieces": MAX_PIECES,
         "bad_usage": sorted(BAD_USAGE),
-        "blocklist": sorted(BLOCKLIST) + list(BLOCKED_PREFIXES),
+        "blocklist": sorted(BLOCKLIST) + list(BLOCKED_PREFIXES) + [NUMBER_WORDS.pattern],
         "minilm": lexicon.MINILM_NAME,
         "libs": lexicon.versions(),
     }
