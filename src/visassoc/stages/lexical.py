@@ -235,7 +235,8 @@ class LexicalMiner:
         if vocab.freq_penalty is None:
             vocab.freq_penalty = FREQ_PENALTY * np.log2(np.maximum(vocab.rank, 3000) / 3000.0)
             vocab.zmu, vocab.zsd = _standardiser(vocab)
-        bar = tqdm(total=len(jobs), desc="lexical associations", disable=len(jobs) < 100)
+        bar = tqdm(total=len(jobs), desc="lexical associations", leave=False,
+                   disable=len(jobs) < 100 or os.environ.get("TQDM_DISABLE") == "1")
         for lo in range(0, len(jobs), 256):  # level by level, one matrix product per level
             live = {}
             for j, (best, _), rel in zip(jobs[lo : lo + 256], chosen[lo : lo + 256], rels[lo : lo + 256]):

@@ -8,6 +8,7 @@ cores, so the vectors are stored once under ``cache_dir()/lexical`` keyed by a h
 """
 from __future__ import annotations
 
+import os
 import csv
 import hashlib
 import json
@@ -271,7 +272,7 @@ def _build(path: Path, progress: bool) -> None:
     rows = _candidates()
     words = [r[0] for r in rows]
     chunks = [words[i : i + 1024] for i in range(0, len(words), 1024)]
-    vecs = [lexicon.embed(c, batch_size=512) for c in tqdm(chunks, desc="lexical vocabulary (one-time)", disable=not progress)]
+    vecs = [lexicon.embed(c, batch_size=512) for c in tqdm(chunks, desc="lexical vocabulary (one-time)", disable=not progress or os.environ.get("TQDM_DISABLE") == "1")]
     V = np.concatenate(vecs).astype("float32")
     hub = _hub_to(V, V)
     tmp = path.with_name(path.stem + ".tmp.npz")
