@@ -45,7 +45,7 @@ def _to_8bit(im: Image.Image) -> Image.Image:
     """16/32-bit single-channel images (medical, scientific PNG/TIFF) scaled to 8-bit RGB."""
     import numpy as np
 
-    arr = np.asarray(im, dtype="float64")
+    arr = np.nan_to_num(np.asarray(im, dtype="float64"), nan=0.0, posinf=0.0, neginf=0.0)
     top = 65535.0 if arr.max() > 255 else 255.0
     return Image.fromarray(np.clip(arr / top * 255.0, 0, 255).astype("uint8")).convert("RGB")
 

@@ -352,10 +352,13 @@ class OpenAIBackend:
                 if status == 404:
                     raise BackendError(f"{self.name}: HTTP 404 from {self.base_url} ({msg}); "
                                        "wrong model id or base URL (it usually ends in /v1)") from None
-                if (status in (400, 422) and "response_format" in body and not self._mode_confirmed
+                if (status in (400, 422) and "response_format" in body
                         and any(h in msg.lower() for h in _FORMAT_HINTS)):
-                    self._mode_i = max(self._mode_i, MODES.index(mode) + 1)  # server lacks this mode
-                    continue
+                    if MODES.index(mode) < self._mode_i:  # a concurrent request already fell back: resend
+                        continue
+                    if not self._mode_confirmed:
+                        self._mode_i = max(self._mode_i, MODES.index(mode) + 1)  # server lacks this mode
+                        continue
                 if status not in (408, 409, 429) and status < 500:
                     raise _ItemError(f"HTTP {status}: {msg}") from None
                 delay = retry_after_seconds(e.response.headers)
