@@ -62,7 +62,8 @@ def run_one(name: str, args: list[str], timeout: int, tmp: Path) -> dict:
         rc, out, err = proc.returncode, proc.stdout, proc.stderr
     except subprocess.TimeoutExpired as e:
         rc, out, err = "timeout", (e.stdout or b"").decode(errors="replace"), f"killed after {timeout} s"
-    rec = {"command": " ".join(["python", f"benchmarks/{args[0]}"] + args[1:]), "returncode": rc,
+    shown = ["FILE.json" if a == "{json}" else a for a in args[1:]]
+    rec = {"command": " ".join(["python", f"benchmarks/{args[0]}"] + shown), "returncode": rc,
            "wall_s": round(time.perf_counter() - t0, 2), "stdout": out}
     if rc != 0:
         rec["stderr_tail"] = err[-3000:]
