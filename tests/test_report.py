@@ -13,12 +13,10 @@ from html.parser import HTMLParser
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import typer
 from typer.testing import CliRunner
 
 from visassoc.records import SCHEMAS
 from visassoc.report import build_report
-from visassoc.report.commands import report_command, study_app
 from visassoc.report.synthetic import make_synthetic_run
 
 
@@ -147,9 +145,9 @@ def test_clip_that_cannot_load_is_a_clear_error(tmp_path, run_dir):
 
 
 def _app():
-    app = typer.Typer()
-    app.command("report")(report_command)
-    app.add_typer(study_app, name="study")
+    """The real `visassoc` CLI: the report and study commands as users call them."""
+    from visassoc.cli import app
+
     return app
 
 

@@ -18,12 +18,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-import typer
 import yaml
 from scipy.stats import spearmanr
 from typer.testing import CliRunner
 
-from visassoc.report.commands import report_command, study_app
 from visassoc.report.synthetic import make_synthetic_run
 from visassoc.study import AnnotationError, analyze, export_study
 from visassoc.study.export import KEY_FILE
@@ -225,9 +223,9 @@ def test_analyze_errors_are_one_line(tmp_path, study):
 
 
 def _app():
-    app = typer.Typer()
-    app.command("report")(report_command)
-    app.add_typer(study_app, name="study")
+    """The real `visassoc` CLI: the report and study commands as users call them."""
+    from visassoc.cli import app
+
     return app
 
 
