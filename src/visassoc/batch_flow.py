@@ -45,7 +45,9 @@ def collect_requests(cfg: RunConfig, stage: str) -> tuple[list, object]:
     from .pipeline import Collected, Runner, resolve_stage_backends
 
     cfg = resolve_stage_backends(cfg)
-    if getattr(cfg, stage) in ("captions", "lexical", "substitute"):
+    from .stages_factory import OFFLINE
+
+    if getattr(cfg, stage) == OFFLINE[stage]:
         raise ValueError(f"stage {stage} uses the offline backend {getattr(cfg, stage)!r}; "
                          f"pass --{'llm' if stage == 'associate' else 'vlm'} SPEC to batch it")
     Path(cfg.out).mkdir(parents=True, exist_ok=True)

@@ -66,14 +66,7 @@ def export_run(out: Path, cfg, stores: dict, ids: list[str], impl, result) -> di
     counts["reasks"] = int(pc.sum(pc.subtract(caps["attempts"], 1)).as_py() or 0) if caps.num_rows else 0
     counts["images_ok"] = int(pc.sum(pc.equal(tables["images"]["status"], "ok")).as_py() or 0)
 
-    prompts = {}
-    try:
-        if any(s not in ("captions", "lexical", "substitute") for s in (cfg.describe, cfg.associate, cfg.caption)):
-            from .stages.model_stages import prompt_hashes
-
-            prompts = prompt_hashes(cfg.prompt_set)
-    except ImportError:
-        pass
+    prompts = {stage: ident["prompts"] for stage, ident in impl.identity.items() if ident.get("prompts")}
     usage = {}
     for b in impl.backends:
         fn = getattr(b, "usage", None)

@@ -186,17 +186,16 @@ class Runner:
                 cid, cap = choose_caption(i, caps, cfg.seed, cfg.max_words)
                 todo.append((i, cid, cap))
             rows = []
+            chosen = {i: c for i, _, c in todo}
             for i, recs in extract_salient(todo, sal_cfg).items():
                 if not recs:
-                    cap = next(c for j, _, c in todo if j == i)
+                    cap = chosen[i]
                     errs.append(to_row(ErrorRecord("salient", i, None, None, f"no salient NOUN/VERB/ADJ in caption {cap!r}")))
                 rows.extend(to_row(r) for r in recs)
             return {"salient": rows, "errors": errs}
 
         s_sal = self._stage("salient", fp_sal, ("salient",), desc_ids, do_salient)
-        salient: dict[str, list[dict]] = {}
-        for r in s_sal.read("salient", set(desc_ids)).to_pylist():
-            salient.setdefault(r["image_id"], []).append(r)
+        salient = _by_image(s_sal.read("salient", set(desc_ids)).sort_by("rank").to_pylist())
         sal_ids = [i for i in desc_ids if i in salient]
 
         # 3. associations: a ladder of 5 levels x per_level words per salient word
@@ -205,9 +204,9 @@ class Runner:
 
         def do_associate(chunk):
             reqs = []
-            for i in chunk:
-                words = [s["word"] for s in sorted(salient[i], key=lambda s: s["rank"])]
-                for s in sorted(salient[i], key=lambda s: s["rank"]):
+            for i in chunk:  # salient rows are in rank order
+                words = [s["word"] for s in salient[i]]
+                for s in salient[i]:
                     reqs.append(AssociationRequest(i, s["word"], s["lemma"], s["pos"], s["caption"],
                                                    descs[i]["description"], [w for w in words if w != s["word"]]))
             rows, errs = [], []
@@ -224,9 +223,7 @@ class Runner:
             return {"associations": rows, "errors": errs}
 
         s_assoc = self._stage("associate", fp_assoc, ("associations",), sal_ids, do_associate)
-        ladders: dict[str, list[dict]] = {}
-        for r in s_assoc.read("associations", set(sal_ids)).to_pylist():
-            ladders.setdefault(r["image_id"], []).append(r)
+        ladders = _by_image(s_assoc.read("associations", set(sal_ids)).to_pylist())
         assoc_ids = [i for i in sal_ids if i in ladders]
 
         # 4. creative captions, validated; invalid ones are re-asked with the reason
@@ -260,6 +257,14 @@ class Runner:
         self.result.seconds = time.time() - t0
         self.result.counts = export_run(self.out, cfg, stores, ids, self.impl, self.result)
         return self.result
+
+
+def _by_image(rows: list[dict]) -> dict[str, list[dict]]:
+    """Stage rows grouped by image_id, order kept."""
+    out: dict[str, list[dict]] = {}
+    for r in rows:
+        out.setdefault(r["image_id"], []).append(r)
+    return out
 
 
 def clean_ladder(ladder: dict, req: AssociationRequest, per_level: int) -> dict[int, list[str]]:
@@ -361,9 +366,6 @@ def write_one_caption_per_level(writer, groups: list[list[CaptionRequest]], cfg:
     return out
 
 
-OFFLINE = {"describe": "captions", "associate": "lexical", "caption": "substitute"}
-
-
 def resolve_stage_backends(cfg: RunConfig) -> RunConfig:
     """Stages left at their offline default take the backend that ``--backend-config`` names
     for them (its ``stages``, ``llm`` or ``vlm`` keys); explicit flags win."""
@@ -373,7 +375,7 @@ def resolve_stage_backends(cfg: RunConfig) -> RunConfig:
 
     bc = load_config(cfg.backend_config)
     update = {}
-    for stage, default in OFFLINE.items():
+    for stage, default in stages_factory.OFFLINE.items():
         if getattr(cfg, stage) == default:
             chosen = bc.stages.get(stage) or (bc.llm if STAGE_ROLE[stage] == "llm" else bc.vlm)
             if chosen:

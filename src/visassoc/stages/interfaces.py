@@ -8,7 +8,6 @@ local models generate in batches, and HTTP backends run requests concurrently.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Protocol, Union, runtime_checkable
 
 
@@ -84,6 +83,3 @@ class CaptionWriter(Protocol):
 
     def write(self, requests: list[CaptionRequest]) -> list[Union[str, StageError]]: ...
 
-
-def image_path(p: str | Path) -> Path:
-    return Path(p)
