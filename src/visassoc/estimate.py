@@ -1,0 +1,689 @@
+"""What a run will cost before it runs: requests, tokens and USD per model-backed stage.
+
+``estimate(config)`` reads the source with the same loaders as ``visassoc run`` and, for a
+sample of its images, builds the *real* calls the model stages would send
+(``stages.model_stages``: the same prompt files, the same grouping, the same re-ask
+messages) with a stand-in backend that never generates. It counts their tokens, multiplies
+the per-image means by the number of usable images and prices them with
+``backends.openai_compat.estimate_cost`` (built-in OpenAI table plus the backend config's
+``prices``). It calls no model, opens no connection and writes nothing into the run dir.
+
+What is counted, per stage that is a model backend (offline defaults cost 0 requests):
+
+* **describe**: one call per usable image (image + prompt; the image's human captions go in
+  as hints, exactly as ``VLMDescriber`` does).
+* **associate**: one call per image with at least one salient word (``LLMAssociationMiner``
+  puts all salient words of an image in one call) plus, with probability
+  ``associate_reask_rate``, one stage-level re-ask that resends the conversation with the
+  model's answer and the problems.
+* **caption**: one call per (image, salient word, level) -- or per association with
+  ``captions_per_level="all"`` -- times the expected attempts: an attempt is invalid with
+  probability ``reask_rate``, is re-asked up to ``max_reasks`` times, and a caption still
+  invalid after that moves on to the next association (``write_one_caption_per_level``).
+
+Salient words come from the real offline extraction (spaCy, ``stages.salient``) on each
+sampled image's chosen caption; images without a human caption (their salient words would
+come from the VLM's short caption) are assumed to give ``top_k`` words. Association ladders
+are assumed full (5 levels). Model answers cannot be known, so outputs are the answers'
+*expected shape* rendered and counted with the same tokenizer: the describe JSON with a
+description as long as the prompt asks for, the association JSON filled with the prompt's
+own example words, the short caption as the creative caption. ``max_tokens`` caps them and
+gives the worst case (``cost_max_usd``).
+
+Tokens: a tokenizer is used only when one is available offline (``tokenizer=PATH`` to a
+Hugging Face ``tokenizer.json``, or ``tiktoken``'s o200k_base when that package and its
+encoding file are already on disk); otherwise characters / 4. Chat framing adds
+``MESSAGE_OVERHEAD`` tokens per message and ``REPLY_OVERHEAD`` per request (OpenAI's rule).
+Image tokens follow the provider's documented rule (see ``image_tokens``) for the image as
+it is sent (shrunk to ``max_image_side``), or a flat ``image_tokens=N`` override.
+
+Not accounted for: answers already in the call cache (``calls.sqlite``; a repeated or
+resumed run pays less), parts already finished in ``--out``, the backend's own JSON re-ask
+(one extra call when a reply does not parse), JSON-schema tokens of ``response_format``.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .config import RunConfig
+
+DEFAULT_SAMPLE = 50
+DEFAULT_REASK_RATE = 0.15
+MESSAGE_OVERHEAD = 3  # tokens per chat message (role + framing), OpenAI's documented count
+REPLY_OVERHEAD = 3  # every reply is primed with <|start|>assistant<|message|>
+DESCRIPTION_CHARS = 650  # a 3-6 sentence description, what the describe prompt asks for
+DEFAULT_IMAGE_TOKENS = 576  # unknown VLM: a 24x24 patch grid (LLaVA-1.5 at 336 px); override it
+EXAMPLE_ASSOCIATIONS = ("sphere", "toy", "game", "competition", "journey")  # the prompts' ball examples
+_FILLER = ("The photograph shows the scene from eye level in soft natural light, with the main subject in the "
+           "centre, a few objects around it and a plain background that sets a calm everyday mood. ")
+
+# ---- image tokens ----------------------------------------------------------------------------
+# OpenAI, "Images and vision > Calculating costs" (as documented when this was written):
+# tile models: fit in 2048x2048, shrink so the short side is <= 768, count 512-px tiles;
+# tokens = base + tiles * per_tile ("low" detail: base only). gpt-4o-mini bills ~33x more
+# tokens per image than gpt-4o at a ~17x lower price, i.e. about the same dollars per image.
+OPENAI_TILE = {"gpt-4o-mini": (2833, 5667), "gpt-4o": (85, 170), "chatgpt-4o": (85, 170), "gpt-4.1": (85, 170),
+               "gpt-4.5": (85, 170), "o1": (75, 150), "o3": (75, 150)}
+# patch models: ceil(w/32) * ceil(h/32) patches (capped at 1536, shrinking the image), x multiplier
+OPENAI_PATCH = {"gpt-4.1-mini": 1.62, "gpt-4.1-nano": 2.46, "o4-mini": 1.72, "gpt-5-mini": 1.62, "gpt-5-nano": 2.46}
+PATCH_CAP = 1536
+
+
+def _prefix_match(model: str, table: dict) -> str | None:
+    """The longest key that is ``model`` or a dated/variant prefix of it (like ``estimate_cost``)."""
+    m = model.lower().rsplit("/", 1)[-1]
+    keys = [k for k in table if m == k or m.startswith(k + "-")]
+    return max(keys, key=len) if keys else None
+
+
+def sent_size(width: int, height: int, max_side: int) -> tuple[int, int]:
+    """The size of the JPEG we send: shrunk (never enlarged) to ``max_side`` as ``open_rgb`` does."""
+    if max(width, height) <= max_side:
+        return width, height
+    s = max_side / max(width, height)
+    return max(1, round(width * s)), max(1, round(height * s))
+
+
+def _openai_tiles(w: int, h: int) -> int:
+    if max(w, h) > 2048:
+        s = 2048 / max(w, h)
+        w, h = w * s, h * s
+    if min(w, h) > 768:
+        s = 768 / min(w, h)
+        w, h = w * s, h * s
+    return math.ceil(w / 512) * math.ceil(h / 512)
+
+
+def _openai_patches(w: int, h: int) -> int:
+    n = math.ceil(w / 32) * math.ceil(h / 32)
+    if n <= PATCH_CAP:
+        return n
+    s = math.sqrt(PATCH_CAP * 32 * 32 / (w * h))
+    w2, h2 = w * s, h * s  # then shrink so whole patches fit the cap
+    s2 = min(math.floor(w2 / 32) / (w2 / 32), math.floor(h2 / 32) / (h2 / 32))
+    return math.ceil(w2 * s2 / 32) * math.ceil(h2 * s2 / 32)
+
+
+def _qwen_vl_tokens(w: int, h: int, factor: int = 28, min_pixels: int = 56 * 56,
+                    max_pixels: int = 12_845_056) -> int:
+    """Qwen2-VL / Qwen2.5-VL ``smart_resize`` (14-px patches merged 2x2), plus the 2 vision markers."""
+    hb, wb = max(factor, round(h / factor) * factor), max(factor, round(w / factor) * factor)
+    if hb * wb > max_pixels:
+        beta = math.sqrt(h * w / max_pixels)
+        hb, wb = math.floor(h / beta / factor) * factor, math.floor(w / beta / factor) * factor
+    elif hb * wb < min_pixels:
+        beta = math.sqrt(min_pixels / (h * w))
+        hb, wb = math.ceil(h * beta / factor) * factor, math.ceil(w * beta / factor) * factor
+    return (hb // factor) * (wb // factor) + 2
+
+
+def image_rule(model: str, detail: str | None, override: int | None = None) -> str:
+    """One line naming the rule ``image_tokens`` applies to ``model``."""
+    if override is not None:
+        return f"flat {override} tokens per image (--image-tokens)"
+    rule = _openai_rule(model)
+    if rule and rule[0] == "tile":
+        k = rule[1]
+        base, tile = OPENAI_TILE[k]
+        if detail == "low":
+            return f"OpenAI {k}, detail low: {base} tokens per image"
+        return f"OpenAI {k} tile rule, detail {detail or 'auto'} (counted as high): {base} + {tile} per 512-px tile"
+    if rule:
+        k = rule[1]
+        return f"OpenAI {k} patch rule: 32-px patches (cap {PATCH_CAP}) x {OPENAI_PATCH[k]}"
+    if _is_qwen_vl(model):
+        return "Qwen2/2.5-VL rule: (h/28) x (w/28) after smart_resize, + 2"
+    return f"unknown VLM: assumed {DEFAULT_IMAGE_TOKENS} tokens per image (set --image-tokens N)"
+
+
+def _openai_rule(model: str) -> tuple[str, str] | None:
+    """("tile" | "patch", key) for the longest table key naming ``model`` (gpt-4.1-mini is a
+    patch model although gpt-4.1 is a tile model)."""
+    found = [(kind, k) for kind, table in (("tile", OPENAI_TILE), ("patch", OPENAI_PATCH))
+             if (k := _prefix_match(model, table))]
+    return max(found, key=lambda f: len(f[1])) if found else None
+
+
+def _is_qwen_vl(model: str) -> bool:
+    m = model.lower()
+    return "qwen2" in m and "vl" in m
+
+
+def image_tokens(model: str, width: int, height: int, detail: str | None = None, override: int | None = None) -> int:
+    """Input tokens one image of the *sent* size ``width`` x ``height`` costs on ``model``.
+
+    OpenAI tile models (gpt-4o, gpt-4o-mini, gpt-4.1, o1, o3): ``base + tiles * per_tile`` at
+    detail high/auto, ``base`` at detail low. OpenAI patch models (gpt-4.1-mini/nano, o4-mini,
+    gpt-5-mini/nano): 32-px patches x a per-model multiplier (detail is ignored). Qwen2/2.5-VL
+    (e.g. on vLLM): one token per 28x28 pixels after its resize. Anything else:
+    ``DEFAULT_IMAGE_TOKENS``. ``override`` wins over every rule.
+    """
+    if override is not None:
+        return int(override)
+    rule = _openai_rule(model)
+    if rule and rule[0] == "tile":
+        base, tile = OPENAI_TILE[rule[1]]
+        return base if detail == "low" else base + tile * _openai_tiles(width, height)
+    if rule:
+        return math.ceil(_openai_patches(width, height) * OPENAI_PATCH[rule[1]])
+    if _is_qwen_vl(model):
+        return _qwen_vl_tokens(width, height)
+    return DEFAULT_IMAGE_TOKENS
+
+
+# ---- text tokens -----------------------------------------------------------------------------
+@dataclass
+class TokenCounter:
+    """Counts text tokens with a real tokenizer when one is at hand offline, else characters / 4."""
+
+    name: str
+    count: Callable[[str], int]
+    exact: bool
+
+
+def _chars4(text: str) -> int:
+    return math.ceil(len(text) / 4)
+
+
+def _tiktoken_cached_file(encoding: str = "o200k_base") -> Path | None:
+    """tiktoken's own cache location for an encoding file (never downloads)."""
+    import hashlib
+    import tempfile
+
+    url = f"https://openaipublic.blob.core.windows.net/encodings/{encoding}.tiktoken"
+    root = os.environ.get("TIKTOKEN_CACHE_DIR") or os.environ.get("DATA_GYM_CACHE_DIR") or os.path.join(
+        tempfile.gettempdir(), "data-gym-cache")
+    p = Path(root) / hashlib.sha1(url.encode()).hexdigest()
+    return p if p.is_file() else None
+
+
+def token_counter(tokenizer: str | None = None) -> TokenCounter:
+    """``None``/"auto": tiktoken o200k_base if installed *and* already cached, else chars/4;
+    "chars": chars/4; anything else: a Hugging Face ``tokenizer.json`` (or a folder holding one)."""
+    if tokenizer in (None, "", "auto"):
+        try:
+            import tiktoken  # optional, not a dependency; it would download a missing encoding file
+        except ImportError:
+            return TokenCounter("chars/4 (no tokenizer available offline)", _chars4, False)
+        if _tiktoken_cached_file() is None:
+            return TokenCounter("chars/4 (tiktoken installed but o200k_base is not cached)", _chars4, False)
+        enc = tiktoken.get_encoding("o200k_base")
+        return TokenCounter("tiktoken o200k_base", lambda t: len(enc.encode(t, disallowed_special=())), True)
+    if tokenizer == "chars":
+        return TokenCounter("chars/4", _chars4, False)
+    p = Path(tokenizer)
+    if p.is_dir():
+        p = p / "tokenizer.json"
+    if not p.is_file():
+        raise ValueError(f"tokenizer not found: {tokenizer} (a tokenizer.json file or a folder holding one)")
+    from tokenizers import Tokenizer
+
+    try:
+        tok = Tokenizer.from_file(str(p))
+    except Exception as e:  # noqa: BLE001 - any parse failure is one bad file
+        raise ValueError(f"cannot read tokenizer {p}: {str(e).splitlines()[0][:120]}") from None
+    return TokenCounter(f"tokenizer {p}", lambda t: len(tok.encode(t, add_special_tokens=False).ids), True)
+
+
+# ---- the estimate ----------------------------------------------------------------------------
+@dataclass
+class StageEstimate:
+    stage: str  # describe | associate | caption
+    backend: str  # the spec (or offline name) serving the stage
+    offline: bool
+    model: str | None = None
+    requests: float = 0.0  # expected calls, re-asks included
+    first_requests: int = 0  # calls without any re-ask
+    input_text_tokens: float = 0.0
+    image_tokens: float = 0.0
+    output_tokens: float = 0.0  # expected (answer shape), capped by max_tokens
+    output_tokens_max: float = 0.0  # every call using its full max_tokens
+    max_tokens: int | None = None
+    cost_usd: float | None = None  # None: no price known for the model
+    batch_cost_usd: float | None = None  # Batch API (50%), for OpenAI-protocol backends with a price
+    cost_max_usd: float | None = None
+    price: tuple[float, float] | None = None  # USD per 1M (input, output)
+    price_source: str | None = None
+    image_rule: str | None = None
+    image_tokens_per_image: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def input_tokens(self) -> float:
+        return self.input_text_tokens + self.image_tokens
+
+
+@dataclass
+class Estimate:
+    source: str
+    images: int  # items in the source (or ``scale`` when extrapolating)
+    usable_images: float  # images expected to reach the model stages
+    error_images: int  # known unusable before any model call (missing file, URL, ...)
+    sampled: int
+    salient_words_per_image: float
+    salient_source: str
+    tokenizer: str
+    tokens_exact: bool
+    reask_rate: float
+    associate_reask_rate: float
+    caption_attempts: float  # expected calls per caption
+    stages: list[StageEstimate]
+    scale: int | None = None
+    source_images: int | None = None  # when extrapolating: images in the real source
+    assumptions: list[str] = field(default_factory=list)
+
+    @property
+    def total_requests(self) -> float:
+        return sum(s.requests for s in self.stages)
+
+    def total(self) -> dict[str, Any]:
+        model = [s for s in self.stages if not s.offline]
+        costs = [s.cost_usd for s in model]
+        known = sum(c for c in costs if c is not None)
+        batch = [s.batch_cost_usd for s in model if s.cost_usd is not None]
+        return {
+            "requests": round(self.total_requests),
+            "input_text_tokens": round(sum(s.input_text_tokens for s in self.stages)),
+            "image_tokens": round(sum(s.image_tokens for s in self.stages)),
+            "output_tokens": round(sum(s.output_tokens for s in self.stages)),
+            "cost_usd": None if any(c is None for c in costs) else round(known, 4),
+            "known_cost_usd": round(known, 4),
+            "unknown_cost_stages": [s.stage for s in model if s.cost_usd is None],
+            "batch_cost_usd": None if (not model or any(c is None for c in costs) or any(b is None for b in batch))
+            else round(sum(batch), 4),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for s, sd in zip(self.stages, d["stages"]):
+            sd["requests"] = round(s.requests, 1)
+            for k in ("input_text_tokens", "image_tokens", "output_tokens", "output_tokens_max"):
+                sd[k] = round(sd[k])
+            sd["input_tokens"] = round(s.input_tokens)
+        d["usable_images"] = round(self.usable_images, 1)
+        d["total"] = self.total()
+        return d
+
+
+class _Stand:
+    """A backend that only carries identity: the stages build their real calls with it, and it
+    refuses to generate (an estimate never calls a model)."""
+
+    def __init__(self, provider: str, model: str, supports_images: bool):
+        self.provider, self.model, self.supports_images = provider, model, supports_images
+
+    def identity(self) -> dict:
+        return {"provider": self.provider, "model": self.model}
+
+    def generate(self, *a, **k):  # pragma: no cover - a bug guard
+        raise RuntimeError("estimate must not call a model")
+
+
+@dataclass
+class _StageSetup:
+    stage: str
+    spec: str
+    provider: str
+    model: str
+    options: Any  # registry.BackendOptions
+    impl: Any  # the real model stage on a stand-in backend
+    max_tokens: int
+
+
+def _setups(cfg: RunConfig) -> tuple[dict[str, _StageSetup], Any]:
+    from .backends.base import GenParams
+    from .backends.registry import OPENAI_LIKE, load_config
+    from .stages.model_stages import make_stage
+    from .stages_factory import OFFLINE
+
+    bc = load_config(cfg.backend_config)
+    out = {}
+    for stage, offline in OFFLINE.items():
+        spec = getattr(cfg, stage)
+        if spec == offline:
+            continue
+        bspec, opts = bc.resolve(spec)
+        images = opts.supports_images if bspec.provider in OPENAI_LIKE else bspec.provider != "smollm"
+        impl = make_stage(stage, _Stand(bspec.provider, bspec.model, images), prompt_set=cfg.prompt_set,
+                          per_level=cfg.per_level)
+        gp = set(GenParams.__dataclass_fields__)
+        over = {k: v for k, v in (opts.params or {}).items() if k in gp} if bspec.provider in OPENAI_LIKE else {}
+        if over:  # OpenAIBackend.params_for: backend-config GenParams fields override the prompt's
+            impl.params = GenParams(**{**impl.params.__dict__, **over})
+        out[stage] = _StageSetup(stage, spec, bspec.provider, bspec.model, opts, impl, int(impl.params.max_tokens))
+    return out, bc
+
+
+def _evenly(seq: list, n: int) -> list:
+    if n >= len(seq):
+        return list(seq)
+    return [seq[(i * len(seq)) // n] for i in range(n)]
+
+
+def caption_attempts(reask_rate: float, max_reasks: int, associations: int) -> float:
+    """Expected calls for one caption: attempts 1 + r + ... + r^max_reasks for an association, and
+    the next association (up to ``associations``) only when all of them failed (prob r^(max_reasks+1))."""
+    r = min(max(reask_rate, 0.0), 1.0)
+    per_assoc = sum(r ** a for a in range(max_reasks + 1))
+    fail = r ** (max_reasks + 1)
+    return per_assoc * sum(fail ** j for j in range(max(1, associations)))
+
+
+def _price(model: str, prices: dict) -> tuple[tuple[float, float] | None, str | None]:
+    from .backends.openai_compat import PRICES_PER_MTOK
+
+    cfg_table = {k: (tuple(v) if not isinstance(v, dict) else (v["input"], v["output"])) for k, v in prices.items()}
+    table = {**PRICES_PER_MTOK, **cfg_table}
+    keys = [k for k in table if model == k or model.startswith(k + "-")]
+    if not keys:
+        return None, None
+    k = max(keys, key=len)
+    return table[k], ("backend config prices" if k in cfg_table else "built-in OpenAI price table") + f" ({k})"
+
+
+def _messages_tokens(msgs, count: Callable[[str], int], img_tokens: Callable[[Any], int]) -> tuple[int, int]:
+    text = REPLY_OVERHEAD + sum(MESSAGE_OVERHEAD + count(m.text) for m in msgs)
+    imgs = sum(img_tokens(i) for m in msgs for i in m.images)
+    return text, imgs
+
+
+def _pad(text: str, n: int) -> str:
+    """``text`` repeated/cut at a word boundary to about ``n`` characters."""
+    text = " ".join(text.split()) or _FILLER.strip()
+    out = text
+    while len(out) < n:
+        out += " " + text
+    cut = out[:n].rsplit(" ", 1)[0]
+    return cut if cut.endswith(".") else cut + "."
+
+
+def estimate(config: RunConfig, sample: int = DEFAULT_SAMPLE, reask_rate: float = DEFAULT_REASK_RATE,
+             associate_reask_rate: float | None = None, image_tokens_override: int | None = None,
+             tokenizer: str | None = None, scale: int | None = None) -> Estimate:
+    """Requests, tokens and USD of ``visassoc run`` with ``config``, without calling any model.
+
+    ``sample``: images whose real prompts are built and counted (means are scaled to the whole
+    source). ``reask_rate``: the chance a caption attempt is rejected and re-asked (and, unless
+    ``associate_reask_rate`` is given, the chance an association answer needs its one re-ask).
+    ``image_tokens_override``: flat tokens per image instead of the provider rule. ``tokenizer``:
+    see ``token_counter``. ``scale``: extrapolate the per-image means to this many images.
+    Raises ``sources.SourceError``/``ValueError`` for a bad source, spec or backend config.
+    """
+    from PIL import Image
+
+    from .pipeline import _utf8_safe, load_items, resolve_stage_backends
+    from .records import LEVELS
+    from .stages.describe import CaptionsDescriber
+    from .stages.interfaces import AssociationRequest, CaptionRequest, DescribeRequest, DescribeResult
+    from .stages.salient import SalientConfig, choose_caption, extract_salient
+    from .stages_factory import OFFLINE
+
+    if sample < 1:
+        raise ValueError("sample must be >= 1")
+    if not 0.0 <= reask_rate <= 1.0 or (associate_reask_rate is not None and not 0.0 <= associate_reask_rate <= 1.0):
+        raise ValueError("re-ask rates must be between 0 and 1")
+    if scale is not None and scale < 1:
+        raise ValueError("scale must be >= 1")
+    a_rate = reask_rate if associate_reask_rate is None else associate_reask_rate
+    cfg = resolve_stage_backends(config)
+    setups, bc = _setups(cfg)
+    counter = token_counter(tokenizer)
+    items = [_utf8_safe(it) for it in load_items(cfg)]
+    known_bad = [it for it in items if it.error]
+    usable = [it for it in items if not it.error]
+    chosen = _evenly(usable, sample)
+
+    # image sizes of the sample (header only); an unreadable one will be an error row in the run
+    sizes: dict[str, tuple[int, int]] = {}
+    for it in chosen:
+        try:
+            with Image.open(it.path) as im:
+                sizes[it.image_id] = im.size
+        except Exception:  # noqa: BLE001 - any unreadable file becomes an error row in the run
+            pass
+    ok = [it for it in chosen if it.image_id in sizes]
+    readable = len(ok) / len(chosen) if chosen else 0.0
+    # describe offline needs human captions; a VLM describes any image
+    describable = [it for it in ok if it.captions or "describe" in setups]
+
+    path_id = {str(it.path): it.image_id for it in ok}
+
+    def per_image_tokens(stage: str) -> Callable[[Any], int]:
+        st = setups[stage]
+        return lambda path: image_tokens(st.model, *sent_size(*sizes[path_id[str(path)]], st.options.max_image_side),
+                                         st.options.image_detail, image_tokens_override)
+
+    # salient words: the real offline extraction on each image's chosen caption
+    todo = []
+    for it in describable:
+        if it.captions:
+            cid, cap = choose_caption(it.image_id, it.captions, cfg.seed, cfg.max_words)
+            todo.append((it.image_id, cid, cap))
+    salient = extract_salient(todo, SalientConfig(top_k=cfg.top_k, max_words=cfg.max_words)) if todo else {}
+    n_assumed = sum(1 for it in describable if not it.captions)
+
+    # descriptions: the offline describer's real text, or a VLM-length stand-in
+    descs: dict[str, str] = {}
+    off_desc = CaptionsDescriber().describe([DescribeRequest(it.image_id, it.path, it.captions)
+                                             for it in describable if it.captions])
+    for it, res in zip([it for it in describable if it.captions], off_desc):
+        if isinstance(res, DescribeResult):
+            descs[it.image_id] = res.description
+    if "describe" in setups:
+        descs = {it.image_id: _pad(" ".join(it.captions), DESCRIPTION_CHARS) for it in describable}
+
+    acc = {s: {"first": 0.0, "req": 0.0, "text": 0.0, "img": 0.0, "out": 0.0, "out_max": 0.0} for s in setups}
+    words_total = 0
+    attempts = caption_attempts(reask_rate, cfg.max_reasks, cfg.per_level)
+    for it in describable:
+        iid = it.image_id
+        if "describe" in setups:
+            st = setups["describe"]
+            call = st.impl.build_calls([DescribeRequest(iid, it.path, it.captions)])[0]
+            t, im = _messages_tokens(call.messages, counter.count, per_image_tokens("describe"))
+            short = it.captions[0] if it.captions else "A photograph of an everyday scene."
+            ans = json.dumps({"description": descs[iid], "short_caption": short})
+            _add(acc["describe"], 1, 1, t, im, min(counter.count(ans), st.max_tokens), st.max_tokens)
+        recs = salient.get(iid)
+        if recs is not None:
+            words = [(r.word, r.lemma, r.pos, r.caption) for r in recs]
+        else:  # no human caption: the VLM's short caption gives up to top_k words
+            words = [(f"word{k}", f"word{k}", "NOUN", "A photograph of an everyday scene.") for k in range(cfg.top_k)]
+        words_total += len(words)
+        if not words:
+            continue
+        names = [w[0] for w in words]
+        if "associate" in setups:
+            st = setups["associate"]
+            reqs = [AssociationRequest(iid, w, lem, pos, cap, descs[iid], [x for x in names if x != w])
+                    for w, lem, pos, cap in words]
+            for call in st.impl.build_calls(reqs):
+                t, _ = _messages_tokens(call.messages, counter.count, lambda p: 0)
+                ans = json.dumps({w: {str(lv): [EXAMPLE_ASSOCIATIONS[(lv - 1 + k) % 5] for k in range(cfg.per_level)]
+                                      for lv in LEVELS} for w in call.ctx["words"]})
+                out = min(counter.count(ans), st.max_tokens)
+                probs = "\n".join(f'- "{w}" distance 5: {cfg.per_level - 1} usable words, {cfg.per_level} needed'
+                                  for w in call.ctx["words"][:1])
+                fb = st.impl.prompt.render("feedback", **call.ctx["values"], problems=probs)
+                t_re = t + MESSAGE_OVERHEAD * 2 + counter.count(ans) + counter.count(fb)
+                acc_a = acc["associate"]
+                acc_a["first"] += 1
+                acc_a["req"] += 1 + a_rate
+                acc_a["text"] += t + a_rate * t_re
+                acc_a["out"] += out * (1 + a_rate)
+                acc_a["out_max"] += st.max_tokens * (1 + a_rate)
+        if "caption" in setups:
+            st = setups["caption"]
+            per_group = cfg.per_level if cfg.captions_per_level == "all" else 1
+            calls_per = attempts if cfg.captions_per_level == "one" else caption_attempts(reask_rate, cfg.max_reasks, 1)
+            for w, lem, pos, cap in words:
+                others = [x for x in names if x != w]
+                for lv in LEVELS:
+                    assoc = EXAMPLE_ASSOCIATIONS[lv - 1]
+                    r = CaptionRequest(iid, it.path, w, pos, cap, descs[iid], lv, assoc, other_words=others)
+                    t, im = _messages_tokens(st.impl.build_calls([r])[0].messages, counter.count,
+                                             per_image_tokens("caption"))
+                    r.feedback = f"The previous caption {cap!r} was rejected: does not contain the association {assoc!r}."
+                    t_re, _ = _messages_tokens(st.impl.build_calls([r])[0].messages, counter.count, lambda p: 0)
+                    ans = json.dumps({"caption": cap}) if st.impl.prompt.output == "json" else cap
+                    out = min(counter.count(ans), st.max_tokens)
+                    n = per_group * calls_per
+                    c = acc["caption"]
+                    c["first"] += per_group
+                    c["req"] += n
+                    c["text"] += per_group * (t + (calls_per - 1) * t_re)
+                    c["img"] += n * im
+                    c["out"] += n * out
+                    c["out_max"] += n * st.max_tokens
+
+    # per sampled image -> whole source (or the extrapolation target)
+    n_src = scale if scale is not None else len(items)
+    good_frac = (len(usable) / len(items)) if items else 0.0
+    usable_n = n_src * good_frac * readable
+    per = (usable_n / len(ok)) if ok else 0.0
+    words_per_image = words_total / len(describable) if describable else 0.0
+    stages = []
+    for stage, offline in OFFLINE.items():
+        if stage not in setups:
+            stages.append(StageEstimate(stage, offline, True))
+            continue
+        st, a = setups[stage], acc[stage]
+        se = StageEstimate(stage, st.spec, False, st.model, requests=a["req"] * per, first_requests=round(a["first"] * per),
+                           input_text_tokens=a["text"] * per, image_tokens=a["img"] * per,
+                           output_tokens=a["out"] * per, output_tokens_max=a["out_max"] * per, max_tokens=st.max_tokens)
+        msgs_with_images = stage in ("describe", "caption") and getattr(st.impl, "text_only", False) is False
+        if msgs_with_images:
+            se.image_rule = image_rule(st.model, st.options.image_detail, image_tokens_override)
+            per_img = [image_tokens(st.model, *sent_size(*sizes[it.image_id], st.options.max_image_side),
+                                    st.options.image_detail, image_tokens_override) for it in ok]
+            se.image_tokens_per_image = sum(per_img) / len(per_img) if per_img else None
+        elif stage == "caption":
+            se.notes.append("text-only backend: no image is sent (the description goes in the prompt)")
+        _cost(se, st, bc.prices)
+        stages.append(se)
+
+    src = cfg.source_kind() if not cfg.demo else "demo"
+    src_path = cfg.coco or cfg.manifest or cfg.images
+    est = Estimate(
+        source=f"{src}{' ' + str(src_path) if src_path else ''}{f' (limit {cfg.limit})' if cfg.limit else ''}",
+        images=n_src, usable_images=usable_n, error_images=len(known_bad) if scale is None else round(n_src * (1 - good_frac)),
+        sampled=len(chosen), salient_words_per_image=words_per_image,
+        salient_source=(f"spaCy salient extraction on {len(todo)} sampled captions"
+                        + (f"; {n_assumed} uncaptioned images assumed top_k={cfg.top_k}" if n_assumed else "")),
+        tokenizer=counter.name, tokens_exact=counter.exact, reask_rate=reask_rate, associate_reask_rate=a_rate,
+        caption_attempts=attempts if cfg.captions_per_level == "one" else caption_attempts(reask_rate, cfg.max_reasks, 1),
+        stages=stages, scale=scale, source_images=len(items) if scale is not None else None)
+    if len(ok) < len(chosen):
+        est.assumptions.append(f"{len(chosen) - len(ok)} of {len(chosen)} sampled images could not be opened "
+                               "(they become error rows; the same share is taken off the total)")
+    if setups and cfg.cache_only:
+        est.assumptions.append("--cache-only: the run sends none of these calls live; they are what `batch export` "
+                               "and the Batch API must answer first")
+    if setups:
+        est.assumptions += [
+            "association ladders are full: 5 levels per salient word",
+            "outputs: the answer shape each prompt asks for, capped by max_tokens (worst case: every call at max_tokens)",
+            "not counted: the backend's one JSON re-ask for an unparseable reply, response_format schema tokens",
+        ]
+    est.assumptions.append(f"calls already in the call cache ({_cache_path()}) and parts already done in --out are "
+                           "not subtracted: a resumed or repeated run pays less")
+    return est
+
+
+def _cache_path() -> Path:
+    """Where ``stages_factory`` keeps the call cache (``lexicon.cache_dir``), without creating it."""
+    return Path(os.environ.get("VISASSOC_CACHE", Path.home() / ".cache" / "visassoc")) / "calls.sqlite"
+
+
+def _add(a: dict, first: float, req: float, text: float, img: float, out: float, out_max: float) -> None:
+    a["first"] += first
+    a["req"] += req
+    a["text"] += text
+    a["img"] += img
+    a["out"] += out
+    a["out_max"] += out_max
+
+
+def _cost(se: StageEstimate, st: _StageSetup, prices: dict) -> None:
+    from .backends.base import Usage
+    from .backends.openai_compat import estimate_cost
+    from .backends.registry import OPENAI_LIKE
+
+    se.price, se.price_source = _price(st.model, prices)
+    usage = Usage(prompt_tokens=round(se.input_tokens), completion_tokens=round(se.output_tokens))
+    se.cost_usd = estimate_cost(st.model, usage, prices)
+    if se.cost_usd is None:
+        se.notes.append("no price for this model: add it under `prices` in the backend config"
+                        if st.provider in OPENAI_LIKE else "local weights: no API price")
+        return
+    worst = Usage(prompt_tokens=round(se.input_tokens), completion_tokens=round(se.output_tokens_max))
+    se.cost_max_usd = estimate_cost(st.model, worst, prices)
+    if st.provider in OPENAI_LIKE:
+        se.batch_cost_usd = estimate_cost(st.model, usage, prices, batch=True)
+
+
+# ---- rendering ---------------------------------------------------------------------------------
+def _n(x: float) -> str:
+    return f"{round(x):,}"
+
+
+def _usd(x: float | None) -> str:
+    if x is None:
+        return "unknown"
+    return f"${x:,.2f}" if x >= 1 else f"${x:,.4f}"
+
+
+def format_estimate(est: Estimate) -> str:
+    """The estimate as a plain-text table with the assumptions under it."""
+    head = ("EXTRAPOLATION to " + f"{est.images:,} images from {est.source} ({est.source_images:,} images)"
+            if est.scale is not None else f"{est.source}: {est.images:,} images")
+    lines = [f"visassoc estimate -- {head}; {est.usable_images:,.0f} reach the model stages"
+             + (f", {est.error_images:,} known errors" if est.error_images else "")
+             + f"; {est.salient_words_per_image:.2f} salient words/image ({est.salient_source})"]
+    cols = ("stage", "backend", "requests", "input text tok", "image tok", "output tok", "cost", "Batch API (50%)")
+    rows = [cols]
+    for s in est.stages:
+        if s.offline:
+            rows.append((s.stage, f"{s.backend} (offline)", "0", "0", "0", "0", "$0", "-"))
+            continue
+        cost = _usd(s.cost_usd)
+        rows.append((s.stage, s.backend, _n(s.requests), _n(s.input_text_tokens), _n(s.image_tokens),
+                     _n(s.output_tokens), cost, _usd(s.batch_cost_usd) if s.batch_cost_usd is not None else "-"))
+    t = est.total()
+    tot_cost = (_usd(t["cost_usd"]) if t["cost_usd"] is not None else
+                (f"{_usd(t['known_cost_usd'])} + unknown" if t["known_cost_usd"] else "unknown"))
+    rows.append(("total", "", _n(t["requests"]), _n(t["input_text_tokens"]), _n(t["image_tokens"]),
+                 _n(t["output_tokens"]), tot_cost, _usd(t["batch_cost_usd"]) if t["batch_cost_usd"] is not None else "-"))
+    width = [max(len(r[i]) for r in rows) for i in range(len(cols))]
+    for k, r in enumerate(rows):
+        cells = [r[i].ljust(width[i]) if i < 2 else r[i].rjust(width[i]) for i in range(len(cols))]
+        lines.append("  ".join(cells).rstrip())
+        if k == 0 or k == len(rows) - 2:
+            lines.append("  ".join("-" * w for w in width))
+    lines.append("")
+    lines.append(f"tokens: {est.tokenizer}; + {MESSAGE_OVERHEAD} per message and {REPLY_OVERHEAD} per request"
+                 + ("" if est.tokens_exact else " (an approximation: pass --tokenizer tokenizer.json for exact counts)"))
+    for s in est.stages:
+        if s.offline:
+            continue
+        bits = []
+        if s.price:
+            bits.append(f"${s.price[0]:g}/${s.price[1]:g} per 1M in/out from {s.price_source}")
+        if s.image_rule:
+            bits.append(f"images: {s.image_rule}, mean {s.image_tokens_per_image or 0:,.0f} tokens/image as sent")
+        if s.cost_max_usd is not None:
+            bits.append(f"worst case (every call at max_tokens={s.max_tokens}) {_usd(s.cost_max_usd)}")
+        bits += s.notes
+        lines.append(f"{s.stage}: {'; '.join(bits) if bits else 'no notes'}")
+    if all(s.offline for s in est.stages):
+        lines.append("no stage uses a model: this run makes no model calls and costs nothing")
+    if any(not s.offline and s.stage != "describe" for s in est.stages):
+        lines.append(f"re-asks: caption attempts rejected at {est.reask_rate:.0%} -> {est.caption_attempts:.3f} requests "
+                 f"per caption; association answers re-asked once at {est.associate_reask_rate:.0%} (--reask-rate)")
+    lines += [f"assumed: {a}" if not a.startswith("calls already") else a[0].upper() + a[1:] for a in est.assumptions]
+    return "\n".join(lines)
