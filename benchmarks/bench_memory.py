@@ -4,7 +4,7 @@ Each size runs in its own subprocess: N synthetic 1x1 images through every stage
 zero-latency stages of bench_pipeline (so only the runner, spaCy and Parquet use memory). RSS is
 sampled before and after each stage and after export; the baseline is taken after spaCy/WordNet
 are loaded. Growth per 1k images between the smallest and largest size says whether memory
-scales with the collection (the runner keeps upstream tables as Python dicts) or not.
+scales with the collection or not (stages read upstream rows per chunk; export streams).
 
     python benchmarks/bench_memory.py [--sizes 1000,10000] [--chunk-size 32]
 """
@@ -41,10 +41,10 @@ def child(imgs: Path, caps: Path, out: Path, chunk: int) -> dict:
     samples = [("baseline (models loaded)", rss_mb())]
     stage = pipeline.Runner._stage
 
-    def sampled(self, name, *a, **k):
+    def sampled(self, executor, name, *a, **k):
         samples.append((f"before {name}", rss_mb()))
         try:
-            return stage(self, name, *a, **k)
+            return stage(self, executor, name, *a, **k)
         finally:
             samples.append((f"after {name}", rss_mb()))
 

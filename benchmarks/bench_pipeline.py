@@ -128,18 +128,20 @@ def instrumented(clock: Clock):
     """Patch the runner's collaborators with timing wrappers (names as the runner looks them up)."""
     import visassoc.export as export
     import visassoc.pipeline as pipeline
-    from visassoc.store import StageStore
+    import visassoc.stage_work as work
+    from visassoc.store import PartReader, StageStore
 
-    targets = [(pipeline, "inspect_image", "image decode + sha256"), (pipeline, "extract_salient", "salient (spaCy)"),
-               (pipeline, "validate_caption", "caption validation"), (pipeline, "clean_ladder", "ladder cleaning"),
+    targets = [(work, "inspect_image", "image decode + sha256"), (work, "extract_salient", "salient (spaCy)"),
+               (work, "validate_caption", "caption validation"), (work, "clean_ladder", "ladder cleaning"),
                (export, "export_run", "export (tables, manifest, card)"),
-               (StageStore, "write_part", "parquet write (parts)"), (StageStore, "read", "parquet read"),
-               (StageStore, "done_keys", "resume scan")]
+               (StageStore, "write_part", "parquet write (parts)"), (PartReader, "table", "parquet read (upstream rows)"),
+               (StageStore, "done_keys", "resume scan"), (StageStore, "ids_with_rows", "resume scan")]
     saved = [(obj, attr, getattr(obj, attr)) for obj, attr, _ in targets + [(pipeline.Runner, "_stage", "")]]
     try:
         for obj, attr, label in targets:
             setattr(obj, attr, clock.wrap(label, getattr(obj, attr)))
-        pipeline.Runner._stage = clock.wrap(lambda self, name, *a, **k: f"runner logic: {name}", pipeline.Runner._stage)
+        pipeline.Runner._stage = clock.wrap(lambda self, executor, name, *a, **k: f"runner logic: {name}",
+                                           pipeline.Runner._stage)
         yield
     finally:
         for obj, attr, fn in saved:

@@ -48,6 +48,9 @@ def run(
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not cache model calls."),
     cache_only: bool = typer.Option(False, "--cache-only", help="Answer model calls only from the cache (after `batch ingest`)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    executor: str = typer.Option("local", help="'local' (this process) or 'ray' (Ray Data; pip install 'visassoc[ray]')."),
+    ray_address: Optional[str] = typer.Option(None, help="Ray cluster to join ('auto', ray://HOST:PORT); default: start one here."),
+    ray_workers: Optional[int] = typer.Option(None, min=1, help="Ray actors per stage (default: the cluster's CPUs)."),
 ):
     """Mine salient words, association ladders and creative captions for an image collection."""
     from pydantic import ValidationError
@@ -67,7 +70,8 @@ def run(
             top_k=top_k, per_level=per_level, max_words=max_words, captions_per_level=captions_per_level,
             describe=describe, associate=associate, caption=caption, prompt_set=prompt_set,
             backend_config=backend_config, concurrency=concurrency, chunk_size=chunk_size, max_reasks=max_reasks,
-            cache=not no_cache, cache_only=cache_only, progress=not quiet,
+            cache=not no_cache, cache_only=cache_only, progress=not quiet, executor=executor, ray_address=ray_address,
+            ray_workers=ray_workers,
         )
     except ValidationError as e:
         err = e.errors()[0]
@@ -94,6 +98,8 @@ def run(
 def _register() -> None:
     """Sub-commands live beside their Python APIs; the CLI only wires them."""
     from .backends.commands import backends_app, batch_app
+    from .estimate_cmd import HELP as ESTIMATE_HELP
+    from .estimate_cmd import estimate_command
     from .report.commands import report_command, study_app
     from .train.commands import eval_command, search_command, train_command
 
@@ -104,6 +110,7 @@ def _register() -> None:
     app.add_typer(study_app, name="study")
     app.add_typer(backends_app, name="backends")
     app.add_typer(batch_app, name="batch")
+    app.command("estimate", help=ESTIMATE_HELP)(estimate_command)
 
 
 _register()

@@ -39,6 +39,9 @@ class RunConfig(BaseModel):
     cache: bool = Field(True, description="cache model calls under the visassoc cache dir")
     cache_only: bool = Field(False, description="answer model calls only from the cache (after `batch ingest`)")
     progress: bool = True
+    executor: Literal["local", "ray"] = Field("local", description="where stage chunks run: this process, or Ray Data")
+    ray_address: str | None = Field(None, description="Ray cluster: None/'local' starts one here, 'auto' or ray://host:port joins one")
+    ray_workers: int | None = Field(None, ge=1, description="actors per stage (default: the cluster's CPUs)")
 
     @model_validator(mode="after")
     def _one_source(self):

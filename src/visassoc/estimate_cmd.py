@@ -84,8 +84,3 @@ def estimate_command(
     except ImportError as e:
         fail(f"a component is not available: {e}")
     typer.echo(json.dumps(est.to_dict(), indent=1) if as_json else format_estimate(est))
-
-
-def register(app: typer.Typer) -> None:
-    """Add ``estimate`` to the ``visassoc`` app (one line in ``cli._register``)."""
-    app.command("estimate", help=HELP)(estimate_command)

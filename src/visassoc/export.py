@@ -7,18 +7,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import time
+import uuid
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import yaml
 
 from . import __version__
 from .records import SCHEMAS
-from .store import write_table_atomic, write_text_atomic
+from .store import PartReader, write_text_atomic
 
 TABLES = ("images", "descriptions", "salient", "associations", "captions", "errors")
 SORT_KEYS = {
@@ -53,28 +56,48 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def export_run(out: Path, cfg, stores: dict, ids: list[str], impl, result) -> dict[str, int]:
-    idset = set(ids)
-    tables: dict[str, pa.Table] = {name: _sorted(store.read(name, idset), name, ids) for name, store in stores.items()}
-    errors = pa.concat_tables([s.read("errors", idset) for s in stores.values()])
-    tables["errors"] = _sorted(errors, "errors", ids)
-    for name in TABLES:
-        write_table_atomic(tables[name], out / f"{name}.parquet")
-    counts = {name: tables[name].num_rows for name in TABLES}
-    caps = tables["captions"]
-    counts["captions_valid"] = int(pc.sum(caps["valid"]).as_py() or 0) if caps.num_rows else 0
-    counts["reasks"] = int(pc.sum(pc.subtract(caps["attempts"], 1)).as_py() or 0) if caps.num_rows else 0
-    counts["images_ok"] = int(pc.sum(pc.equal(tables["images"]["status"], "ok")).as_py() or 0)
+EXPORT_CHUNK = 2048  # images per row group of the exported tables
 
+
+def _export_tables(out: Path, stores: dict, ids: list[str]) -> dict[str, int]:
+    """Write the public tables in source order, ``EXPORT_CHUNK`` images at a time, reading only
+    the parts that hold each chunk: memory does not grow with the run."""
+    readers = {name: PartReader(store) for name, store in stores.items()}
+    counts = dict.fromkeys(TABLES, 0)
+    counts.update(captions_valid=0, reasks=0, images_ok=0)
+    writers, tmps = {}, {}
+    try:
+        for name in TABLES:
+            tmps[name] = out / f".{name}.parquet.{uuid.uuid4().hex[:8]}.tmp"
+            writers[name] = pq.ParquetWriter(tmps[name], SCHEMAS[name], compression="zstd")
+        for start in range(0, max(len(ids), 1), EXPORT_CHUNK):
+            chunk = ids[start : start + EXPORT_CHUNK]
+            parts = {name: _sorted(readers[name].table(name, chunk), name, chunk) for name in stores}
+            parts["errors"] = _sorted(pa.concat_tables([r.table("errors", chunk) for r in readers.values()]), "errors", chunk)
+            for name in TABLES:
+                writers[name].write_table(parts[name])
+                counts[name] += parts[name].num_rows
+            caps = parts["captions"]
+            if caps.num_rows:
+                counts["captions_valid"] += int(pc.sum(caps["valid"]).as_py() or 0)
+                counts["reasks"] += int(pc.sum(pc.subtract(caps["attempts"], 1)).as_py() or 0)
+            counts["images_ok"] += int(pc.sum(pc.equal(parts["images"]["status"], "ok")).as_py() or 0)
+        for name in TABLES:
+            writers.pop(name).close()
+            with open(tmps[name], "rb+") as f:
+                os.fsync(f.fileno())
+            os.replace(tmps[name], out / f"{name}.parquet")
+    finally:
+        for w in writers.values():
+            w.close()
+        for t in tmps.values():
+            t.unlink(missing_ok=True)
+    return counts
+
+
+def export_run(out: Path, cfg, stores: dict, ids: list[str], impl, result, usage: dict) -> dict[str, int]:
+    counts = _export_tables(out, stores, ids)
     prompts = {stage: ident["prompts"] for stage, ident in impl.identity.items() if ident.get("prompts")}
-    usage = {}
-    for b in impl.backends:
-        fn = getattr(b, "usage", None)
-        if callable(fn):
-            try:
-                usage[str(b.identity().get("model"))] = fn()
-            except Exception as e:  # usage is informative only
-                usage[str(b.identity().get("model"))] = f"unavailable: {e}"
     config = json.loads(cfg.model_dump_json())
     manifest = {
         "visassoc_version": __version__,

@@ -35,17 +35,19 @@ def _backend(spec: str, cfg: RunConfig, cache):
     return backend
 
 
-def build(cfg: RunConfig) -> StageImpls:
+def build(cfg: RunConfig, only: str | None = None) -> StageImpls:
+    """All three implementations, or just ``only`` (a worker that does one stage); the others are None."""
+    stages = {only: OFFLINE[only]} if only else OFFLINE
     cache = None
-    if (cfg.cache or cfg.cache_only) and any(getattr(cfg, st) != off for st, off in OFFLINE.items()):
+    if (cfg.cache or cfg.cache_only) and any(getattr(cfg, st) != off for st, off in stages.items()):
         from .backends.cache import CallCache
         from .lexicon import cache_dir
 
         cache = CallCache(cache_dir() / "calls.sqlite")
     identity: dict[str, Any] = {}
     by_stage: dict[str, Any] = {}
-    impls: dict[str, Any] = {}
-    for stage, offline in OFFLINE.items():
+    impls: dict[str, Any] = dict.fromkeys(OFFLINE)
+    for stage, offline in stages.items():
         spec = getattr(cfg, stage)
         if spec == offline:
             impls[stage], identity[stage] = _offline(stage, cfg)

@@ -13,10 +13,12 @@ import hashlib
 import json
 import os
 import uuid
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Iterable
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .records import SCHEMAS
@@ -66,11 +68,14 @@ def rows_to_table(table: str, rows: list[dict]) -> pa.Table:
 
 
 class StageStore:
-    def __init__(self, run_dir: Path, stage: str, fp: str, tables: Iterable[str]):
+    def __init__(self, run_dir: Path, stage: str, fp: str, tables: Iterable[str], clean: bool = True):
+        """``clean=False`` for worker processes: only the driver may delete leftovers, or a worker
+        could delete a part another worker is writing."""
         self.dir = Path(run_dir) / "_work" / f"{stage}-{fp}"
         self.stage, self.tables = stage, tuple(tables)
         self.dir.mkdir(parents=True, exist_ok=True)
-        self._clean_incomplete()
+        if clean:
+            self._clean_incomplete()
 
     def _parts(self) -> list[str]:
         return sorted(p.name[: -len(".done.json")] for p in self.dir.glob("part-*.done.json"))
@@ -92,18 +97,79 @@ class StageStore:
 
     def write_part(self, keys: list[str], rows: dict[str, list[dict]]) -> None:
         """Persist the rows produced for ``keys``; the keys count as done only once this returns."""
-        n = len(self._parts())
+        n = len(self._parts())  # concurrent writers may share n; the random suffix keeps names apart
         part = f"part-{n:06d}-{uuid.uuid4().hex[:8]}"
         for table in self.tables:
             write_table_atomic(rows_to_table(table, rows.get(table, [])), self.dir / f"{part}.{table}.parquet")
         write_text_atomic(json.dumps({"keys": list(keys)}), self.dir / f"{part}.done.json")
 
     def read(self, table: str, keys: set[str] | None = None) -> pa.Table:
-        """All rows of ``table`` (optionally only those whose image_id is in ``keys``)."""
+        """All rows of ``table`` (optionally only those whose image_id is in ``keys``). Loads the
+        whole table: for tests and small runs; the pipeline reads through ``PartReader``."""
         pieces = [pq.read_table(self.dir / f"{p}.{table}.parquet", schema=SCHEMAS[table]) for p in self._parts()]
         t = pa.concat_tables(pieces) if pieces else SCHEMAS[table].empty_table()
-        if keys is not None and "image_id" in t.column_names:
-            import pyarrow.compute as pc
-
-            t = t.filter(pc.is_in(t["image_id"], value_set=pa.array(sorted(keys), pa.string())))
+        if keys is not None:
+            t = _only(t, keys)
         return t
+
+    def ids_with_rows(self, table: str, where_ok: bool = False) -> set[str]:
+        """The image ids that have at least one row in ``table`` (with status "ok" if asked),
+        reading only the id (and status) columns, one part at a time."""
+        cols = ["image_id", "status"] if where_ok else ["image_id"]
+        ids: set[str] = set()
+        for p in self._parts():
+            t = pq.read_table(self.dir / f"{p}.{table}.parquet", columns=cols)
+            if where_ok:
+                t = t.filter(pc.equal(t["status"], "ok"))
+            ids.update(pc.unique(t["image_id"]).to_pylist())
+        return ids
+
+
+def _only(t: pa.Table, keys) -> pa.Table:
+    return t.filter(pc.is_in(t["image_id"], value_set=pa.array(sorted(keys), pa.string())))
+
+
+class PartReader:
+    """The rows of one stage for a few image ids at a time, reading only the parts that hold
+    them (found through the done markers) and keeping the last few parts in memory. Memory
+    stays flat however many images the run has; parts written later (by other workers) are
+    picked up when a key is not yet indexed."""
+
+    def __init__(self, store: StageStore, keep_parts: int = 8):
+        self.store, self.keep = store, keep_parts
+        self.part_of: dict[str, str] = {}
+        self._indexed: set[str] = set()
+        self._cache: OrderedDict[tuple[str, str], pa.Table] = OrderedDict()
+
+    def _index(self) -> None:
+        for part in self.store._parts():
+            if part not in self._indexed:
+                for k in json.loads((self.store.dir / f"{part}.done.json").read_text())["keys"]:
+                    self.part_of[k] = part
+                self._indexed.add(part)
+
+    def _part(self, part: str, table: str) -> pa.Table:
+        key = (part, table)
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        t = pq.read_table(self.store.dir / f"{part}.{table}.parquet", schema=SCHEMAS[table])
+        self._cache[key] = t
+        while len(self._cache) > self.keep:
+            self._cache.popitem(last=False)
+        return t
+
+    def table(self, table: str, keys: list[str]) -> pa.Table:
+        """Rows of ``table`` for ``keys`` (in part order; callers sort)."""
+        if any(k not in self.part_of for k in keys):
+            self._index()
+        parts = list(dict.fromkeys(self.part_of[k] for k in keys if k in self.part_of))
+        pieces = [_only(self._part(p, table), keys) for p in parts]
+        return pa.concat_tables(pieces) if pieces else SCHEMAS[table].empty_table()
+
+    def rows(self, table: str, keys: list[str]) -> dict[str, list[dict]]:
+        """Rows of ``table`` for ``keys`` as dicts grouped by image_id, order within a part kept."""
+        out: dict[str, list[dict]] = {}
+        for r in self.table(table, keys).to_pylist():
+            out.setdefault(r["image_id"], []).append(r)
+        return out

@@ -1,0 +1,92 @@
+"""`--executor ray` on a real local Ray cluster (2 CPUs): the same tables as the local executor,
+whatever the chunking, with resume, model backends over HTTP (the loopback fake OpenAI server
+stands in for vLLM) and a worker's error surfacing as the local one-line error."""
+from __future__ import annotations
+
+import json
+import os
+
+import pyarrow.parquet as pq
+import pytest
+
+ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'visassoc[ray]')")
+
+import visassoc  # noqa: E402
+from fake_openai_server import FakeOpenAI  # noqa: E402
+from test_pipeline_models import backend_config, responder  # noqa: E402
+from visassoc.config import RunConfig  # noqa: E402
+
+from conftest import make_photo  # noqa: E402
+
+TABLES = ("images", "descriptions", "salient", "associations", "captions", "errors")
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One Ray instance for the module; env set first so that its workers inherit it."""
+    old = os.environ.get("OPENAI_API_KEY")
+    os.environ["OPENAI_API_KEY"] = "test-key"
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=128 * 2**20)
+    yield
+    ray.shutdown()
+    if old is None:
+        os.environ.pop("OPENAI_API_KEY", None)
+    else:
+        os.environ["OPENAI_API_KEY"] = old
+
+
+def assert_same_tables(a, b):
+    for t in TABLES:
+        ta, tb = pq.read_table(a / f"{t}.parquet"), pq.read_table(b / f"{t}.parquet")
+        assert ta.num_rows == tb.num_rows, t
+        assert ta.equals(tb), f"{t} differs between {a} and {b}"
+
+
+def test_ray_gives_the_local_tables_and_resumes(local_ray, tmp_path):
+    common = dict(demo=True, progress=False)
+    local = visassoc.run(RunConfig(out=tmp_path / "local", limit=4, chunk_size=2, **common), log=lambda *_: None)
+    assert local.counts["captions"] > 0 and local.counts["errors"] == 0
+
+    first = visassoc.run(RunConfig(out=tmp_path / "ray", limit=2, chunk_size=1, executor="ray", ray_workers=2, **common))
+    assert first.new_items["caption"] == 2
+    resumed = visassoc.run(RunConfig(out=tmp_path / "ray", limit=4, chunk_size=3, executor="ray", ray_workers=2, **common))
+    assert resumed.new_items == {s: 2 for s in ("images", "describe", "salient", "associate", "caption")}
+    assert_same_tables(tmp_path / "local", tmp_path / "ray")
+    parts = list((tmp_path / "ray" / "_work").glob("caption-*/part-*.done.json"))
+    assert len(parts) >= 2  # the actors wrote their own parts
+    again = visassoc.run(RunConfig(out=tmp_path / "ray", limit=4, executor="ray", **common))
+    assert again.total_new == 0
+    assert json.loads((tmp_path / "ray" / "manifest.json").read_text())["config"]["executor"] == "ray"
+
+
+def test_ray_model_stages_over_http_match_local(local_ray, tmp_path):
+    photos = tmp_path / "photos"
+    for i in range(6):
+        make_photo(photos / f"p{i}.jpg", color=(40 * i, 200 - 20 * i, 90), size=(48, 36))
+    with FakeOpenAI(responder=responder) as server:
+        spec = "openai:fake-vlm"
+        common = dict(images=photos, describe=spec, associate=spec, caption=spec, cache=False, progress=False,
+                      backend_config=backend_config(tmp_path, server), chunk_size=2)
+        loc = visassoc.run(RunConfig(out=tmp_path / "local", **common))
+        n_local = len(server.chat_requests())
+        ray_run = visassoc.run(RunConfig(out=tmp_path / "ray", executor="ray", ray_workers=2, **common))
+        n_ray = len(server.chat_requests()) - n_local
+    assert loc.counts["captions_valid"] > 0
+    assert_same_tables(tmp_path / "local", tmp_path / "ray")
+    assert n_ray == n_local
+    usage = json.loads((tmp_path / "ray" / "manifest.json").read_text())["usage"]
+    assert usage["fake-vlm"]["requests"] == n_ray  # summed over the actors
+
+
+def test_ray_worker_error_is_the_local_one_line_error(local_ray, tmp_path):
+    photos = tmp_path / "photos"
+    make_photo(photos / "a.jpg")
+    cfg = dict(images=photos, describe="openai:m", progress=False, cache=False)
+    bc = tmp_path / "dead.yaml"
+    bc.write_text("backends:\n  openai:m: {base_url: 'http://127.0.0.1:9/v1', timeout: 0.5}\n")
+    with pytest.raises(Exception) as local_err:
+        visassoc.run(RunConfig(out=tmp_path / "l", backend_config=bc, **cfg))
+    with pytest.raises(Exception) as ray_err:
+        visassoc.run(RunConfig(out=tmp_path / "r", backend_config=bc, executor="ray", ray_workers=1, **cfg))
+    assert type(ray_err.value) is type(local_err.value)
+    assert str(ray_err.value).splitlines()[0] == str(local_err.value).splitlines()[0]
