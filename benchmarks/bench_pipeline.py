@@ -82,9 +82,9 @@ class InstantWriter:
         return [f"A {r.association} rests here quietly." for r in requests]
 
 
-def instant_impls(cfg: RunConfig) -> stages_factory.StageImpls:
+def instant_impls(cfg: RunConfig, only: str | None = None) -> stages_factory.StageImpls:
     return stages_factory.StageImpls(InstantDescriber(), InstantMiner(), InstantWriter(),
-                                     identity={"describe": "instant", "associate": "instant", "caption": "instant"})
+                                     identity={s: {"name": "instant"} for s in ("describe", "associate", "caption")})
 
 
 @contextmanager

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 
 import pyarrow.parquet as pq
 import pytest
@@ -13,7 +17,7 @@ ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip ins
 
 import visassoc  # noqa: E402
 from fake_openai_server import FakeOpenAI  # noqa: E402
-from test_pipeline_models import backend_config, responder  # noqa: E402
+from test_pipeline_models import responder  # noqa: E402
 from visassoc.config import RunConfig  # noqa: E402
 
 from conftest import make_photo  # noqa: E402
@@ -42,19 +46,41 @@ def assert_same_tables(a, b):
         assert ta.equals(tb), f"{t} differs between {a} and {b}"
 
 
-def test_ray_gives_the_local_tables_and_resumes(local_ray, tmp_path):
-    common = dict(demo=True, progress=False)
-    local = visassoc.run(RunConfig(out=tmp_path / "local", limit=4, chunk_size=2, **common), log=lambda *_: None)
+def kill_mid_run(out, args, stage_dir="associate", timeout=240) -> bool:
+    """Start ``visassoc run ARGS --executor ray`` in its own session and SIGKILL the whole group once
+    a part of ``stage_dir`` is done. False if the run finished before that."""
+    cmd = [sys.executable, "-m", "visassoc.cli", "run", *args, "--out", str(out), "-q", "--executor", "ray"]
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + timeout
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            if list((out / "_work").glob(f"{stage_dir}-*/part-*.done.json")):
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                return True
+            time.sleep(0.2)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return False
+
+
+def test_ray_killed_mid_run_resumes_to_the_local_tables(local_ray, tmp_path):
+    common = dict(demo=True, limit=4, progress=False)
+    local = visassoc.run(RunConfig(out=tmp_path / "local", chunk_size=3, **common), log=lambda *_: None)
     assert local.counts["captions"] > 0 and local.counts["errors"] == 0
 
-    first = visassoc.run(RunConfig(out=tmp_path / "ray", limit=2, chunk_size=1, executor="ray", ray_workers=2, **common))
-    assert first.new_items["caption"] == 2
-    resumed = visassoc.run(RunConfig(out=tmp_path / "ray", limit=4, chunk_size=3, executor="ray", ray_workers=2, **common))
-    assert resumed.new_items == {s: 2 for s in ("images", "describe", "salient", "associate", "caption")}
+    # SIGKILL the driver, raylet and actors once the actors have written part of a stage
+    assert kill_mid_run(tmp_path / "ray", ["--demo", "--limit", "4", "--chunk-size", "1", "--ray-workers", "2"])
+    assert not (tmp_path / "ray" / "captions.parquet").exists()
+    resumed = visassoc.run(RunConfig(out=tmp_path / "ray", chunk_size=2, executor="ray", ray_workers=2, **common))
+    assert resumed.new_items["images"] == 0 and 0 < resumed.new_items["associate"] < 4
     assert_same_tables(tmp_path / "local", tmp_path / "ray")
-    parts = list((tmp_path / "ray" / "_work").glob("caption-*/part-*.done.json"))
-    assert len(parts) >= 2  # the actors wrote their own parts
-    again = visassoc.run(RunConfig(out=tmp_path / "ray", limit=4, executor="ray", **common))
+    parts = list((tmp_path / "ray" / "_work").glob("associate-*/part-*.done.json"))
+    assert len(parts) >= 2  # the actors wrote their own parts, before and after the kill
+
+    again = visassoc.run(RunConfig(out=tmp_path / "ray", executor="ray", **common))
     assert again.total_new == 0
     assert json.loads((tmp_path / "ray" / "manifest.json").read_text())["config"]["executor"] == "ray"
 
@@ -65,8 +91,10 @@ def test_ray_model_stages_over_http_match_local(local_ray, tmp_path):
         make_photo(photos / f"p{i}.jpg", color=(40 * i, 200 - 20 * i, 90), size=(48, 36))
     with FakeOpenAI(responder=responder) as server:
         spec = "openai:fake-vlm"
+        bc = tmp_path / "backends.yaml"  # a generous timeout: a loaded 2-core box must not turn into retries
+        bc.write_text(f"backends:\n  {spec}: {{base_url: '{server.base_url}', timeout: 60, concurrency: 4}}\n")
         common = dict(images=photos, describe=spec, associate=spec, caption=spec, cache=False, progress=False,
-                      backend_config=backend_config(tmp_path, server), chunk_size=2)
+                      backend_config=bc, chunk_size=2)
         loc = visassoc.run(RunConfig(out=tmp_path / "local", **common))
         n_local = len(server.chat_requests())
         ray_run = visassoc.run(RunConfig(out=tmp_path / "ray", executor="ray", ray_workers=2, **common))

@@ -43,7 +43,7 @@ def run(
     prompt_set: str = typer.Option("visassoc", help="'visassoc' or 'paper' (the paper's prompts)."),
     backend_config: Optional[Path] = typer.Option(None, help="YAML with per-backend settings."),
     concurrency: int = typer.Option(8, min=1, max=256, help="Requests in flight for HTTP backends."),
-    chunk_size: int = typer.Option(32, min=1, help="Images per resumable part."),
+    chunk_size: Optional[int] = typer.Option(None, min=1, help="Images per resumable part (default 256 offline, 32 with a model)."),
     max_reasks: int = typer.Option(2, min=0, max=5, help="Re-asks for an invalid caption."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not cache model calls."),
     cache_only: bool = typer.Option(False, "--cache-only", help="Answer model calls only from the cache (after `batch ingest`)."),

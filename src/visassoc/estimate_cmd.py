@@ -35,7 +35,7 @@ def estimate_command(
     prompt_set: str = typer.Option("visassoc", help="'visassoc' or 'paper' (the paper's prompts)."),
     backend_config: Optional[Path] = typer.Option(None, help="YAML with per-backend settings and `prices`."),
     concurrency: int = typer.Option(8, min=1, max=256, help="Accepted for symmetry with `run`; unused."),
-    chunk_size: int = typer.Option(32, min=1, help="Accepted for symmetry with `run`; unused."),
+    chunk_size: Optional[int] = typer.Option(None, min=1, help="Accepted for symmetry with `run`; unused."),
     max_reasks: int = typer.Option(2, min=0, max=5, help="Re-asks for an invalid caption."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Accepted for symmetry with `run`; unused."),
     cache_only: bool = typer.Option(False, "--cache-only", help="Accepted for symmetry with `run`; unused."),

@@ -56,7 +56,7 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-EXPORT_CHUNK = 2048  # images per row group of the exported tables
+EXPORT_CHUNK = 512  # images per row group of the exported tables
 
 
 def _export_tables(out: Path, stores: dict, ids: list[str]) -> dict[str, int]:

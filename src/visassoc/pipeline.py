@@ -121,7 +121,7 @@ class Runner:
         self.result.new_items[stage] = len(todo)
         if stage == self.collect:
             worker = StageWorker(self.cfg, stage, fps, impl=self.impl)
-            for chunk in _chunks(todo, self.cfg.chunk_size):
+            for chunk in _chunks(todo, self.cfg.images_per_part()):
                 worker.compute(chunk, items)  # the collector records the requests; nothing is written
             raise Collected(stage)
         with self._bar(len(keys), stage) as bar:

@@ -5,6 +5,7 @@ images, descriptions, salient, associations, captions, errors.
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -165,9 +166,14 @@ RECORD_TYPES = {
 }
 
 
+@lru_cache(maxsize=None)
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls))
+
+
 def to_row(record: Any) -> dict[str, Any]:
     """Shallow field dict (``dataclasses.asdict`` deep-copies, which dominated runner time)."""
-    return {f.name: getattr(record, f.name) for f in fields(record)}
+    return {name: getattr(record, name) for name in _field_names(type(record))}
 
 
 def from_row(table: str, row: dict[str, Any]):

@@ -8,6 +8,7 @@ were chunked or which process did them.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from .config import RunConfig
@@ -152,13 +153,32 @@ def _caption(w: StageWorker, chunk, up, items):
             by_key.setdefault((a["word"], a["level"]), []).append(a)
         for (word, level), assocs in sorted(by_key.items(), key=lambda kv: (sal[kv[0][0]]["rank"], kv[0][1])):
             s = sal[word]
-            others = [x for x in sal if x != word]
-            groups.append([CaptionRequest(i, images[i][0]["path"], word, s["pos"], s["caption"], descs[i][0]["description"],
-                                          level, a["association"], other_words=others)
-                           for a in sorted(assocs, key=lambda a: a["rank"])])
+            context = dict(image_id=i, path=images[i][0]["path"], word=word, pos=s["pos"], caption=s["caption"],
+                           description=descs[i][0]["description"], level=level,
+                           other_words=[x for x in sal if x != word])
+            groups.append(_Alternatives(context, [a["association"] for a in sorted(assocs, key=lambda a: a["rank"])]))
     if cfg.captions_per_level == "all":
         return write_captions(w.impl.writer, [r for g in groups for r in g], cfg)
     return write_one_caption_per_level(w.impl.writer, groups, cfg)
+
+
+class _Alternatives(Sequence):
+    """The caption requests of one (image, word, level), best association first, made only when
+    asked for: usually only the first is ever needed."""
+
+    def __init__(self, context: dict, associations: list[str]):
+        self.context, self.associations = context, associations
+        self._made: dict[int, CaptionRequest] = {}
+
+    def __len__(self) -> int:
+        return len(self.associations)
+
+    def __getitem__(self, k):
+        if isinstance(k, slice):
+            return [self[j] for j in range(*k.indices(len(self)))]
+        if k not in self._made:
+            self._made[k] = CaptionRequest(association=self.associations[k], **self.context)
+        return self._made[k]
 
 
 _WORK = {"images": _images, "describe": _describe, "salient": _salient, "associate": _associate, "caption": _caption}

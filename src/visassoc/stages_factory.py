@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .config import RunConfig
+from .config import OFFLINE, RunConfig
 
 
 @dataclass
@@ -61,7 +61,6 @@ def build(cfg: RunConfig, only: str | None = None) -> StageImpls:
                       by_stage)
 
 
-OFFLINE = {"describe": "captions", "associate": "lexical", "caption": "substitute"}
 
 
 def _offline(stage: str, cfg: RunConfig) -> tuple[Any, dict]:

@@ -13,7 +13,7 @@ class LocalExecutor:
 
     def run_stage(self, stage: str, fps: dict[str, str], todo: list[str], items: dict, bar) -> None:
         worker = StageWorker(self.cfg, stage, fps, impl=self.impl)
-        n = self.cfg.chunk_size
+        n = self.cfg.images_per_part()
         for start in range(0, len(todo), n):
             chunk = todo[start : start + n]
             worker.run_part(chunk, items)

@@ -73,7 +73,7 @@ class RayExecutor:
         self.started_here = not ray.is_initialized()
         if self.started_here:
             local = cfg.ray_address in (None, "local")
-            ray.init(address=None if local else cfg.ray_address, num_cpus=cfg.ray_workers if local else None,
+            ray.init(address="local" if local else cfg.ray_address, num_cpus=cfg.ray_workers if local else None,
                      include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
                      object_store_memory=256 * 2**20 if local else None)
         logging.getLogger("ray.data").setLevel(logging.ERROR)  # our own bar shows progress
@@ -91,7 +91,7 @@ class RayExecutor:
                     for k in todo]
         else:
             rows = [{"image_id": k} for k in todo]
-        n = self.cfg.chunk_size
+        n = self.cfg.images_per_part()
         ds = self.ray.data.from_items(rows, override_num_blocks=max(1, math.ceil(len(rows) / n)))
         actor = type(f"{stage.title()}Stage", (_StageActor,), {"cfg_json": self.cfg.model_dump_json(), "stage": stage,
                                                                "fps": dict(fps)})
