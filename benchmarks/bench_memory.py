@@ -6,7 +6,7 @@ sampled before and after each stage and after export; the baseline is taken afte
 are loaded. Growth per 1k images between the smallest and largest size says whether memory
 scales with the collection or not (stages read upstream rows per chunk; export streams).
 
-    python benchmarks/bench_memory.py [--sizes 1000,10000] [--chunk-size 32]
+    python benchmarks/bench_memory.py [--sizes 1000,10000] [--chunk-size 256]
 """
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ def measure(n: int, chunk: int, work: Path) -> dict:
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", default="1000,10000")
-    ap.add_argument("--chunk-size", type=int, default=32)
+    ap.add_argument("--chunk-size", type=int, default=256, help="images per part (256: the offline default)")
     ap.add_argument("--json", type=Path, help="also write the numbers here")
     ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)

@@ -9,7 +9,7 @@
    implementations directly on the same recorded requests. Overhead = (run - direct) / direct.
    Models and disk caches are warmed by an untimed run first, so both sides run warm.
 
-    python benchmarks/bench_pipeline.py [--n 2000] [--offline-n 100] [--chunk-size 32] [--repeats 2] [--skip-offline]
+    python benchmarks/bench_pipeline.py [--n 2000] [--offline-n 100] [--chunk-size 256] [--repeats 2] [--skip-offline]
 """
 from __future__ import annotations
 
@@ -290,7 +290,7 @@ def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=2000, help="synthetic images for the zero-latency run")
     ap.add_argument("--offline-n", type=int, default=100, help="images for the offline-backend comparison")
-    ap.add_argument("--chunk-size", type=int, default=32)
+    ap.add_argument("--chunk-size", type=int, default=256, help="images per part (256: the offline default)")
     ap.add_argument("--repeats", type=int, default=2, help="offline: interleaved repeats, best of each side")
     ap.add_argument("--skip-offline", action="store_true")
     ap.add_argument("--json", type=Path, help="also write the numbers here")

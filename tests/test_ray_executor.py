@@ -118,3 +118,14 @@ def test_ray_worker_error_is_the_local_one_line_error(local_ray, tmp_path):
         visassoc.run(RunConfig(out=tmp_path / "r", backend_config=bc, executor="ray", ray_workers=1, **cfg))
     assert type(ray_err.value) is type(local_err.value)
     assert str(ray_err.value).splitlines()[0] == str(local_err.value).splitlines()[0]
+
+
+def test_unreachable_ray_address_fails_in_seconds_with_one_line(tmp_path):
+    for address, says in (("127.0.0.1:1", "cannot reach the Ray cluster at 127.0.0.1:1"),
+                          ("nonsense", "--ray-address must be 'auto', HOST:PORT or ray://HOST:PORT")):
+        t0 = time.time()
+        r = subprocess.run([sys.executable, "-m", "visassoc.cli", "run", "--demo", "--limit", "1", "--executor", "ray",
+                            "--ray-address", address, "--out", str(tmp_path / "o"), "-q"],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 1 and says in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1 and time.time() - t0 < 60

@@ -82,8 +82,8 @@ def run(
     except (SourceError, RunLocked, ValueError) as e:
         fail(str(e))
     except ImportError as e:
-        fail(f"a backend is not available: {e}")
-    except RuntimeError as e:  # BackendError and friends: already one line
+        fail(f"not installed: {e}")
+    except RuntimeError as e:  # BackendError, RayUnavailable and friends: already one line
         fail(str(e), code=1)
     c = result.counts
     new = result.total_new

@@ -14,6 +14,7 @@ import logging
 import math
 import os
 import pickle
+import socket
 import uuid
 
 from ..config import RunConfig
@@ -57,6 +58,24 @@ def _pickled(e: Exception) -> bytes:
         return pickle.dumps(RuntimeError(f"{type(e).__name__}: {e}"))
 
 
+class RayUnavailable(RuntimeError):
+    pass
+
+
+def _check_reachable(address: str, timeout: float = 10.0) -> None:
+    """Ray retries an unreachable HOST:PORT for many minutes: fail in seconds instead."""
+    if address == "auto":
+        return  # ray.init itself says quickly that no cluster is running
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise RayUnavailable(f"--ray-address must be 'auto', HOST:PORT or ray://HOST:PORT (got {address!r})")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise RayUnavailable(f"cannot reach the Ray cluster at {address}: {e.strerror or e}") from None
+
+
 class RayExecutor:
     name = "ray"
 
@@ -73,9 +92,16 @@ class RayExecutor:
         self.started_here = not ray.is_initialized()
         if self.started_here:
             local = cfg.ray_address in (None, "local")
-            ray.init(address="local" if local else cfg.ray_address, num_cpus=cfg.ray_workers if local else None,
-                     include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
-                     object_store_memory=256 * 2**20 if local else None)
+            if not local:
+                _check_reachable(cfg.ray_address)
+            try:
+                ray.init(address="local" if local else cfg.ray_address, num_cpus=cfg.ray_workers if local else None,
+                         include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
+                         object_store_memory=256 * 2**20 if local else None)
+            except Exception as e:  # ConnectionError is an OSError: not an output-dir problem
+                where = "a local Ray instance" if local else f"the Ray cluster at {cfg.ray_address}"
+                msg = (str(e).strip().splitlines() or [type(e).__name__])[0]
+                raise RayUnavailable(f"cannot start or join {where}: {msg}") from None
         logging.getLogger("ray.data").setLevel(logging.ERROR)  # our own bar shows progress
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False
