@@ -53,30 +53,11 @@ def run(
     ray_workers: Optional[int] = typer.Option(None, min=1, help="Ray actors per stage (default: the cluster's CPUs)."),
 ):
     """Mine salient words, association ladders and creative captions for an image collection."""
-    from pydantic import ValidationError
-
-    from .config import RunConfig
+    cfg = config_from_flags(**locals())  # first: locals() are exactly the flags here
     from .pipeline import RunLocked
     from .pipeline import run as run_pipeline
     from .sources import SourceError
 
-    if llm:
-        associate = llm
-    if vlm:
-        describe = caption = vlm
-    try:
-        cfg = RunConfig(
-            out=out, demo=demo, coco=coco, images=images, captions=captions, manifest=manifest, limit=limit, seed=seed,
-            top_k=top_k, per_level=per_level, max_words=max_words, captions_per_level=captions_per_level,
-            describe=describe, associate=associate, caption=caption, prompt_set=prompt_set,
-            backend_config=backend_config, concurrency=concurrency, chunk_size=chunk_size, max_reasks=max_reasks,
-            cache=not no_cache, cache_only=cache_only, progress=not quiet, executor=executor, ray_address=ray_address,
-            ray_workers=ray_workers,
-        )
-    except ValidationError as e:
-        err = e.errors()[0]
-        where = ".".join(str(x) for x in err["loc"])
-        fail(f"{where + ': ' if where else ''}{err['msg'].removeprefix('Value error, ')}")
     try:
         result = run_pipeline(cfg)
     except (SourceError, RunLocked, ValueError) as e:
@@ -93,6 +74,27 @@ def run(
         f"{c.get('associations', 0)} associations, {c.get('captions_valid', 0)}/{c.get('captions', 0)} valid captions, "
         f"{c.get('errors', 0)} error rows -> {result.out} ({result.seconds:.1f}s)"
     )
+
+
+def config_from_flags(**flags):
+    """The RunConfig that ``run``'s flags describe (``estimate`` takes the same flags); a bad
+    combination exits with one line."""
+    from pydantic import ValidationError
+
+    from .config import RunConfig
+
+    llm, vlm = flags.pop("llm", None), flags.pop("vlm", None)
+    if llm:
+        flags["associate"] = llm
+    if vlm:
+        flags["describe"] = flags["caption"] = vlm
+    flags["cache"], flags["progress"] = not flags.pop("no_cache"), not flags.pop("quiet")
+    try:
+        return RunConfig(**flags)
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join(str(x) for x in err["loc"])
+        fail(f"{where + ': ' if where else ''}{err['msg'].removeprefix('Value error, ')}")
 
 
 def _register() -> None:
