@@ -39,7 +39,8 @@ from visassoc.cli import app
 from visassoc.config import RunConfig
 from visassoc.export import TABLES
 from visassoc.images import ImageError, inspect_image, open_rgb
-from visassoc.pipeline import RunLocked, clean_ladder, write_captions
+from visassoc.pipeline import RunLocked
+from visassoc.stage_work import clean_ladder, write_captions
 from visassoc.records import LEVELS, AssociationRecord, to_row
 from visassoc.stages.interfaces import AssociationRequest, CaptionRequest, DescribeRequest, DescribeResult, StageError
 from visassoc.stages.model_stages import (CAPTION_SCHEMA, DESCRIBE_SCHEMA, LLMAssociationMiner, VLMCaptionWriter,

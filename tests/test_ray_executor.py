@@ -97,7 +97,7 @@ def test_ray_model_stages_over_http_match_local(local_ray, tmp_path):
                       backend_config=bc, chunk_size=2)
         loc = visassoc.run(RunConfig(out=tmp_path / "local", **common))
         n_local = len(server.chat_requests())
-        ray_run = visassoc.run(RunConfig(out=tmp_path / "ray", executor="ray", ray_workers=2, **common))
+        visassoc.run(RunConfig(out=tmp_path / "ray", executor="ray", ray_workers=2, **common))
         n_ray = len(server.chat_requests()) - n_local
     assert loc.counts["captions_valid"] > 0
     assert_same_tables(tmp_path / "local", tmp_path / "ray")

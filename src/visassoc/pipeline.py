@@ -20,8 +20,7 @@ from . import stages_factory
 from .config import RunConfig
 from .executors import backend_usage, make_executor, merge_usage
 from .sources import SourceItem, load_coco, load_demo, load_folder, load_manifest
-from .stage_work import (  # noqa: F401  (clean_ladder, write_captions: public helpers, kept importable here)
-    IMPL_ATTR, STAGES, TABLE, StageWorker, clean_ladder, open_store, write_captions, write_one_caption_per_level)
+from .stage_work import IMPL_ATTR, STAGES, TABLE, StageWorker, open_store
 from .store import StageStore, fingerprint
 
 PIPELINE_VERSION = "2"
