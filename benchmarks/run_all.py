@@ -1,4 +1,4 @@
-"""Run every benchmark with modest sizes (about 6 minutes on 2 cores) and collect the tables.
+"""Run every benchmark with modest sizes (about 7 minutes on 2 cores) and collect the tables.
 
 Each script runs in its own process; its stdout (the table) and wall time go into
 ``benchmarks/results.json`` with the machine's description. bench_pipeline and bench_memory
@@ -33,6 +33,7 @@ BENCHMARKS = {
     "smollm": ["bench_smollm.py", "--max-tokens", "16", "--batch", "2"],
     "pipeline": ["bench_pipeline.py", "--n", "2000", "--offline-n", "100", "--json", "{json}"],
     "memory": ["bench_memory.py", "--sizes", "1000,10000", "--json", "{json}"],
+    "ray": ["bench_ray.py", "--n", "200"],
 }
 
 
