@@ -163,8 +163,13 @@ class PartReader:
         """Rows of ``table`` for ``keys`` (in part order; callers sort)."""
         if any(k not in self.part_of for k in keys):
             self._index()
-        parts = list(dict.fromkeys(self.part_of[k] for k in keys if k in self.part_of))
-        pieces = [_only(self._part(p, table), keys) for p in parts]
+        by_part: dict[str, list[str]] = {}
+        for k in keys:
+            if k in self.part_of:
+                by_part.setdefault(self.part_of[k], []).append(k)
+        # each key from the one part the index names: a part written twice for the same keys
+        # (a Ray task retried after its actor died between writing and returning) adds nothing
+        pieces = [_only(self._part(p, table), ks) for p, ks in by_part.items()]
         return pa.concat_tables(pieces) if pieces else SCHEMAS[table].empty_table()
 
     def rows(self, table: str, keys: list[str]) -> dict[str, list[dict]]:
