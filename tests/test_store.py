@@ -45,3 +45,15 @@ def test_parts_without_a_done_marker_are_dropped_by_the_driver_not_by_workers(tm
     assert half.exists()
     StageStore(tmp_path, "salient", "fp", ("salient", "errors"))  # the driver, before a stage starts
     assert not half.exists() and store.done_keys() == {"a"}
+
+
+def test_read_partial_treats_the_committed_parts_as_one_table(tmp_path):
+    import visassoc
+
+    store = StageStore(tmp_path, "salient", "fp1", ("salient", "errors"))
+    store.write_part(["a"], {"salient": [salient_row("a", "dog")]})
+    store.write_part(["b", "c"], {"salient": [salient_row("b", "cat"), salient_row("c", "cow", 1)]})
+    (store.dir / "part-000009-cafe.salient.parquet").write_bytes(b"half written, no marker")
+    t = visassoc.read_partial(tmp_path, "salient")
+    assert sorted(t.column("word").to_pylist()) == ["cat", "cow", "dog"]
+    assert visassoc.read_partial(tmp_path, "captions").num_rows == 0

@@ -13,4 +13,12 @@ def run(config=None, **kwargs):
     return _run(config, **kwargs)
 
 
-__all__ = ["run", "__version__"]
+def read_partial(run_dir, table: str):
+    """Rows of ``table`` ("captions", "associations", ...) a run has committed so far, even while
+    it is running; see ``visassoc.store.read_partial``."""
+    from .store import read_partial as _read
+
+    return _read(run_dir, table)
+
+
+__all__ = ["run", "read_partial", "__version__"]

@@ -178,3 +178,26 @@ class PartReader:
         for r in self.table(table, keys).to_pylist():
             out.setdefault(r["image_id"], []).append(r)
         return out
+
+
+def committed_parts(run_dir: Path, table: str, fingerprint_dir: str | None = None) -> list[Path]:
+    """The Parquet files of ``table`` in the committed parts of a run, finished or still going:
+    the newest ``_work/<stage>-<fingerprint>`` holding that table, unless one is named."""
+    work = Path(run_dir) / "_work"
+    dirs = [work / fingerprint_dir] if fingerprint_dir else sorted(
+        (d for d in work.glob("*-*") if any(d.glob(f"part-*.{table}.parquet"))), key=lambda d: d.stat().st_mtime)
+    if not dirs:
+        return []
+    d = dirs[-1]
+    return sorted(d / f"{m.name[: -len('.done.json')]}.{table}.parquet" for m in d.glob("part-*.done.json"))
+
+
+def read_partial(run_dir: Path, table: str, fingerprint_dir: str | None = None) -> pa.Table:
+    """The rows of ``table`` committed so far, the parts read as one table (``pyarrow.dataset``):
+    look at a long run while it works. A finished run's ``<table>.parquet`` is the sorted export."""
+    import pyarrow.dataset as ds
+
+    files = committed_parts(run_dir, table, fingerprint_dir)
+    if not files:
+        return SCHEMAS[table].empty_table()
+    return ds.dataset([str(f) for f in files], schema=SCHEMAS[table], format="parquet").to_table()
