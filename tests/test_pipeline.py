@@ -156,6 +156,7 @@ def test_cli_errors_are_one_line(tmp_path):
     assert r.exit_code == 2 and "choose exactly one source" in r.output
     r = runner.invoke(app, ["run", "--out", str(tmp_path / "o"), "--images", str(tmp_path / "nope")])
     assert r.exit_code == 2 and "image directory not found" in r.output
+    assert not (tmp_path / "o").exists()  # a bad source leaves nothing behind
     r = runner.invoke(app, ["run", "--out", str(tmp_path / "o"), "--demo", "--captions-per-level", "some"])
     assert r.exit_code == 2 and "captions_per_level" in r.output
     r = runner.invoke(app, ["run", "--help"])

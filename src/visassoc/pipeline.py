@@ -128,11 +128,11 @@ class Runner:
             executor.run_stage(stage, fps, todo, items, bar)
         return store
 
-    def run(self) -> RunResult:
+    def run(self, source: list[SourceItem] | None = None) -> RunResult:
         """Each stage in turn over the images its upstream left usable; then the export."""
         t0 = time.time()
         cfg = self.cfg
-        items = {it.image_id: it for it in map(_utf8_safe, load_items(cfg))}
+        items = {it.image_id: it for it in map(_utf8_safe, load_items(cfg) if source is None else source)}
         ids = list(items)
         fps = fingerprints(cfg, self.impl.identity)
         # batch export gathers requests in this process, so it runs the earlier stages here too
@@ -180,6 +180,7 @@ def run(config: RunConfig | None = None, log: Callable[[str], None] = print, **k
     >>> result = visassoc.run(demo=True, out="runs/demo")   # doctest: +SKIP
     """
     cfg = resolve_stage_backends(config or RunConfig(**kwargs))
+    source = load_items(cfg)  # first: a bad source fails before the output dir is created
     out = Path(cfg.out)
     lock = FileLock(str(out / ".visassoc.lock"))
     try:
@@ -193,7 +194,7 @@ def run(config: RunConfig | None = None, log: Callable[[str], None] = print, **k
     if quiet:  # also silences the per-request bars of model backends
         os.environ["TQDM_DISABLE"] = "1"
     try:
-        return Runner(cfg, log).run()
+        return Runner(cfg, log).run(source)
     except OSError as e:  # disk full, read-only, ...: finished parts are kept
         raise OutputError(f"{_one_line(e)} (fix it and re-run the same command to resume)") from e
     finally:
