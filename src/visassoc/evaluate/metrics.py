@@ -23,6 +23,16 @@ def invert_positives(positives: list[list[int]], n_items: int) -> list[list[int]
     return out
 
 
+def _column_counts(m: np.ndarray) -> np.ndarray:
+    """True values per column of a bool matrix: uint8 sums over 255-row blocks (no cast of every
+    element to int64, about 4x faster), accumulated in int64."""
+    u = m.view(np.uint8)
+    out = np.zeros(m.shape[1], dtype=np.int64)
+    for i in range(0, m.shape[0], 255):
+        out += u[i:i + 255].sum(0, dtype=np.uint8)
+    return out
+
+
 def ranks(scores: np.ndarray, positives: list[list[int]], rows: list[int] | np.ndarray | None = None,
           chunk: int = 1024) -> np.ndarray:
     """1-based rank of each query row in ``rows`` (default: all rows that have positives).
@@ -57,12 +67,12 @@ def ranks(scores: np.ndarray, positives: list[list[int]], rows: list[int] | np.n
             block = A.T[:, r[0]:r[-1] + 1] if run else A.T[:, r]
             m = buf_t[:, :len(r)] if buf_t is not None else np.empty(block.shape, bool)
             np.greater_equal(block, best[None, :], out=m)
-            n_ge = m.view(np.uint8).sum(0, dtype=np.int64)
+            n_ge = _column_counts(m)
         else:
             block = A[r[0]:r[-1] + 1] if run else A[r]
             m = buf[:len(r)]
             np.greater_equal(block, best[:, None], out=m)
-            n_ge = np.fromiter((np.count_nonzero(row) for row in m), dtype=np.int64, count=len(r))
+            n_ge = np.count_nonzero(m, axis=1).astype(np.int64)
         if np.isnan(block.sum()) and np.isnan(block).any():  # the cheap sum only flags; isnan confirms
             raise ValueError("scores contain NaN")
         pos_ge = np.bincount(qi[vals >= best[qi]], minlength=len(r))
