@@ -75,10 +75,10 @@ PATCH_CAP = 1536
 
 
 def _prefix_match(model: str, table: dict) -> str | None:
-    """The longest key that is ``model`` or a dated/variant prefix of it (like ``estimate_cost``)."""
-    m = model.lower().rsplit("/", 1)[-1]
-    keys = [k for k in table if m == k or m.startswith(k + "-")]
-    return max(keys, key=len) if keys else None
+    """The table key for ``model`` as ``estimate_cost`` finds one, ignoring case and an ``org/`` prefix."""
+    from .backends.openai_compat import longest_key
+
+    return longest_key(model.lower().rsplit("/", 1)[-1], table)
 
 
 def sent_size(width: int, height: int, max_side: int) -> tuple[int, int]:
@@ -375,15 +375,14 @@ def caption_attempts(reask_rate: float, max_reasks: int, associations: int) -> f
 
 
 def _price(model: str, prices: dict) -> tuple[tuple[float, float] | None, str | None]:
-    from .backends.openai_compat import PRICES_PER_MTOK
+    """The (input, output) USD per 1M tokens ``estimate_cost`` will use for ``model``, and where it is from."""
+    from .backends.openai_compat import longest_key, price_table
 
-    cfg_table = {k: (tuple(v) if not isinstance(v, dict) else (v["input"], v["output"])) for k, v in prices.items()}
-    table = {**PRICES_PER_MTOK, **cfg_table}
-    keys = [k for k in table if model == k or model.startswith(k + "-")]
-    if not keys:
+    table = price_table(prices)
+    k = longest_key(model, table)
+    if k is None:
         return None, None
-    k = max(keys, key=len)
-    return table[k], ("backend config prices" if k in cfg_table else "built-in OpenAI price table") + f" ({k})"
+    return table[k], ("backend config prices" if k in prices else "built-in OpenAI price table") + f" ({k})"
 
 
 def _messages_tokens(msgs, count: Callable[[str], int], img_tokens: Callable[[Any], int]) -> tuple[int, int]:
@@ -596,8 +595,10 @@ def estimate(config: RunConfig, sample: int = DEFAULT_SAMPLE, reask_rate: float 
 
 
 def _cache_path() -> Path:
-    """Where ``stages_factory`` keeps the call cache (``lexicon.cache_dir``), without creating it."""
-    return Path(os.environ.get("VISASSOC_CACHE", Path.home() / ".cache" / "visassoc")) / "calls.sqlite"
+    """Where ``stages_factory`` keeps the call cache, without creating anything."""
+    from .lexicon import cache_root
+
+    return cache_root() / "calls.sqlite"
 
 
 def _add(a: dict, first: float, req: float, text: float, img: float, out: float, out_max: float) -> None:

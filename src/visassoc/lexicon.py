@@ -14,9 +14,14 @@ from pathlib import Path
 _LOCK = threading.Lock()
 
 
+def cache_root() -> Path:
+    """Root of visassoc's on-disk caches (``$VISASSOC_CACHE`` or ``~/.cache/visassoc``), not created."""
+    return Path(os.environ.get("VISASSOC_CACHE", Path.home() / ".cache" / "visassoc"))
+
+
 def cache_dir() -> Path:
-    """Root of visassoc's on-disk caches (``$VISASSOC_CACHE`` or ``~/.cache/visassoc``)."""
-    root = Path(os.environ.get("VISASSOC_CACHE", Path.home() / ".cache" / "visassoc"))
+    """``cache_root()``, created if missing."""
+    root = cache_root()
     root.mkdir(parents=True, exist_ok=True)
     return root
 

@@ -20,7 +20,7 @@ from . import stages_factory
 from .config import RunConfig
 from .executors import backend_usage, make_executor, merge_usage
 from .sources import SourceItem, load_coco, load_demo, load_folder, load_manifest
-from .stage_work import IMPL_ATTR, STAGES, TABLE, StageWorker, open_store
+from .stage_work import IMPL_ATTR, STAGES, TABLE, StageWorker, chunks, open_store
 from .store import StageStore, fingerprint
 
 PIPELINE_VERSION = "2"
@@ -77,11 +77,6 @@ def _utf8_safe(it: SourceItem) -> SourceItem:
                           it.error or f"file name is not valid UTF-8: {fix(it.path or it.image_id)!r} (rename it)")
 
 
-def _chunks(seq: list, n: int):
-    for i in range(0, len(seq), n):
-        yield seq[i : i + n]
-
-
 def fingerprints(cfg: RunConfig, identity: dict) -> dict[str, str]:
     """Per stage: a hash of its config and everything upstream, naming its parts folder."""
     fp = {"images": fingerprint(PIPELINE_VERSION, "images", cfg.source_kind(),
@@ -120,7 +115,7 @@ class Runner:
         self.result.new_items[stage] = len(todo)
         if stage == self.collect:
             worker = StageWorker(self.cfg, stage, fps, impl=self.impl)
-            for chunk in _chunks(todo, self.cfg.images_per_part()):
+            for chunk in chunks(todo, self.cfg.images_per_part()):
                 worker.compute(chunk, items)  # the collector records the requests; nothing is written
             raise Collected(stage)
         with self._bar(len(keys), stage) as bar:
@@ -145,7 +140,8 @@ class Runner:
                 # the next stage gets the images with rows here (usable images, for the first stage)
                 have = store.ids_with_rows(TABLE[stage], where_ok=stage == "images")
                 keys = [i for i in keys if i in have]
-            usage = merge_usage([backend_usage(self.impl.backends)] + ([executor.usage()] if executor.name == "ray" else []))
+            # the run's own backends (local work) plus whatever the executor's workers used
+            usage = merge_usage([backend_usage(self.impl.backends), executor.usage()])
         finally:
             executor.close()
         from .export import export_run

@@ -34,6 +34,12 @@ INPUTS = {  # the upstream tables each stage reads for its chunk
 IMPL_ATTR = {"describe": "describer", "associate": "miner", "caption": "writer"}
 
 
+def chunks(keys: list[str], n: int):
+    """Consecutive slices of ``n`` keys: the parts a stage writes."""
+    for i in range(0, len(keys), n):
+        yield keys[i : i + n]
+
+
 def open_store(cfg: RunConfig, stage: str, fps: dict[str, str], clean: bool = False) -> StageStore:
     return StageStore(Path(cfg.out), stage, fps[stage], (TABLE[stage], "errors"), clean=clean)
 

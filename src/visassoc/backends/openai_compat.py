@@ -36,14 +36,25 @@ PRICES_PER_MTOK: dict[str, tuple[float, float]] = {
 BATCH_DISCOUNT = 0.5
 
 
+def price_table(prices: dict | None = None) -> dict[str, tuple[float, float]]:
+    """The built-in prices overlaid with a backend config's ``prices`` ({model: [in, out]} or {in/out})."""
+    return {**PRICES_PER_MTOK, **{k: tuple(v) if not isinstance(v, dict) else (v["input"], v["output"])
+                                  for k, v in (prices or {}).items()}}
+
+
+def longest_key(model: str, keys) -> str | None:
+    """The longest key that is ``model`` or a dated/variant prefix of it (``gpt-4o-mini-2024-07-18``)."""
+    found = [k for k in keys if model == k or model.startswith(k + "-")]
+    return max(found, key=len) if found else None
+
+
 def estimate_cost(model: str, usage: Usage, prices: dict | None = None, batch: bool = False) -> float | None:
     """USD for ``usage`` from the longest price-table key that prefixes ``model``; None if unknown."""
-    table = {**PRICES_PER_MTOK, **{k: tuple(v) if not isinstance(v, dict) else (v["input"], v["output"])
-                                   for k, v in (prices or {}).items()}}
-    keys = [k for k in table if model == k or model.startswith(k + "-")]
-    if not keys:
+    table = price_table(prices)
+    key = longest_key(model, table)
+    if key is None:
         return None
-    pin, pout = table[max(keys, key=len)]
+    pin, pout = table[key]
     cost = (usage.prompt_tokens * pin + usage.completion_tokens * pout) / 1e6
     return round(cost * (BATCH_DISCOUNT if batch else 1.0), 8)
 

@@ -39,6 +39,7 @@ def merge_usage(snapshots) -> dict:
 
 
 def backend_usage(backends) -> dict:
+    """Per model, the usage its backend counted in this process."""
     out = {}
     for b in backends:
         fn = getattr(b, "usage", None)

@@ -1,8 +1,7 @@
 """The default executor: chunks in order, in this process, with the run's own stage implementations."""
 from __future__ import annotations
 
-from ..stage_work import StageWorker
-from . import backend_usage
+from ..stage_work import StageWorker, chunks
 
 
 class LocalExecutor:
@@ -13,14 +12,12 @@ class LocalExecutor:
 
     def run_stage(self, stage: str, fps: dict[str, str], todo: list[str], items: dict, bar) -> None:
         worker = StageWorker(self.cfg, stage, fps, impl=self.impl)
-        n = self.cfg.images_per_part()
-        for start in range(0, len(todo), n):
-            chunk = todo[start : start + n]
+        for chunk in chunks(todo, self.cfg.images_per_part()):
             worker.run_part(chunk, items)
             bar.update(len(chunk))
 
     def usage(self) -> dict:
-        return backend_usage(self.impl.backends)
+        return {}  # its calls go through the run's own backends, which the run counts
 
     def close(self) -> None:
         pass

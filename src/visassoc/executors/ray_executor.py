@@ -26,14 +26,10 @@ from . import backend_usage, merge_usage
 class _StageActor:
     """One Ray actor of a stage's pool: a ``StageWorker`` that persists each batch it gets."""
 
-    cfg_json: str = ""  # set on a per-stage subclass (no constructor arguments to keep in the object store)
-    stage: str = ""
-    fps: dict[str, str] = {}
-
-    def __init__(self):
+    def __init__(self, cfg_json: str, stage: str, fps: dict[str, str]):
         os.environ["TQDM_DISABLE"] = "1"  # the driver shows the progress
-        cfg = RunConfig.model_validate_json(self.cfg_json).model_copy(update={"progress": False})
-        self.worker = StageWorker(cfg, self.stage, self.fps)
+        cfg = RunConfig.model_validate_json(cfg_json).model_copy(update={"progress": False})
+        self.worker = StageWorker(cfg, stage, fps)
         self.uid = uuid.uuid4().hex
 
     def __call__(self, batch):
@@ -119,10 +115,9 @@ class RayExecutor:
             rows = [{"image_id": k} for k in todo]
         n = self.cfg.images_per_part()
         ds = self.ray.data.from_items(rows, override_num_blocks=max(1, math.ceil(len(rows) / n)))
-        actor = type(f"{stage.title()}Stage", (_StageActor,), {"cfg_json": self.cfg.model_dump_json(), "stage": stage,
-                                                               "fps": dict(fps)})
         out = ds.map_batches(
-            actor, batch_size=n, batch_format="pyarrow", num_cpus=1,
+            _StageActor, fn_constructor_kwargs={"cfg_json": self.cfg.model_dump_json(), "stage": stage, "fps": fps},
+            batch_size=n, batch_format="pyarrow", num_cpus=1,
             compute=self.ray.data.ActorPoolStrategy(min_size=1, max_size=min(self.workers, math.ceil(len(rows) / n))),
         )
         for batch in out.iter_batches(batch_size=None, batch_format="pyarrow"):
