@@ -57,3 +57,16 @@ def test_read_partial_treats_the_committed_parts_as_one_table(tmp_path):
     t = visassoc.read_partial(tmp_path, "salient")
     assert sorted(t.column("word").to_pylist()) == ["cat", "cow", "dog"]
     assert visassoc.read_partial(tmp_path, "captions").num_rows == 0
+
+
+def test_status_command_counts_committed_rows_and_rejects_a_non_run(tmp_path):
+    from typer.testing import CliRunner
+
+    from visassoc.cli import app
+
+    store = StageStore(tmp_path, "salient", "fp1", ("salient", "errors"))
+    store.write_part(["a", "b"], {"salient": [salient_row("a", "dog"), salient_row("b", "cat")]})
+    r = CliRunner().invoke(app, ["status", str(tmp_path)])
+    assert r.exit_code == 0 and "salient" in r.output and " 2" in r.output.split("salient")[1].splitlines()[0]
+    bad = CliRunner().invoke(app, ["status", str(tmp_path / "none")])
+    assert bad.exit_code == 2 and "no visassoc run" in bad.output and "Traceback" not in bad.output

@@ -76,6 +76,19 @@ def run(
     )
 
 
+@app.command()
+def status(run_dir: Path = typer.Argument(..., help="A run's --out directory, finished or still running.")):
+    """Rows each table has committed so far (read them with visassoc.read_partial)."""
+    from .store import committed_rows
+
+    try:
+        rows = committed_rows(run_dir)
+    except OSError as e:
+        fail(str(e))
+    for table, n in rows.items():
+        typer.echo(f"{table:<13} {n:>10,}")
+
+
 def config_from_flags(**flags):
     """The RunConfig that ``run``'s flags describe (``estimate`` takes the same flags); a bad
     combination exits with one line."""

@@ -78,7 +78,7 @@ class StageStore:
             self._clean_incomplete()
 
     def _parts(self) -> list[str]:
-        return sorted(p.name[: -len(".done.json")] for p in self.dir.glob("part-*.done.json"))
+        return _committed(self.dir)
 
     def _clean_incomplete(self) -> None:
         done = set(self._parts())
@@ -103,15 +103,6 @@ class StageStore:
             write_table_atomic(rows_to_table(table, rows.get(table, [])), self.dir / f"{part}.{table}.parquet")
         write_text_atomic(json.dumps({"keys": list(keys)}), self.dir / f"{part}.done.json")
 
-    def read(self, table: str, keys: set[str] | None = None) -> pa.Table:
-        """All rows of ``table`` (optionally only those whose image_id is in ``keys``). Loads the
-        whole table: for tests and small runs; the pipeline reads through ``PartReader``."""
-        pieces = [pq.read_table(self.dir / f"{p}.{table}.parquet", schema=SCHEMAS[table]) for p in self._parts()]
-        t = pa.concat_tables(pieces) if pieces else SCHEMAS[table].empty_table()
-        if keys is not None:
-            t = _only(t, keys)
-        return t
-
     def ids_with_rows(self, table: str, where_ok: bool = False) -> set[str]:
         """The image ids that have at least one row in ``table`` (with status "ok" if asked),
         reading only the id (and status) columns, one part at a time."""
@@ -123,6 +114,11 @@ class StageStore:
                 t = t.filter(pc.equal(t["status"], "ok"))
             ids.update(pc.unique(t["image_id"]).to_pylist())
         return ids
+
+
+def _committed(d: Path) -> list[str]:
+    """Names of the parts in ``d`` whose done marker landed, in write order."""
+    return sorted(p.name[: -len(".done.json")] for p in d.glob("part-*.done.json"))
 
 
 def _only(t: pa.Table, keys) -> pa.Table:
@@ -188,8 +184,7 @@ def committed_parts(run_dir: Path, table: str, fingerprint_dir: str | None = Non
         (d for d in work.glob("*-*") if any(d.glob(f"part-*.{table}.parquet"))), key=lambda d: d.stat().st_mtime)
     if not dirs:
         return []
-    d = dirs[-1]
-    return sorted(d / f"{m.name[: -len('.done.json')]}.{table}.parquet" for m in d.glob("part-*.done.json"))
+    return [dirs[-1] / f"{part}.{table}.parquet" for part in _committed(dirs[-1])]
 
 
 def read_partial(run_dir: Path, table: str, fingerprint_dir: str | None = None) -> pa.Table:
@@ -201,3 +196,10 @@ def read_partial(run_dir: Path, table: str, fingerprint_dir: str | None = None) 
     if not files:
         return SCHEMAS[table].empty_table()
     return ds.dataset([str(f) for f in files], schema=SCHEMAS[table], format="parquet").to_table()
+
+
+def committed_rows(run_dir: Path) -> dict[str, int]:
+    """Rows committed so far per table (from the Parquet footers only): how far a run has got."""
+    if not (Path(run_dir) / "_work").is_dir():
+        raise FileNotFoundError(f"no visassoc run in {run_dir} (no _work/ folder)")
+    return {t: sum(pq.read_metadata(f).num_rows for f in committed_parts(run_dir, t)) for t in SCHEMAS}
