@@ -1,4 +1,4 @@
-"""Full-gallery retrieval metrics: vectorised ``visassoc.evaluate.metrics`` vs the original per-query loop
+"""Full-gallery retrieval metrics: vectorised ``visassoc.retrieval`` vs the original per-query loop
 (argsort of every row, first positive's position), on an N x N similarity matrix (default 8,292 = MultiM-Poem).
 
     python benchmarks/bench_retrieval.py [--n 8292] [--dim 512] [--seed 0]
@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 
-from visassoc.evaluate.metrics import invert_positives, ranks, retrieval_metrics
+from visassoc.retrieval import invert_positives, ranks, retrieval_metrics
 
 
 def loop_ranks(scores: np.ndarray, positives: list[list[int]]) -> np.ndarray:

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from visassoc.train import TrainConfig, train
-from visassoc.train.models import Backbone, save_backbone, tiny_tokenizer
+from visassoc.encoders.models import Backbone, save_backbone, tiny_tokenizer
 from visassoc.train.synthetic import make_shapes_run
 
 

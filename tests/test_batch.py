@@ -14,7 +14,7 @@ from fake_openai_server import FakeOpenAI, prompt_text
 from visassoc.backends import images as images_mod
 from visassoc.backends.batch import (batch_status, caption_validity, download_batch, export_batch, ingest_batch,
                                      result_rows, sidecar, submit_batch, write_tables)
-from visassoc.backends.commands import backends_app, batch_app
+from visassoc.cli.backends import backends_app, batch_app
 from visassoc.backends.openai_compat import OpenAIBackend, RetryPolicy
 from visassoc.records import LEVELS
 from visassoc.stages.interfaces import AssociationRequest, CaptionRequest, DescribeRequest, StageError

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from visassoc.evaluate.metrics import invert_positives, pairwise_accuracy, ranks, retrieval_metrics, summarize
+from visassoc.retrieval import invert_positives, pairwise_accuracy, ranks, retrieval_metrics, summarize
 
 
 def brute_rank(row, pos):

@@ -49,7 +49,7 @@ def assert_same_tables(a, b):
 def kill_mid_run(out, args, stage_dir="associate", timeout=240) -> bool:
     """Start ``visassoc run ARGS --executor ray`` in its own session and SIGKILL the whole group once
     a part of ``stage_dir`` is done. False if the run finished before that."""
-    cmd = [sys.executable, "-m", "visassoc.cli", "run", *args, "--out", str(out), "-q", "--executor", "ray"]
+    cmd = [sys.executable, "-m", "visassoc", "run", *args, "--out", str(out), "-q", "--executor", "ray"]
     proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + timeout
     try:
@@ -124,7 +124,7 @@ def test_unreachable_ray_address_fails_in_seconds_with_one_line(tmp_path):
     for address, says in (("127.0.0.1:1", "cannot reach the Ray cluster at 127.0.0.1:1"),
                           ("nonsense", "--ray-address must be 'auto', HOST:PORT or ray://HOST:PORT")):
         t0 = time.time()
-        r = subprocess.run([sys.executable, "-m", "visassoc.cli", "run", "--demo", "--limit", "1", "--executor", "ray",
+        r = subprocess.run([sys.executable, "-m", "visassoc", "run", "--demo", "--limit", "1", "--executor", "ray",
                             "--ray-address", address, "--out", str(tmp_path / "o"), "-q"],
                            capture_output=True, text=True, timeout=120)
         assert r.returncode == 1 and says in r.stderr, r.stderr

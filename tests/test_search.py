@@ -4,7 +4,7 @@ import os
 import pytest
 import torch
 
-from visassoc.search import search
+from visassoc.evaluate.search import search
 from visassoc.train import TrainConfig, train
 from visassoc.train.synthetic import make_haivmet, make_shapes_run
 

@@ -14,8 +14,9 @@ from safetensors.torch import load_file
 
 from visassoc.evaluate import evaluate
 from visassoc.records import SCHEMAS
-from visassoc.train import PromptedEncoder, TrainConfig, load_backbone, load_encoder, save_encoder, train
-from visassoc.train.checkpoint import encoder_spec
+from visassoc.encoders import PromptedEncoder, load_backbone, load_encoder, save_encoder
+from visassoc.train import TrainConfig, train
+from visassoc.encoders.checkpoint import encoder_spec
 from visassoc.train.data import balanced_batch, load_runs, random_batch
 from visassoc.train.loss import clip_loss, siglip_loss
 from visassoc.train.synthetic import make_pairs, make_shapes_run

@@ -6,7 +6,7 @@ import torch
 import typer
 from typer.testing import CliRunner
 
-from visassoc.train.commands import eval_command, search_command, train_command
+from visassoc.cli.encoders import eval_command, search_command, train_command
 from visassoc.train.synthetic import make_haivmet, make_shapes_run
 
 torch.set_num_threads(1)

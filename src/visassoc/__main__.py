@@ -1,3 +1,3 @@
-from .cli import app
+from visassoc.cli import app
 
 app(prog_name="visassoc")

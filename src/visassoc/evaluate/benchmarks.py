@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from visassoc.train.inference import image_error
+from visassoc.encoders.inference import image_error
 
 BENCHMARKS = ("pairs", "multim-poem", "haivmet", "pairwise")
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
-from visassoc.train.checkpoint import load_encoder
-from visassoc.train.inference import embed_images, embed_texts
-from visassoc.train.models import load_backbone
-from visassoc.train.prompts import PromptedEncoder
+from visassoc.encoders.checkpoint import load_encoder
+from visassoc.encoders.inference import embed_images, embed_texts
+from visassoc.encoders.models import load_backbone
+from visassoc.encoders.distance_tokens import PromptedEncoder
 
 from .benchmarks import Benchmark, load_benchmark
-from .metrics import pairwise_accuracy, retrieval_metrics
+from visassoc.retrieval import pairwise_accuracy, retrieval_metrics
 
 
 def split_queries(n_texts: int, n_images: int, val_fraction: float, seed: int) -> dict:

@@ -19,13 +19,13 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from visassoc.evaluate.metrics import retrieval_metrics
+from visassoc.retrieval import retrieval_metrics
 
 from . import data as D
-from .checkpoint import encoder_spec, save_encoder, torch_load
+from visassoc.encoders.checkpoint import encoder_spec, save_encoder, torch_load
 from .loss import contrastive_loss
-from .models import load_backbone, save_backbone
-from .prompts import PromptedEncoder
+from visassoc.encoders.models import load_backbone, save_backbone
+from visassoc.encoders.distance_tokens import PromptedEncoder
 
 SAMPLERS = ("random", "balanced", "mixed")
 _NOT_COMPARED = {"resume", "stop_after", "device"}  # may differ between a run and its resumption

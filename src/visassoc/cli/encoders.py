@@ -1,5 +1,5 @@
 """Typer command functions for ``visassoc train|eval|search``: thin shells over ``visassoc.train.train``,
-``visassoc.evaluate.evaluate`` and ``visassoc.search.search``. Errors become one clear line and exit code 2."""
+``visassoc.evaluate.evaluate`` and ``visassoc.evaluate.search.search``. Errors become one clear line and exit code 2."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from .models import TINY_MODELS
+from visassoc.encoders.models import TINY_MODELS
 
 
 def _fail(e: Exception) -> None:
@@ -36,7 +36,7 @@ def train_command(
     resume: bool = typer.Option(False, help="continue the run saved in --out"),
 ) -> None:
     """Train distance prompt tokens on a run's creative captions (frozen CLIP/SigLIP)."""
-    from .trainer import TrainConfig, train
+    from visassoc.train.trainer import TrainConfig, train
 
     cfg = TrainConfig(data=[str(d) for d in data], out=str(out), model=model, epochs=epochs, max_steps=max_steps,
                       level_tokens=level_tokens, position=position, batch_size=batch_size, lr=lr, sampler=sampler,
@@ -86,7 +86,7 @@ def search_command(
     device: str = typer.Option("cpu"),
 ) -> None:
     """Rank a photo collection for a creative query."""
-    from visassoc.search import search
+    from visassoc.evaluate.search import search
 
     try:
         res = search(images, query, ckpt=ckpt, model=model, level=level, top=top, device=device)

@@ -11,8 +11,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from .models import Backbone, load_backbone, save_backbone
-from .prompts import PromptedEncoder
+from visassoc.encoders.models import Backbone, load_backbone, save_backbone
+from visassoc.encoders.distance_tokens import PromptedEncoder
 
 FORMAT = "visassoc-encoder/1"
 

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .base import BackendError
+from visassoc.backends.base import BackendError
 
 backends_app = typer.Typer(help="Inspect model backends.", no_args_is_help=True)
 batch_app = typer.Typer(help="OpenAI Batch API / vllm run-batch workflows.", no_args_is_help=True)
@@ -34,8 +34,8 @@ def check(llm: LLM = None, vlm: VLM = None, config: CONFIG = None,
           timeout: Annotated[float, typer.Option(help="seconds per probe")] = 30.0,
           as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False) -> None:
     """Send one tiny request per capability (text, json_schema, json_object, images) and time it."""
-    from .check import check_backend, format_check
-    from .registry import load_config, make_backend
+    from visassoc.backends.check import check_backend, format_check
+    from visassoc.backends.registry import load_config, make_backend
 
     try:
         cfg = load_config(config)
@@ -57,7 +57,7 @@ def check(llm: LLM = None, vlm: VLM = None, config: CONFIG = None,
 
 
 def _load_requests(stage: str, requests: Optional[Path], images: Optional[Path]) -> list:
-    from .batch import REQUEST_TYPES
+    from visassoc.backends.batch import REQUEST_TYPES
 
     cls = REQUEST_TYPES[stage]
     if images is not None:
@@ -99,17 +99,17 @@ def export(stage: Annotated[str, typer.Option(help="describe | associate | capti
 
     With --run and the run's source flags, the lines are exactly the calls `visassoc run` would
     make for STAGE; after `batch ingest` the same `visassoc run` answers them from the cache."""
-    from .batch import export_batch
-    from .registry import load_config, stage_backends
+    from visassoc.backends.batch import export_batch
+    from visassoc.backends.registry import load_config, stage_backends
 
     if stage not in ("describe", "associate", "caption"):
         _fail(f"--stage must be describe, associate or caption, not {stage!r}")
     if run is not None:
         from pydantic import ValidationError
 
-        from ..batch_flow import export_stage
-        from ..config import RunConfig
-        from ..sources import SourceError
+        from visassoc.run.batch import export_stage
+        from visassoc.config import RunConfig
+        from visassoc.sources import SourceError
 
         try:
             cfg = RunConfig(out=run, demo=demo, coco=coco, images=images, captions=captions, manifest=manifest,
@@ -132,8 +132,8 @@ def export(stage: Annotated[str, typer.Option(help="describe | associate | capti
 
 
 def _client(requests: Path, config: Optional[Path], base_url: Optional[str]):
-    from .batch import read_meta
-    from .registry import load_config, make_backend
+    from visassoc.backends.batch import read_meta
+    from visassoc.backends.registry import load_config, make_backend
 
     header, _, _ = read_meta(requests)
     opts = {"base_url": base_url or header["backend"].get("base_url")}
@@ -148,7 +148,7 @@ BASE_URL = Annotated[Optional[str], typer.Option("--base-url", help="override th
 @batch_app.command("submit")
 def submit(requests: REQUESTS, config: CONFIG = None, base_url: BASE_URL = None) -> None:
     """Upload the exported parts and create one batch per part (OpenAI Files + Batches API)."""
-    from .batch import submit_batch
+    from visassoc.backends.batch import submit_batch
 
     try:
         state = submit_batch(requests, _client(requests, config, base_url))
@@ -163,7 +163,7 @@ def status(requests: REQUESTS, config: CONFIG = None, base_url: BASE_URL = None,
            wait: Annotated[bool, typer.Option(help="poll until every batch is final")] = False,
            poll: Annotated[float, typer.Option(help="seconds between polls")] = 30.0) -> None:
     """Show (or wait for) the state of submitted batches."""
-    from .batch import batch_status
+    from visassoc.backends.batch import batch_status
 
     try:
         batch_status(requests, _client(requests, config, base_url), wait=wait, poll_s=poll, echo=typer.echo)
@@ -180,7 +180,7 @@ def ingest(requests: REQUESTS,
            errors: Annotated[Optional[list[Path]], typer.Option(help="error JSONL files")] = None,
            config: CONFIG = None, base_url: BASE_URL = None) -> None:
     """Validate batch answers like the online path; every request becomes a row or an error row."""
-    from .batch import download_batch, ingest_batch, read_meta, result_rows, write_tables
+    from visassoc.backends.batch import download_batch, ingest_batch, read_meta, result_rows, write_tables
 
     try:
         if not output:
@@ -190,7 +190,7 @@ def ingest(requests: REQUESTS,
         reqs, results, info = ingest_batch(requests, list(output), list(errors or []))
     except (ValueError, BackendError) as e:
         _fail(str(e))
-    from ..batch_flow import ingest_to_cache
+    from visassoc.run.batch import ingest_to_cache
 
     cached = ingest_to_cache(requests, list(output))
     paths = write_tables(result_rows(info["stage"], reqs, results, header["spec"], header["spec"].partition(":")[2]),

@@ -1,27 +1,15 @@
-"""The ``visassoc`` command line: a thin typer shell over the Python API."""
+"""``visassoc run`` and ``visassoc status``: the flags of a run are defined here once
+(``estimate`` splices the same signature)."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-app = typer.Typer(
-    name="visassoc",
-    help="Mine contextualized visual associations and creative captions from images.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
+from visassoc.cli.common import config_from_flags, fail
 
 
-def fail(message: str, code: int = 2) -> None:
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
-    raise typer.Exit(code)
-
-
-@app.command()
 def run(
     out: Path = typer.Option(..., "--out", "-o", help="Output directory (re-run the same command to resume)."),
     demo: bool = typer.Option(False, "--demo", help="Built-in sample photos (offline)."),
@@ -54,9 +42,9 @@ def run(
 ):
     """Mine salient words, association ladders and creative captions for an image collection."""
     cfg = config_from_flags(**locals())  # first: locals() are exactly the flags here
-    from .pipeline import RunLocked
-    from .pipeline import run as run_pipeline
-    from .sources import SourceError
+    from visassoc.run.pipeline import RunLocked
+    from visassoc.run.pipeline import run as run_pipeline
+    from visassoc.sources import SourceError
 
     try:
         result = run_pipeline(cfg)
@@ -76,10 +64,9 @@ def run(
     )
 
 
-@app.command()
 def status(run_dir: Path = typer.Argument(..., help="A run's --out directory, finished or still running.")):
     """Rows each table has committed so far (read them with visassoc.read_partial)."""
-    from .store import committed_rows
+    from visassoc.run.store import committed_rows
 
     try:
         rows = committed_rows(run_dir)
@@ -87,58 +74,3 @@ def status(run_dir: Path = typer.Argument(..., help="A run's --out directory, fi
         fail(str(e))
     for table, n in rows.items():
         typer.echo(f"{table:<13} {n:>10,}")
-
-
-def config_from_flags(**flags):
-    """The RunConfig that ``run``'s flags describe (``estimate`` takes the same flags); a bad
-    combination exits with one line."""
-    from pydantic import ValidationError
-
-    from .config import RunConfig
-
-    llm, vlm = flags.pop("llm", None), flags.pop("vlm", None)
-    if llm:
-        flags["associate"] = llm
-    if vlm:
-        flags["describe"] = flags["caption"] = vlm
-    flags["cache"], flags["progress"] = not flags.pop("no_cache"), not flags.pop("quiet")
-    try:
-        return RunConfig(**flags)
-    except ValidationError as e:
-        err = e.errors()[0]
-        where = ".".join(str(x) for x in err["loc"])
-        fail(f"{where + ': ' if where else ''}{err['msg'].removeprefix('Value error, ')}")
-
-
-def _register() -> None:
-    """Sub-commands live beside their Python APIs; the CLI only wires them."""
-    from .backends.commands import backends_app, batch_app
-    from .estimate_cmd import HELP as ESTIMATE_HELP
-    from .estimate_cmd import estimate_command
-    from .report.commands import report_command, study_app
-    from .train.commands import eval_command, search_command, train_command
-
-    app.command("train", help="Train distance prompt tokens on one or more run dirs.")(train_command)
-    app.command("eval", help="Evaluate creative retrieval on a benchmark (full gallery).")(eval_command)
-    app.command("search", help="Rank a photo collection for a poem, metaphor or mood.")(search_command)
-    app.command("report", help="Dataset metrics (metrics.json) and a self-contained report.html.")(report_command)
-    app.add_typer(study_app, name="study")
-    app.add_typer(backends_app, name="backends")
-    app.add_typer(batch_app, name="batch")
-    app.command("estimate", help=ESTIMATE_HELP)(estimate_command)
-
-
-_register()
-
-
-@app.callback()
-def main():
-    """visassoc: creativity-aware vision-language data."""
-
-
-def entrypoint() -> None:  # pragma: no cover
-    app(prog_name="visassoc")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(app())

@@ -50,7 +50,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .config import RunConfig
+from visassoc.config import RunConfig
 
 DEFAULT_SAMPLE = 50
 DEFAULT_REASK_RATE = 0.15
@@ -76,7 +76,7 @@ PATCH_CAP = 1536
 
 def _prefix_match(model: str, table: dict) -> str | None:
     """The table key for ``model`` as ``estimate_cost`` finds one, ignoring case and an ``org/`` prefix."""
-    from .backends.openai_compat import longest_key
+    from visassoc.backends.openai_compat import longest_key
 
     return longest_key(model.lower().rsplit("/", 1)[-1], table)
 
@@ -336,10 +336,10 @@ class _StageSetup:
 
 
 def _setups(cfg: RunConfig) -> tuple[dict[str, _StageSetup], Any]:
-    from .backends.base import GenParams
-    from .backends.registry import OPENAI_LIKE, load_config
-    from .stages.model_stages import make_stage
-    from .stages_factory import OFFLINE
+    from visassoc.backends.base import GenParams
+    from visassoc.backends.registry import OPENAI_LIKE, load_config
+    from visassoc.stages.model_stages import make_stage
+    from visassoc.run.factory import OFFLINE
 
     bc = load_config(cfg.backend_config)
     out = {}
@@ -376,7 +376,7 @@ def caption_attempts(reask_rate: float, max_reasks: int, associations: int) -> f
 
 def _price(model: str, prices: dict) -> tuple[tuple[float, float] | None, str | None]:
     """The (input, output) USD per 1M tokens ``estimate_cost`` will use for ``model``, and where it is from."""
-    from .backends.openai_compat import longest_key, price_table
+    from visassoc.backends.openai_compat import longest_key, price_table
 
     table = price_table(prices)
     k = longest_key(model, table)
@@ -415,12 +415,12 @@ def estimate(config: RunConfig, sample: int = DEFAULT_SAMPLE, reask_rate: float 
     """
     from PIL import Image
 
-    from .pipeline import _utf8_safe, load_items, resolve_stage_backends
-    from .records import LEVELS
-    from .stages.describe import CaptionsDescriber
-    from .stages.interfaces import AssociationRequest, CaptionRequest, DescribeRequest, DescribeResult
-    from .stages.salient import SalientConfig, choose_caption, extract_salient
-    from .stages_factory import OFFLINE
+    from visassoc.run.pipeline import _utf8_safe, load_items, resolve_stage_backends
+    from visassoc.records import LEVELS
+    from visassoc.stages.describe import CaptionsDescriber
+    from visassoc.stages.interfaces import AssociationRequest, CaptionRequest, DescribeRequest, DescribeResult
+    from visassoc.stages.salient import SalientConfig, choose_caption, extract_salient
+    from visassoc.run.factory import OFFLINE
 
     if sample < 1:
         raise ValueError("sample must be >= 1")
@@ -596,7 +596,7 @@ def estimate(config: RunConfig, sample: int = DEFAULT_SAMPLE, reask_rate: float 
 
 def _cache_path() -> Path:
     """Where ``stages_factory`` keeps the call cache, without creating anything."""
-    from .lexicon import cache_root
+    from visassoc.lexicon import cache_root
 
     return cache_root() / "calls.sqlite"
 
@@ -611,9 +611,9 @@ def _add(a: dict, first: float, req: float, text: float, img: float, out: float,
 
 
 def _cost(se: StageEstimate, st: _StageSetup, prices: dict) -> None:
-    from .backends.base import Usage
-    from .backends.openai_compat import estimate_cost
-    from .backends.registry import OPENAI_LIKE
+    from visassoc.backends.base import Usage
+    from visassoc.backends.openai_compat import estimate_cost
+    from visassoc.backends.registry import OPENAI_LIKE
 
     se.price, se.price_source = _price(st.model, prices)
     usage = Usage(prompt_tokens=round(se.input_tokens), completion_tokens=round(se.output_tokens))

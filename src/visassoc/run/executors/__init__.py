@@ -7,10 +7,10 @@ from __future__ import annotations
 
 def make_executor(cfg, impl):
     if cfg.executor == "ray":
-        from .ray_executor import RayExecutor
+        from visassoc.run.executors.ray_executor import RayExecutor
 
         return RayExecutor(cfg)
-    from .local import LocalExecutor
+    from visassoc.run.executors.local import LocalExecutor
 
     return LocalExecutor(cfg, impl)
 

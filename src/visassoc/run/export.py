@@ -19,9 +19,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
 
-from . import __version__
-from .records import SCHEMAS
-from .store import PartReader, write_text_atomic
+from visassoc import __version__
+from visassoc.records import SCHEMAS
+from visassoc.run.store import PartReader, write_text_atomic
 
 TABLES = ("images", "descriptions", "salient", "associations", "captions", "errors")
 SORT_KEYS = {

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .backends.base import Usage
-from .config import RunConfig
-from .stages.interfaces import StageError
+from visassoc.backends.base import Usage
+from visassoc.config import RunConfig
+from visassoc.stages.interfaces import StageError
 
 DEFERRED = "deferred to a batch (run `visassoc batch ingest`, then this run again)"
 
@@ -42,10 +42,10 @@ def collect_requests(cfg: RunConfig, stage: str) -> tuple[list, object]:
     """(pending requests of ``stage``, the stage's backend); earlier stages run (or resume) first."""
     from filelock import FileLock
 
-    from .pipeline import Collected, Runner, resolve_stage_backends
+    from visassoc.run.pipeline import Collected, Runner, resolve_stage_backends
 
     cfg = resolve_stage_backends(cfg)
-    from .stages_factory import OFFLINE
+    from visassoc.run.factory import OFFLINE
 
     if getattr(cfg, stage) == OFFLINE[stage]:
         raise ValueError(f"stage {stage} uses the offline backend {getattr(cfg, stage)!r}; "
@@ -65,9 +65,9 @@ def collect_requests(cfg: RunConfig, stage: str) -> tuple[list, object]:
 
 def _uncached(reqs: list, backend, stage: str, cfg: RunConfig) -> list:
     """Drop requests whose calls the cache already answers (an earlier batch round)."""
-    from .backends.cache import CallCache, call_key
-    from .lexicon import cache_dir
-    from .stages.model_stages import make_stage
+    from visassoc.backends.cache import CallCache, call_key
+    from visassoc.lexicon import cache_dir
+    from visassoc.stages.model_stages import make_stage
 
     cache = CallCache(cache_dir() / "calls.sqlite")
     st = make_stage(stage, backend, prompt_set=cfg.prompt_set, per_level=cfg.per_level)
@@ -80,7 +80,7 @@ def _uncached(reqs: list, backend, stage: str, cfg: RunConfig) -> list:
 
 def export_stage(cfg: RunConfig, stage: str, requests_path: str | Path) -> tuple[list[Path], int]:
     """Write the stage's pending, not yet cached calls as Batch API lines; (paths, n requests)."""
-    from .backends.batch import export_batch
+    from visassoc.backends.batch import export_batch
 
     reqs, backend = collect_requests(cfg, stage)
     reqs = _uncached(reqs, backend, stage, cfg)
@@ -92,10 +92,10 @@ def export_stage(cfg: RunConfig, stage: str, requests_path: str | Path) -> tuple
 
 def ingest_to_cache(requests_path: str | Path, outputs: list[str | Path]) -> dict[str, int]:
     """Store every successful answer line under its live-run cache key; returns counts."""
-    from .backends.batch import _iter_lines, read_meta
-    from .backends.cache import CallCache, call_key
-    from .lexicon import cache_dir
-    from .stages.model_stages import make_stage
+    from visassoc.backends.batch import _iter_lines, read_meta
+    from visassoc.backends.cache import CallCache, call_key
+    from visassoc.lexicon import cache_dir
+    from visassoc.stages.model_stages import make_stage
 
     header, reqs, _ = read_meta(requests_path)
 

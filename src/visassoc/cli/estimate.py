@@ -33,9 +33,9 @@ def estimate_options(
 
 def estimate_command(**flags):
     """Requests, input/image/output tokens and USD per stage for a `visassoc run` config, without calling a model."""
-    from .cli import config_from_flags, fail
-    from .estimate import estimate, format_estimate
-    from .sources import SourceError
+    from visassoc.cli.common import config_from_flags, fail
+    from visassoc.run.estimate import estimate, format_estimate
+    from visassoc.sources import SourceError
 
     extra = {k: flags.pop(k) for k in inspect.signature(estimate_options).parameters}
     cfg = config_from_flags(**{**flags, "out": flags["out"] or Path("runs/estimate")})
@@ -52,7 +52,7 @@ def estimate_command(**flags):
 def _splice_signature() -> None:
     """``estimate`` takes every ``run`` flag (so a run's command line can be estimated as it is;
     ``--out`` optional and unused) plus its own: one definition of the flags, in ``cli.run``."""
-    from .cli import run
+    from visassoc.cli.run import run
 
     params = [p for p in inspect.signature(run, eval_str=True).parameters.values() if p.name not in RUN_ONLY]
     params = [p.replace(annotation=Optional[Path], default=typer.Option(None, "--out", "-o", help="Unused by estimate."))

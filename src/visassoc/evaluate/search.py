@@ -13,10 +13,10 @@ import numpy as np
 from filelock import FileLock
 
 from visassoc.lexicon import cache_dir
-from visassoc.train.checkpoint import fingerprint, load_encoder
-from visassoc.train.inference import embed_images, embed_texts, image_error
-from visassoc.train.models import load_backbone
-from visassoc.train.prompts import PromptedEncoder
+from visassoc.encoders.checkpoint import fingerprint, load_encoder
+from visassoc.encoders.inference import embed_images, embed_texts, image_error
+from visassoc.encoders.models import load_backbone
+from visassoc.encoders.distance_tokens import PromptedEncoder
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 

@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from .prompts import PromptedEncoder
+from visassoc.encoders.distance_tokens import PromptedEncoder
 
 
 def image_error(path: str) -> str | None:

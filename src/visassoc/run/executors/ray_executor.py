@@ -17,10 +17,10 @@ import pickle
 import socket
 import uuid
 
-from ..config import RunConfig
-from ..sources import SourceItem
-from ..stage_work import StageWorker
-from . import backend_usage, merge_usage
+from visassoc.config import RunConfig
+from visassoc.sources import SourceItem
+from visassoc.run.worker import StageWorker
+from visassoc.run.executors import backend_usage, merge_usage
 
 
 class _StageActor:

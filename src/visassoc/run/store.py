@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .records import SCHEMAS
+from visassoc.records import SCHEMAS
 
 
 def fingerprint(*parts: Any) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .models import Backbone
+from visassoc.encoders.models import Backbone
 
 POSITIONS = ("append", "prepend", "after_cls")
 

@@ -11,14 +11,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from .config import RunConfig
-from .images import ImageError, inspect_image
-from .records import LEVELS, AssociationRecord, CaptionRecord, ErrorRecord, ImageRecord, to_row
-from .sources import SourceItem
-from .stages.interfaces import AssociationRequest, CaptionRequest, DescribeRequest, StageError
-from .stages.salient import SalientConfig, choose_caption, extract_salient
-from .store import PartReader, StageStore
-from .text import inflections, validate_caption
+from visassoc.config import RunConfig
+from visassoc.images import ImageError, inspect_image
+from visassoc.records import LEVELS, AssociationRecord, CaptionRecord, ErrorRecord, ImageRecord, to_row
+from visassoc.sources import SourceItem
+from visassoc.stages.interfaces import AssociationRequest, CaptionRequest, DescribeRequest, StageError
+from visassoc.stages.salient import SalientConfig, choose_caption, extract_salient
+from visassoc.run.store import PartReader, StageStore
+from visassoc.text import inflections, validate_caption
 
 STAGES = ("images", "describe", "salient", "associate", "caption")
 TABLE = {"images": "images", "describe": "descriptions", "salient": "salient", "associate": "associations",
@@ -53,8 +53,7 @@ class StageWorker:
         self.store = open_store(cfg, stage, fps)
         self.readers = {t: PartReader(open_store(cfg, PRODUCER[t], fps)) for t in INPUTS[stage]}
         if impl is None and stage in IMPL_ATTR:
-            from . import stages_factory
-
+            from visassoc.run import factory as stages_factory
             self.impl = stages_factory.build(cfg, only=stage)
 
     def compute(self, keys: list[str], items: dict[str, SourceItem] | None = None) -> dict[str, list[dict]]:

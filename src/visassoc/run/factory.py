@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .config import OFFLINE, RunConfig
+from visassoc.config import OFFLINE, RunConfig
 
 
 @dataclass
@@ -23,13 +23,13 @@ class StageImpls:
 
 
 def _backend(spec: str, cfg: RunConfig, cache):
-    from .backends.registry import make_backend
+    from visassoc.backends.registry import make_backend
 
     backend = make_backend(spec, config_path=cfg.backend_config, concurrency=cfg.concurrency)
     if hasattr(backend, "show_progress"):
         backend.show_progress = cfg.progress
     if cache is not None:
-        from .backends.cache import CachedBackend
+        from visassoc.backends.cache import CachedBackend
 
         backend = CachedBackend(backend, cache, cache_only=cfg.cache_only)
     return backend
@@ -40,8 +40,8 @@ def build(cfg: RunConfig, only: str | None = None) -> StageImpls:
     stages = {only: OFFLINE[only]} if only else OFFLINE
     cache = None
     if (cfg.cache or cfg.cache_only) and any(getattr(cfg, st) != off for st, off in stages.items()):
-        from .backends.cache import CallCache
-        from .lexicon import cache_dir
+        from visassoc.backends.cache import CallCache
+        from visassoc.lexicon import cache_dir
 
         cache = CallCache(cache_dir() / "calls.sqlite")
     identity: dict[str, Any] = {}
@@ -52,7 +52,7 @@ def build(cfg: RunConfig, only: str | None = None) -> StageImpls:
         if spec == offline:
             impls[stage], identity[stage] = _offline(stage, cfg)
             continue
-        from .stages.model_stages import make_stage, prompt_hashes
+        from visassoc.stages.model_stages import make_stage, prompt_hashes
 
         b = by_stage[stage] = _backend(spec, cfg, cache)
         impls[stage] = make_stage(stage, b, prompt_set=cfg.prompt_set, per_level=cfg.per_level)
@@ -66,14 +66,14 @@ def build(cfg: RunConfig, only: str | None = None) -> StageImpls:
 def _offline(stage: str, cfg: RunConfig) -> tuple[Any, dict]:
     """The no-model implementation of a stage and its identity (for fingerprints)."""
     if stage == "describe":
-        from .stages.describe import CaptionsDescriber
+        from visassoc.stages.describe import CaptionsDescriber
 
         return CaptionsDescriber(), {"name": "captions"}
     if stage == "associate":
-        from .stages.lexical import LexicalMiner
+        from visassoc.stages.lexical import LexicalMiner
 
         miner = LexicalMiner(per_level=cfg.per_level, seed=cfg.seed)
         return miner, {"name": "lexical", "method": miner.describe_method()}
-    from .stages.substitute import SubstitutionWriter
+    from visassoc.stages.substitute import SubstitutionWriter
 
     return SubstitutionWriter(), {"name": "substitute"}
