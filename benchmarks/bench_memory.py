@@ -33,7 +33,7 @@ def child(imgs: Path, caps: Path, out: Path, chunk: int) -> dict:
     import bench_pipeline as bp
 
     import visassoc
-    import visassoc.run.pipeline as pipeline
+    import visassoc.engine.pipeline as pipeline
     from visassoc.config import RunConfig
     from visassoc.stages.salient import extract_salient
 

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import visassoc
-from visassoc.run import factory as stages_factory
+from visassoc.engine import factory as stages_factory
 from visassoc.config import RunConfig
 from visassoc.stages.interfaces import DescribeResult
 
@@ -126,10 +126,10 @@ class Clock:
 @contextmanager
 def instrumented(clock: Clock):
     """Patch the runner's collaborators with timing wrappers (names as the runner looks them up)."""
-    import visassoc.run.export as export
-    import visassoc.run.pipeline as pipeline
-    import visassoc.run.worker as work
-    from visassoc.run.store import PartReader, StageStore
+    import visassoc.engine.export as export
+    import visassoc.engine.pipeline as pipeline
+    import visassoc.engine.worker as work
+    from visassoc.engine.store import PartReader, StageStore
 
     targets = [(work, "inspect_image", "image decode + sha256"), (work, "extract_salient", "salient (spaCy)"),
                (work, "validate_caption", "caption validation"), (work, "clean_ladder", "ladder cleaning"),

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from visassoc.cli import app
 from visassoc.config import RunConfig
-from visassoc.run.estimate import (caption_attempts, estimate, format_estimate, image_tokens, sent_size,
+from visassoc.engine.estimate import (caption_attempts, estimate, format_estimate, image_tokens, sent_size,
                                token_counter)
 from visassoc.sources import load_demo
 from visassoc.stages.salient import SalientConfig, choose_caption, extract_salient

@@ -37,15 +37,15 @@ from visassoc.backends.base import Generation, Usage
 from visassoc.backends.jsonparse import parse_and_validate, parse_json_loose
 from visassoc.cli import app
 from visassoc.config import RunConfig
-from visassoc.run.export import TABLES
+from visassoc.engine.export import TABLES
 from visassoc.images import ImageError, inspect_image, open_rgb
-from visassoc.run.pipeline import RunLocked
-from visassoc.run.worker import clean_ladder, write_captions
+from visassoc.engine.pipeline import RunLocked
+from visassoc.engine.worker import clean_ladder, write_captions
 from visassoc.records import LEVELS, AssociationRecord, to_row
 from visassoc.stages.interfaces import AssociationRequest, CaptionRequest, DescribeRequest, DescribeResult, StageError
 from visassoc.stages.model_stages import (CAPTION_SCHEMA, DESCRIBE_SCHEMA, LLMAssociationMiner, VLMCaptionWriter,
                                           VLMDescriber, association_schema, is_form_of)
-from visassoc.run.store import rows_to_table
+from visassoc.engine.store import rows_to_table
 from visassoc.text import validate_caption
 
 N_IMAGES, CHUNK = 200, 10

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 import visassoc
 from visassoc.cli import app
 from visassoc.config import RunConfig
-from visassoc.run.export import TABLES
+from visassoc.engine.export import TABLES
 from visassoc.stages.substitute import SubstitutionWriter
 
 from conftest import make_photo

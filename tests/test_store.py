@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pyarrow.parquet as pq
 
-from visassoc.run.store import PartReader, StageStore
+from visassoc.engine.store import PartReader, StageStore
 
 
 def salient_row(image_id: str, word: str, rank: int = 0) -> dict:

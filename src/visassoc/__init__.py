@@ -8,15 +8,15 @@ __version__ = "0.1.0"
 
 def run(config=None, **kwargs):
     """Run the pipeline; see ``visassoc.config.RunConfig`` for the options."""
-    from visassoc.run.pipeline import run as _run
+    from visassoc.engine.pipeline import run as _run
 
     return _run(config, **kwargs)
 
 
 def read_partial(run_dir, table: str):
     """Rows of ``table`` ("captions", "associations", ...) a run has committed so far, even while
-    it is running; see ``visassoc.run.store.read_partial``."""
-    from visassoc.run.store import read_partial as _read
+    it is running; see ``visassoc.engine.store.read_partial``."""
+    from visassoc.engine.store import read_partial as _read
 
     return _read(run_dir, table)
 

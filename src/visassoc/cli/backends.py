@@ -107,7 +107,7 @@ def export(stage: Annotated[str, typer.Option(help="describe | associate | capti
     if run is not None:
         from pydantic import ValidationError
 
-        from visassoc.run.batch import export_stage
+        from visassoc.engine.batch import export_stage
         from visassoc.config import RunConfig
         from visassoc.sources import SourceError
 
@@ -190,7 +190,7 @@ def ingest(requests: REQUESTS,
         reqs, results, info = ingest_batch(requests, list(output), list(errors or []))
     except (ValueError, BackendError) as e:
         _fail(str(e))
-    from visassoc.run.batch import ingest_to_cache
+    from visassoc.engine.batch import ingest_to_cache
 
     cached = ingest_to_cache(requests, list(output))
     paths = write_tables(result_rows(info["stage"], reqs, results, header["spec"], header["spec"].partition(":")[2]),

@@ -34,7 +34,7 @@ def estimate_options(
 def estimate_command(**flags):
     """Requests, input/image/output tokens and USD per stage for a `visassoc run` config, without calling a model."""
     from visassoc.cli.common import config_from_flags, fail
-    from visassoc.run.estimate import estimate, format_estimate
+    from visassoc.engine.estimate import estimate, format_estimate
     from visassoc.sources import SourceError
 
     extra = {k: flags.pop(k) for k in inspect.signature(estimate_options).parameters}

@@ -42,8 +42,8 @@ def run(
 ):
     """Mine salient words, association ladders and creative captions for an image collection."""
     cfg = config_from_flags(**locals())  # first: locals() are exactly the flags here
-    from visassoc.run.pipeline import RunLocked
-    from visassoc.run.pipeline import run as run_pipeline
+    from visassoc.engine.pipeline import RunLocked
+    from visassoc.engine.pipeline import run as run_pipeline
     from visassoc.sources import SourceError
 
     try:
@@ -66,7 +66,7 @@ def run(
 
 def status(run_dir: Path = typer.Argument(..., help="A run's --out directory, finished or still running.")):
     """Rows each table has committed so far (read them with visassoc.read_partial)."""
-    from visassoc.run.store import committed_rows
+    from visassoc.engine.store import committed_rows
 
     try:
         rows = committed_rows(run_dir)

@@ -17,7 +17,7 @@ from visassoc.records import LEVELS, AssociationRecord, CaptionRecord, ErrorReco
 from visassoc.sources import SourceItem
 from visassoc.stages.interfaces import AssociationRequest, CaptionRequest, DescribeRequest, StageError
 from visassoc.stages.salient import SalientConfig, choose_caption, extract_salient
-from visassoc.run.store import PartReader, StageStore
+from visassoc.engine.store import PartReader, StageStore
 from visassoc.text import inflections, validate_caption
 
 STAGES = ("images", "describe", "salient", "associate", "caption")
@@ -53,7 +53,7 @@ class StageWorker:
         self.store = open_store(cfg, stage, fps)
         self.readers = {t: PartReader(open_store(cfg, PRODUCER[t], fps)) for t in INPUTS[stage]}
         if impl is None and stage in IMPL_ATTR:
-            from visassoc.run import factory as stages_factory
+            from visassoc.engine import factory as stages_factory
             self.impl = stages_factory.build(cfg, only=stage)
 
     def compute(self, keys: list[str], items: dict[str, SourceItem] | None = None) -> dict[str, list[dict]]:

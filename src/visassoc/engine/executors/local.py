@@ -1,7 +1,7 @@
 """The default executor: chunks in order, in this process, with the run's own stage implementations."""
 from __future__ import annotations
 
-from visassoc.run.worker import StageWorker, chunks
+from visassoc.engine.worker import StageWorker, chunks
 
 
 class LocalExecutor:

@@ -339,7 +339,7 @@ def _setups(cfg: RunConfig) -> tuple[dict[str, _StageSetup], Any]:
     from visassoc.backends.base import GenParams
     from visassoc.backends.registry import OPENAI_LIKE, load_config
     from visassoc.stages.model_stages import make_stage
-    from visassoc.run.factory import OFFLINE
+    from visassoc.engine.factory import OFFLINE
 
     bc = load_config(cfg.backend_config)
     out = {}
@@ -415,12 +415,12 @@ def estimate(config: RunConfig, sample: int = DEFAULT_SAMPLE, reask_rate: float 
     """
     from PIL import Image
 
-    from visassoc.run.pipeline import _utf8_safe, load_items, resolve_stage_backends
+    from visassoc.engine.pipeline import _utf8_safe, load_items, resolve_stage_backends
     from visassoc.records import LEVELS
     from visassoc.stages.describe import CaptionsDescriber
     from visassoc.stages.interfaces import AssociationRequest, CaptionRequest, DescribeRequest, DescribeResult
     from visassoc.stages.salient import SalientConfig, choose_caption, extract_salient
-    from visassoc.run.factory import OFFLINE
+    from visassoc.engine.factory import OFFLINE
 
     if sample < 1:
         raise ValueError("sample must be >= 1")

@@ -16,12 +16,12 @@ from typing import Callable
 from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
-from visassoc.run import factory as stages_factory
+from visassoc.engine import factory as stages_factory
 from visassoc.config import RunConfig
-from visassoc.run.executors import backend_usage, make_executor, merge_usage
+from visassoc.engine.executors import backend_usage, make_executor, merge_usage
 from visassoc.sources import SourceItem, load_coco, load_demo, load_folder, load_manifest
-from visassoc.run.worker import IMPL_ATTR, STAGES, TABLE, StageWorker, chunks, open_store
-from visassoc.run.store import StageStore, fingerprint
+from visassoc.engine.worker import IMPL_ATTR, STAGES, TABLE, StageWorker, chunks, open_store
+from visassoc.engine.store import StageStore, fingerprint
 
 PIPELINE_VERSION = "2"
 
@@ -98,7 +98,7 @@ class Runner:
         self.collect = collect  # a stage whose requests are gathered instead of answered
         self.collector = None
         if collect:
-            from visassoc.run.batch import Collector
+            from visassoc.engine.batch import Collector
 
             attr = IMPL_ATTR[collect]
             self.collector = Collector(getattr(self.impl, attr))
@@ -144,7 +144,7 @@ class Runner:
             usage = merge_usage([backend_usage(self.impl.backends), executor.usage()])
         finally:
             executor.close()
-        from visassoc.run.export import export_run
+        from visassoc.engine.export import export_run
 
         self.result.seconds = time.time() - t0
         tables = {TABLE[stage]: store for stage, store in stores.items()}

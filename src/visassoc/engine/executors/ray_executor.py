@@ -19,8 +19,8 @@ import uuid
 
 from visassoc.config import RunConfig
 from visassoc.sources import SourceItem
-from visassoc.run.worker import StageWorker
-from visassoc.run.executors import backend_usage, merge_usage
+from visassoc.engine.worker import StageWorker
+from visassoc.engine.executors import backend_usage, merge_usage
 
 
 class _StageActor:

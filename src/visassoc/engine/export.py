@@ -21,7 +21,7 @@ import yaml
 
 from visassoc import __version__
 from visassoc.records import SCHEMAS
-from visassoc.run.store import PartReader, write_text_atomic
+from visassoc.engine.store import PartReader, write_text_atomic
 
 TABLES = ("images", "descriptions", "salient", "associations", "captions", "errors")
 SORT_KEYS = {

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 def make_executor(cfg, impl):
     if cfg.executor == "ray":
-        from visassoc.run.executors.ray_executor import RayExecutor
+        from visassoc.engine.executors.ray_executor import RayExecutor
 
         return RayExecutor(cfg)
-    from visassoc.run.executors.local import LocalExecutor
+    from visassoc.engine.executors.local import LocalExecutor
 
     return LocalExecutor(cfg, impl)
 

@@ -42,10 +42,10 @@ def collect_requests(cfg: RunConfig, stage: str) -> tuple[list, object]:
     """(pending requests of ``stage``, the stage's backend); earlier stages run (or resume) first."""
     from filelock import FileLock
 
-    from visassoc.run.pipeline import Collected, Runner, resolve_stage_backends
+    from visassoc.engine.pipeline import Collected, Runner, resolve_stage_backends
 
     cfg = resolve_stage_backends(cfg)
-    from visassoc.run.factory import OFFLINE
+    from visassoc.engine.factory import OFFLINE
 
     if getattr(cfg, stage) == OFFLINE[stage]:
         raise ValueError(f"stage {stage} uses the offline backend {getattr(cfg, stage)!r}; "
