@@ -83,7 +83,8 @@ class InstantWriter:
 
 
 def instant_impls(cfg: RunConfig, only: str | None = None) -> stages_factory.StageImpls:
-    return stages_factory.StageImpls(InstantDescriber(), InstantMiner(), InstantWriter(),
+    return stages_factory.StageImpls({"describe": InstantDescriber(), "associate": InstantMiner(),
+                                      "caption": InstantWriter()},
                                      identity={s: {"name": "instant"} for s in ("describe", "associate", "caption")})
 
 
@@ -128,11 +129,11 @@ def instrumented(clock: Clock):
     """Patch the runner's collaborators with timing wrappers (names as the runner looks them up)."""
     import visassoc.engine.export as export
     import visassoc.engine.pipeline as pipeline
-    import visassoc.engine.worker as work
     from visassoc.engine.store import PartReader, StageStore
+    from visassoc.stages import associate, caption, images, salient
 
-    targets = [(work, "inspect_image", "image decode + sha256"), (work, "extract_salient", "salient (spaCy)"),
-               (work, "validate_caption", "caption validation"), (work, "clean_ladder", "ladder cleaning"),
+    targets = [(images, "inspect_image", "image decode + sha256"), (salient, "extract_salient", "salient (spaCy)"),
+               (caption, "validate_caption", "caption validation"), (associate, "clean_ladder", "ladder cleaning"),
                (export, "export_run", "export (tables, manifest, card)"),
                (StageStore, "write_part", "parquet write (parts)"), (PartReader, "table", "parquet read (upstream rows)"),
                (StageStore, "done_keys", "resume scan"), (StageStore, "ids_with_rows", "resume scan")]
@@ -221,23 +222,23 @@ def bench_offline(n: int, chunk: int, work: Path, repeats: int = 2) -> dict:
     label = src.pop("_label")
     base = dict(chunk_size=chunk, progress=False, **src)
     real_build = stages_factory.build
-    methods = (("describer", "describe"), ("miner", "mine"), ("writer", "write"))
+    methods = (("describer", "describe", "describe"), ("miner", "associate", "mine"), ("writer", "caption", "write"))
 
     def recording(rec: dict, clock: Clock):
         def build(cfg):
             impl = real_build(cfg)
-            for attr, method in methods:
-                rec[attr] = Recorder(getattr(impl, attr), method)
+            for attr, stage, method in methods:
+                rec[attr] = Recorder(impl.by_name[stage], method)
                 setattr(rec[attr], method, clock.wrap(f"{attr} calls", getattr(rec[attr], method)))
-                setattr(impl, attr, rec[attr])
+                impl.by_name[stage] = rec[attr]
             return impl
         return build
 
     def direct(rec: dict) -> dict[str, float]:
         fresh = real_build(RunConfig(out=work / "unused", **base))  # same config, fresh in-memory caches
         took = {}
-        for attr, method in methods:
-            impl, t0 = getattr(fresh, attr), time.perf_counter()
+        for attr, stage, method in methods:
+            impl, t0 = fresh.by_name[stage], time.perf_counter()
             for batch in rec[attr].batches:
                 getattr(impl, method)(batch)
             took[attr] = time.perf_counter() - t0

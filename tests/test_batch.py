@@ -12,8 +12,11 @@ from typer.testing import CliRunner
 
 from fake_openai_server import FakeOpenAI, prompt_text
 from visassoc.backends import images as images_mod
-from visassoc.backends.batch import (batch_status, caption_validity, download_batch, export_batch, ingest_batch,
-                                     result_rows, sidecar, submit_batch, write_tables)
+from visassoc.backends.openai_batch import batch_status, download_batch, sidecar, submit_batch
+from visassoc.engine.batch import export_requests as export_batch
+from visassoc.engine.batch import ingest_batch, write_tables
+from visassoc.stages import associate, caption
+from visassoc.text import validate_caption
 from visassoc.cli.backends import backends_app, batch_app
 from visassoc.backends.openai_compat import OpenAIBackend, RetryPolicy
 from visassoc.records import LEVELS
@@ -88,12 +91,12 @@ def test_openai_batch_round_trip_and_idempotent_ingest(tmp_path):
     _, results, info = ingest_batch(req_path, outs, errs)
     assert len(results) == 6 and all(isinstance(r, dict) for r in results)
     assert results[0][5] == ["dogq5a", "dogq5b", "dogq5c"] and info["missing"] == 0
-    rows = result_rows("associate", reqs, results, "openai:fake-vlm")
+    rows = associate.result_rows(reqs, results, "openai:fake-vlm", 3)
     t1 = write_tables(rows, tmp_path / "run")
     snap = {k: pq.read_table(p).to_pylist() for k, p in t1.items()}
     assert len(snap["associations"]) == 6 * 5 * 3 and snap["errors"] == []
     _, results2, _ = ingest_batch(req_path, outs + outs, errs)  # re-ingest, even with duplicated lines
-    t2 = write_tables(result_rows("associate", reqs, results2, "openai:fake-vlm"), tmp_path / "run")
+    t2 = write_tables(associate.result_rows(reqs, results2, "openai:fake-vlm", 3), tmp_path / "run")
     assert {k: pq.read_table(p).to_pylist() for k, p in t2.items()} == snap
 
 
@@ -112,7 +115,7 @@ def test_expired_batch_keeps_completed_lines_and_errors_the_rest(tmp_path):
     _, results, info = ingest_batch(req_path, outs, errs)
     assert len(results) == 6 and results[:2] == ["a happy hound1 runs"] * 2
     assert all(isinstance(r, StageError) and "batch_expired" in r.message for r in results[2:])
-    rows = result_rows("caption", reqs, results, "openai:fake-vlm", "fake-vlm")
+    rows = caption.result_rows(reqs, results, "openai:fake-vlm", "fake-vlm", 1, 10)
     assert [r["valid"] for r in rows["captions"]] == [True, False]  # level 2 must contain "hound2"
     assert len(rows["errors"]) == 4 and rows["errors"][0]["level"] == 1
 
@@ -143,13 +146,17 @@ def test_vllm_run_batch_output_missing_and_invalid_lines(tmp_path):
     assert isinstance(results[1], StageError) and "no output line" in results[1].message and info["missing"] == 1
 
 
-def test_caption_validity_rules():
+def test_batch_captions_use_the_one_validator():
+    """Batch rows are validated by ``text.validate_caption``, as a run's captions are (min and max
+    words from the export header); there is no second, weaker rule for batches."""
     req = CaptionRequest("i", "p", "dog", "NOUN", "a dog on a beach", "d", 2, "puppy")
-    assert caption_validity("Puppies chase the waves", req) == (True, None)
-    assert caption_validity("a dog on a beach", req)[0] is False
-    assert caption_validity("one two three four five six seven eight nine ten puppy", req)[0] is False
-    assert caption_validity("a puppyish mood", req) == (False, 'does not contain "puppy"')
-    assert caption_validity("ice cream at dusk", CaptionRequest("i", "p", "x", "NOUN", "c", "d", 1, "ice cream"))[0]
+    row = lambda cap, lo=1, hi=10: caption.result_rows([req], [cap], "b", "m", lo, hi)["captions"][0]  # noqa: E731
+    assert row("Puppies chase the waves")["valid"] and row("Puppies chase the waves")["reason"] is None
+    for cap in ("a dog on a beach", "one two three four five six seven eight nine ten puppy", "a puppyish mood",
+                "puppy"):
+        assert row(cap)["reason"] == validate_caption(cap, "puppy", "a dog on a beach") is not None
+    assert not row("a puppy", lo=3)["valid"]  # min_words counts, as in a run
+    assert not row("Puppies chase the waves", hi=3)["valid"]
 
 
 def test_cli_backends_check_and_batch_commands(tmp_path):

@@ -40,11 +40,12 @@ from visassoc.config import RunConfig
 from visassoc.engine.export import TABLES
 from visassoc.images import ImageError, inspect_image, open_rgb
 from visassoc.engine.pipeline import RunLocked
-from visassoc.engine.worker import clean_ladder, write_captions
+from visassoc.stages.associate import LLMAssociationMiner, association_schema, clean_ladder
+from visassoc.stages.caption import CAPTION_SCHEMA, VLMCaptionWriter, write_captions
+from visassoc.stages.describe import DESCRIBE_SCHEMA, VLMDescriber
+from visassoc.stages.model import is_form_of
 from visassoc.records import LEVELS, AssociationRecord, to_row
 from visassoc.stages.interfaces import AssociationRequest, CaptionRequest, DescribeRequest, DescribeResult, StageError
-from visassoc.stages.model_stages import (CAPTION_SCHEMA, DESCRIBE_SCHEMA, LLMAssociationMiner, VLMCaptionWriter,
-                                          VLMDescriber, association_schema, is_form_of)
 from visassoc.engine.store import rows_to_table
 from visassoc.text import validate_caption
 

@@ -15,8 +15,11 @@ from visassoc.backends.openai_compat import OpenAIBackend, RetryPolicy
 from visassoc.records import LEVELS
 from visassoc.stages.interfaces import (AssociationRequest, CaptionRequest, DescribeRequest, DescribeResult,
                                         StageError)
-from visassoc.stages.model_stages import (LLMAssociationMiner, VLMCaptionWriter, VLMDescriber, caption_word_list,
-                                          is_form_of, load_prompt, prompt_hashes, usage_summary)
+from visassoc.stages.associate import LLMAssociationMiner
+from visassoc.stages.caption import VLMCaptionWriter, caption_word_list
+from visassoc.stages.describe import VLMDescriber
+from visassoc.stages.model import is_form_of
+from visassoc.stages.prompts import load_prompt, prompt_hashes
 
 FAST = RetryPolicy(max_retries=2, backoff_base=0.02, backoff_max=0.1)
 
@@ -237,7 +240,7 @@ def test_stage_names_and_generic_backend_path():
     assert isinstance(Message("user", "x"), Message)
 
 
-def test_usage_summary_per_stage_with_cost(photo):
+def test_usage_per_stage_with_cost(photo):
     with FakeOpenAI(responder=lambda body: ladder_answer(prompt_words(body)) if "distance" in prompt_text(body)
                     else json.dumps({"caption": "a hound"})) as s:
         b = OpenAIBackend("gpt-4o-mini", base_url=s.base_url, retry=FAST, show_progress=False, image_detail="low")
@@ -245,10 +248,11 @@ def test_usage_summary_per_stage_with_cost(photo):
         miner.mine(assoc_requests("i", ["dog"]))
         writer.write([CaptionRequest("i", photo, "dog", "NOUN", "a dog", "d", 1, "hound")] * 2)
         assert s.chat_requests()[-1]["body"]["messages"][-1]["content"][0]["image_url"]["detail"] == "low"
-    u = usage_summary({"associate": miner, "caption": writer, "describe": object()})
+    u = {"associate": miner.usage(), "caption": writer.usage()}
     assert u["associate"]["requests"] == 1 and u["caption"]["requests"] == 1  # duplicate requests share a call
-    assert u["total"]["requests"] == b.usage()["requests"] == 2
-    assert u["total"]["prompt_tokens"] == b.usage()["prompt_tokens"] and u["total"]["cost_usd"] > 0
+    assert sum(x["requests"] for x in u.values()) == b.usage()["requests"] == 2
+    assert sum(x["prompt_tokens"] for x in u.values()) == b.usage()["prompt_tokens"]
+    assert all(x["cost_usd"] > 0 for x in u.values())
 
 
 def test_check_on_a_non_http_backend():
@@ -271,7 +275,7 @@ def test_check_on_a_non_http_backend():
 
 def test_every_image_word_level_ends_as_row_or_error_under_faults():
     from fake_openai_server import rate_limited, server_error, stall
-    from visassoc.backends.batch import result_rows
+    from visassoc.stages.associate import result_rows
 
     with FakeOpenAI(responder=lambda body: ladder_answer(prompt_words(body))) as s:
         s.push(rate_limited("0.1"), server_error(), stall(1.5), Reply('{"dog": {"1": ["pup"'),  # truncated
@@ -281,7 +285,7 @@ def test_every_image_word_level_ends_as_row_or_error_under_faults():
         reqs = [r for i in range(10) for r in assoc_requests(f"im{i}", ["dog", "park"])]
         out = LLMAssociationMiner(b).mine(reqs)
     assert len(out) == len(reqs)
-    rows = result_rows("associate", reqs, out, "openai:fake")
+    rows = result_rows(reqs, out, "openai:fake", 3)
     covered = {(r["image_id"], r["word"], r["level"]) for r in rows["associations"]}
     errored = {(r["image_id"], r["word"]) for r in rows["errors"]}
     for r in reqs:

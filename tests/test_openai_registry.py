@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from visassoc.backends.openai_compat import OpenAIBackend
+from visassoc.stages import ROLES
 from visassoc.backends.registry import (BackendSpec, load_config, make_backend, parse_spec, stage_backends,
                                         stage_specs)
 
@@ -50,11 +51,11 @@ backends:
 prices: {Qwen/Qwen2.5-VL-7B-Instruct: {input: 0.1, output: 0.2}}
 """)
     cfg = load_config(cfg_path)
-    assert stage_specs(config=cfg) == {"describe": "openai:gpt-4o", "associate": "openai:gpt-4o-mini",
+    assert stage_specs(ROLES, config=cfg) == {"describe": "openai:gpt-4o", "associate": "openai:gpt-4o-mini",
                                        "caption": "gpu"}
-    assert stage_specs(llm="openai:o", vlm="openai:v", config=cfg)["describe"] == "openai:v"  # CLI wins
+    assert stage_specs(ROLES, llm="openai:o", vlm="openai:v", config=cfg)["describe"] == "openai:v"  # CLI wins
     monkeypatch.setenv("OPENAI_API_KEY", "sk")
-    bs = stage_backends(config=cfg)
+    bs = stage_backends(ROLES, config=cfg)
     gpu = bs["caption"]
     assert gpu.base_url == "http://10.0.0.5:8000/v1" and gpu.concurrency == 32 and gpu._api_key == "k"
     body = gpu.build_body([], None, None, extra=True)
@@ -74,4 +75,4 @@ def test_config_errors_are_one_line(tmp_path):
     with pytest.raises(ValueError, match="not found"):
         load_config(tmp_path / "missing.yaml")
     with pytest.raises(ValueError, match="no backend for stage associate"):
-        stage_specs(vlm="openai:x")
+        stage_specs(ROLES, vlm="openai:x")

@@ -7,9 +7,6 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
-OFFLINE = {"describe": "captions", "associate": "lexical", "caption": "substitute"}  # the no-model stage defaults
-
-
 class RunConfig(BaseModel):
     """Everything that determines a run's output. Paths are kept as given (for the card)."""
 
@@ -38,7 +35,7 @@ class RunConfig(BaseModel):
     prompt_set: Literal["visassoc", "paper"] = "visassoc"
     backend_config: Path | None = Field(None, description="YAML with per-backend settings")
     concurrency: int = Field(8, ge=1, le=256)
-    chunk_size: int | None = Field(None, ge=1, description="images per resumable part (default: see images_per_part)")
+    chunk_size: int | None = Field(None, ge=1, description="images per resumable part (default: 256 offline, 32 with a model)")
     cache: bool = Field(True, description="cache model calls under the visassoc cache dir")
     cache_only: bool = Field(False, description="answer model calls only from the cache (after `batch ingest`)")
     progress: bool = True
@@ -59,14 +56,6 @@ class RunConfig(BaseModel):
         if self.captions and not (self.images and not self.coco):
             raise ValueError("--captions goes with --images DIR (an image folder)")
         return self
-
-    def images_per_part(self) -> int:
-        """``chunk_size``, else 256 when every stage is offline (parts are cheap to redo) and 32
-        when a model is called (a kill loses at most 32 images of orchestration; the calls
-        themselves are in the call cache)."""
-        if self.chunk_size:
-            return self.chunk_size
-        return 256 if all(getattr(self, s) == d for s, d in OFFLINE.items()) else 32
 
     def source_kind(self) -> str:
         return "demo" if self.demo else "coco" if self.coco else "manifest" if self.manifest else "folder"

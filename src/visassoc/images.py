@@ -9,6 +9,7 @@ from pathlib import Path
 
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})  # what we read as images
 MAX_PIXELS = 178_956_970  # PIL's default bomb limit x2: larger images are refused, not decoded
 
 

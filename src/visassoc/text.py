@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-WORD_RE = re.compile(r"[A-Za-z][A-Za-z'\-]*")
+WORD_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9'\-]*")  # digits count: "hound2" is not "hound1"
 
 # Words whose first letter misleads the a/an choice.
 _AN_EXCEPTIONS = ("hour", "honest", "honor", "honour", "heir", "herb")

@@ -6,9 +6,13 @@ code run on OpenAI, vLLM, Ollama, llama.cpp, local transformers weights or SmolL
 """
 from __future__ import annotations
 
+import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
+
+from tqdm import tqdm
 
 
 @dataclass
@@ -65,3 +69,83 @@ class Backend(Protocol):
 
 class BackendError(RuntimeError):
     """A backend failed in a way retries did not fix (dead server, bad model id, ...)."""
+
+
+class IdentityBackend:
+    """A backend that only carries a name and an identity: stages build their real calls with it
+    (``estimate``, batch export/ingest, tests) and it refuses to generate."""
+
+    def __init__(self, provider: str, model: str, supports_images: bool = True, identity: dict | None = None):
+        self.provider, self.model, self.supports_images = provider, model, supports_images
+        self._identity = identity or {"provider": provider, "model": model}
+
+    @classmethod
+    def from_spec(cls, spec: str, identity: dict | None = None, supports_images: bool = True) -> "IdentityBackend":
+        provider, _, model = spec.partition(":")
+        return cls(provider, model, supports_images, identity)
+
+    def identity(self) -> dict:
+        return self._identity
+
+    def generate(self, *a, **k):  # pragma: no cover - a bug guard
+        raise RuntimeError(f"{self.provider}:{self.model} is a stand-in backend and never generates")
+
+
+# ---- calls: what a stage sends, run as concurrently as the backend allows -------------------
+@dataclass
+class Call:
+    key: str  # deterministic; the Batch API custom_id
+    members: list[int]  # indices of the requests this call answers
+    messages: list[Message]
+    schema: dict | None
+    params: GenParams
+    ctx: Any = None
+    gen: Generation | None = None
+
+
+def _supports(backend, attr: str) -> bool:
+    return callable(getattr(type(backend), attr, None))
+
+
+def generate_all(backend, calls: list[Call], desc: str) -> list[Generation]:
+    """Run calls on ``backend`` as concurrently/batched as it allows; BackendError propagates."""
+    items = [(c.messages, c.schema, c.params) for c in calls]
+    if not items:
+        return []
+    if _supports(backend, "generate_many"):
+        return backend.generate_many(items, desc=desc)
+    if _supports(backend, "generate_batch"):
+        out: list[Generation | None] = [None] * len(items)
+        groups: dict[str, list[int]] = {}
+        for i, (_, schema, params) in enumerate(items):
+            groups.setdefault(json.dumps([schema, params.__dict__], sort_keys=True), []).append(i)
+        with tqdm(total=len(items), desc=desc, unit="req") as bar:
+            for idx in groups.values():
+                gens = backend.generate_batch([items[i][0] for i in idx], schema=items[idx[0]][1],
+                                              params=items[idx[0]][2])
+                for i, g in zip(idx, gens):
+                    out[i] = g
+                bar.update(len(idx))
+        return out  # type: ignore[return-value]
+
+    def one(item):
+        try:
+            return backend.generate(item[0], schema=item[1], params=item[2])
+        except BackendError:
+            raise
+        except Exception as e:  # one bad item must not sink the batch
+            return Generation(text="", error=f"{type(e).__name__}: {e}")
+
+    workers = max(1, int(getattr(backend, "concurrency", 1) or 1))
+    with tqdm(total=len(items), desc=desc, unit="req") as bar, ThreadPoolExecutor(workers) as pool:
+        futs = [pool.submit(one, it) for it in items]
+        out = []
+        try:
+            for f in futs:
+                out.append(f.result())
+                bar.update(1)
+        except BackendError:
+            for f in futs:
+                f.cancel()
+            raise
+    return out

@@ -13,7 +13,7 @@ import threading
 from dataclasses import asdict
 from pathlib import Path
 
-from .base import Backend, Generation, GenParams, Message, Usage
+from .base import Backend, Call, Generation, GenParams, Message, Usage, generate_all
 
 
 def _image_digest(img) -> str:
@@ -107,8 +107,6 @@ class CachedBackend:
                 out[i] = Generation(text="", error="no cached answer (cache-only run: batch line missing or re-ask needed)")
             miss = []
         if miss:
-            from ..stages.model_stages import Call, generate_all
-
             todo = [Call(key=keys[i], members=[], messages=calls[i][0], schema=calls[i][1], params=calls[i][2] or GenParams()) for i in miss]
             for i, gen in zip(miss, generate_all(self.inner, todo, desc or self.model)):
                 out[i] = gen

@@ -22,43 +22,10 @@ from tqdm import tqdm
 from .base import BackendError, GenParams, Generation, Message, Usage
 from .images import DEFAULT_MAX_SIDE, image_data_url
 from .jsonparse import parse_and_validate
+from .pricing import estimate_cost
 
 OPENAI_URL = "https://api.openai.com/v1"
 MODES = ("json_schema", "json_object", "text")
-# USD per 1M tokens (input, output), standard tier; the Batch API costs half.
-PRICES_PER_MTOK: dict[str, tuple[float, float]] = {
-    "gpt-4o-mini": (0.15, 0.60),
-    "gpt-4o": (2.50, 10.00),
-    "gpt-4.1": (2.00, 8.00),
-    "gpt-4.1-mini": (0.40, 1.60),
-    "gpt-4.1-nano": (0.10, 0.40),
-}
-BATCH_DISCOUNT = 0.5
-
-
-def price_table(prices: dict | None = None) -> dict[str, tuple[float, float]]:
-    """The built-in prices overlaid with a backend config's ``prices`` ({model: [in, out]} or {in/out})."""
-    return {**PRICES_PER_MTOK, **{k: tuple(v) if not isinstance(v, dict) else (v["input"], v["output"])
-                                  for k, v in (prices or {}).items()}}
-
-
-def longest_key(model: str, keys) -> str | None:
-    """The longest key that is ``model`` or a dated/variant prefix of it (``gpt-4o-mini-2024-07-18``)."""
-    found = [k for k in keys if model == k or model.startswith(k + "-")]
-    return max(found, key=len) if found else None
-
-
-def estimate_cost(model: str, usage: Usage, prices: dict | None = None, batch: bool = False) -> float | None:
-    """USD for ``usage`` from the longest price-table key that prefixes ``model``; None if unknown."""
-    table = price_table(prices)
-    key = longest_key(model, table)
-    if key is None:
-        return None
-    pin, pout = table[key]
-    cost = (usage.prompt_tokens * pin + usage.completion_tokens * pout) / 1e6
-    return round(cost * (BATCH_DISCOUNT if batch else 1.0), 8)
-
-
 @dataclass
 class RetryPolicy:
     max_retries: int = 6  # per request, on 429 / 5xx / timeouts / connection errors

@@ -40,7 +40,6 @@ OPENAI_LIKE = {
     "lmstudio": "http://localhost:1234/v1",
 }
 LOCAL = ("transformers", "smollm")
-STAGE_ROLE = {"describe": "vlm", "associate": "llm", "caption": "vlm"}
 
 
 @dataclass(frozen=True)
@@ -105,7 +104,8 @@ class BackendsConfig(BaseModel):
         return parse_spec(name_or_spec), opts or BackendOptions()
 
 
-def load_config(path: str | Path | None) -> BackendsConfig:
+def load_config(path: str | Path | None, stages: tuple[str, ...] | None = None) -> BackendsConfig:
+    """The backend YAML (empty without a path); ``stages``: the stage names its ``stages`` map may use."""
     if path is None:
         return BackendsConfig()
     p = Path(path)
@@ -121,8 +121,8 @@ def load_config(path: str | Path | None) -> BackendsConfig:
         where = ".".join(str(x) for x in err["loc"])
         raise ValueError(f"backend config {p.name}: {where}: {err['msg']}") from None
     for stage in cfg.stages:
-        if stage not in STAGE_ROLE:
-            raise ValueError(f"backend config {p.name}: unknown stage {stage!r} (describe, associate, caption)")
+        if stages is not None and stage not in stages:
+            raise ValueError(f"backend config {p.name}: unknown stage {stage!r} ({', '.join(stages)})")
     return cfg
 
 
@@ -152,13 +152,13 @@ def make_backend(spec: str, *, config: BackendsConfig | None = None, config_path
     return SmolLMBackend()
 
 
-def stage_specs(llm: str | None = None, vlm: str | None = None, config: BackendsConfig | None = None,
-                stages: tuple[str, ...] = ("describe", "associate", "caption")) -> dict[str, str]:
-    """Which spec/name serves each stage: CLI --llm/--vlm, then config ``stages``, then config llm/vlm."""
+def stage_specs(roles: dict[str, str], llm: str | None = None, vlm: str | None = None,
+                config: BackendsConfig | None = None) -> dict[str, str]:
+    """Which spec/name serves each stage of ``roles`` ({stage: "llm" | "vlm"}): CLI --llm/--vlm,
+    then config ``stages``, then config llm/vlm."""
     cfg = config or BackendsConfig()
     out = {}
-    for st in stages:
-        role = STAGE_ROLE[st]
+    for st, role in roles.items():
         cli = llm if role == "llm" else vlm
         chosen = cli or cfg.stages.get(st) or (cfg.llm if role == "llm" else cfg.vlm)
         if not chosen:
@@ -167,13 +167,12 @@ def stage_specs(llm: str | None = None, vlm: str | None = None, config: Backends
     return out
 
 
-def stage_backends(llm: str | None = None, vlm: str | None = None, config: BackendsConfig | None = None,
-                   concurrency: int | None = None,
-                   stages: tuple[str, ...] = ("describe", "associate", "caption")) -> dict[str, Backend]:
-    """One backend per stage; stages that resolve to the same spec share one instance."""
+def stage_backends(roles: dict[str, str], llm: str | None = None, vlm: str | None = None,
+                   config: BackendsConfig | None = None, concurrency: int | None = None) -> dict[str, Backend]:
+    """One backend per stage of ``roles``; stages that resolve to the same spec share one instance."""
     made: dict[str, Backend] = {}
     out = {}
-    for st, spec in stage_specs(llm, vlm, config, stages).items():
+    for st, spec in stage_specs(roles, llm, vlm, config).items():
         if spec not in made:
             made[spec] = make_backend(spec, config=config, concurrency=concurrency)
         out[st] = made[spec]

@@ -23,16 +23,12 @@ _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
 
 def load_image(src: bytes | str | Path):
     """Decode an image (bytes or path), apply its EXIF orientation, return RGB PIL; ValueError if unusable."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from visassoc.images import ImageError, open_rgb
 
     try:
-        with Image.open(io.BytesIO(src) if isinstance(src, (bytes, bytearray)) else src) as im:
-            im.load()
-            return ImageOps.exif_transpose(im).convert("RGB")
-    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as e:
-        where = f"{len(src)} bytes" if isinstance(src, (bytes, bytearray)) else str(src)
-        why = "not a recognised image format" if isinstance(e, UnidentifiedImageError) else f"{type(e).__name__}: {e}"
-        raise ValueError(f"cannot read image ({where}): {why}"[:300]) from None
+        return open_rgb(src)
+    except ImageError as e:
+        raise ValueError(f"cannot read image: {e}"[:300]) from None
 
 
 def weights_sha(path: Path) -> str:

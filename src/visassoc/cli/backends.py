@@ -21,7 +21,6 @@ LLM = Annotated[Optional[str], typer.Option("--llm", help="LLM backend spec, e.g
 VLM = Annotated[Optional[str], typer.Option("--vlm", help="VLM backend spec, e.g. vllm:Qwen/Qwen2.5-VL-7B-Instruct")]
 CONFIG = Annotated[Optional[Path], typer.Option("--config", help="backend config YAML")]
 REQUESTS = Annotated[Path, typer.Option("--requests", help="the --out path given to `batch export`")]
-IMAGE_EXT = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 
 
 def _fail(msg: str) -> None:
@@ -57,13 +56,15 @@ def check(llm: LLM = None, vlm: VLM = None, config: CONFIG = None,
 
 
 def _load_requests(stage: str, requests: Optional[Path], images: Optional[Path]) -> list:
-    from visassoc.backends.batch import REQUEST_TYPES
+    from visassoc.engine.batch import REQUEST_TYPES
+
+    from visassoc.images import IMAGE_SUFFIXES
 
     cls = REQUEST_TYPES[stage]
     if images is not None:
         if stage != "describe":
             _fail("--images DIR only builds describe requests; pass --requests FILE for other stages")
-        files = sorted(p for p in images.iterdir() if p.suffix.lower() in IMAGE_EXT)
+        files = sorted(p for p in images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
             _fail(f"no images in {images}")
         return [cls(image_id=p.stem, path=str(p)) for p in files]
@@ -99,8 +100,9 @@ def export(stage: Annotated[str, typer.Option(help="describe | associate | capti
 
     With --run and the run's source flags, the lines are exactly the calls `visassoc run` would
     make for STAGE; after `batch ingest` the same `visassoc run` answers them from the cache."""
-    from visassoc.backends.batch import export_batch
+    from visassoc.engine.batch import export_requests
     from visassoc.backends.registry import load_config, stage_backends
+    from visassoc.stages import ROLES
 
     if stage not in ("describe", "associate", "caption"):
         _fail(f"--stage must be describe, associate or caption, not {stage!r}")
@@ -124,15 +126,15 @@ def export(stage: Annotated[str, typer.Option(help="describe | associate | capti
                                                        ": nothing to export"))
         return
     try:
-        backend = stage_backends(llm, vlm, load_config(config), stages=(stage,))[stage]
-        paths = export_batch(_load_requests(stage, requests, images), backend, stage, out, prompt_set, per_level)
+        backend = stage_backends({stage: ROLES[stage]}, llm, vlm, load_config(config, stages=tuple(ROLES)))[stage]
+        paths = export_requests(_load_requests(stage, requests, images), backend, stage, out, prompt_set, per_level)
     except (ValueError, BackendError) as e:
         _fail(str(e))
     typer.echo("\n".join(str(p) for p in paths))
 
 
 def _client(requests: Path, config: Optional[Path], base_url: Optional[str]):
-    from visassoc.backends.batch import read_meta
+    from visassoc.backends.openai_batch import read_meta
     from visassoc.backends.registry import load_config, make_backend
 
     header, _, _ = read_meta(requests)
@@ -148,7 +150,7 @@ BASE_URL = Annotated[Optional[str], typer.Option("--base-url", help="override th
 @batch_app.command("submit")
 def submit(requests: REQUESTS, config: CONFIG = None, base_url: BASE_URL = None) -> None:
     """Upload the exported parts and create one batch per part (OpenAI Files + Batches API)."""
-    from visassoc.backends.batch import submit_batch
+    from visassoc.backends.openai_batch import submit_batch
 
     try:
         state = submit_batch(requests, _client(requests, config, base_url))
@@ -163,7 +165,7 @@ def status(requests: REQUESTS, config: CONFIG = None, base_url: BASE_URL = None,
            wait: Annotated[bool, typer.Option(help="poll until every batch is final")] = False,
            poll: Annotated[float, typer.Option(help="seconds between polls")] = 30.0) -> None:
     """Show (or wait for) the state of submitted batches."""
-    from visassoc.backends.batch import batch_status
+    from visassoc.backends.openai_batch import batch_status
 
     try:
         batch_status(requests, _client(requests, config, base_url), wait=wait, poll_s=poll, echo=typer.echo)
@@ -180,24 +182,20 @@ def ingest(requests: REQUESTS,
            errors: Annotated[Optional[list[Path]], typer.Option(help="error JSONL files")] = None,
            config: CONFIG = None, base_url: BASE_URL = None) -> None:
     """Validate batch answers like the online path; every request becomes a row or an error row."""
-    from visassoc.backends.batch import download_batch, ingest_batch, read_meta, result_rows, write_tables
+    from visassoc.backends.openai_batch import download_batch
+    from visassoc.engine.batch import ingest_rows, ingest_to_cache, write_tables
 
     try:
         if not output:
             output, fetched_errors = download_batch(requests, _client(requests, config, base_url))
             errors = list(errors or []) + fetched_errors
-        header, _, _ = read_meta(requests)
-        reqs, results, info = ingest_batch(requests, list(output), list(errors or []))
+        rows, info = ingest_rows(requests, list(output), list(errors or []))
+        cached = ingest_to_cache(requests, list(output))
     except (ValueError, BackendError) as e:
         _fail(str(e))
-    from visassoc.engine.batch import ingest_to_cache
-
-    cached = ingest_to_cache(requests, list(output))
-    paths = write_tables(result_rows(info["stage"], reqs, results, header["spec"], header["spec"].partition(":")[2]),
-                         out) if out else {}
+    paths = write_tables(rows, out) if out else {}
     typer.echo(f"call cache: {cached['stored']} answers stored ({cached['missing']} calls unanswered); "
                "re-run the same `visassoc run` to use them")
-    n_err = sum(1 for r in results if type(r).__name__ == "StageError")
-    typer.echo(f"{info['stage']}: {len(results) - n_err} ok, {n_err} errors ({info['missing']} missing lines); "
+    typer.echo(f"{info['stage']}: {info['ok']} ok, {info['errors']} errors ({info['missing']} missing lines); "
                f"tokens in/out {info['usage']['prompt_tokens']}/{info['usage']['completion_tokens']}"
                + (" -> " + ", ".join(str(p) for p in paths.values()) if paths else ""))

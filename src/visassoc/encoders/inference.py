@@ -3,17 +3,16 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from PIL import Image
 from tqdm.auto import tqdm
 
 from visassoc.encoders.distance_tokens import PromptedEncoder
+from visassoc.images import open_rgb
 
 
 def image_error(path: str) -> str | None:
     """None if the image decodes, else a one-line reason."""
     try:
-        with Image.open(path) as im:
-            im.convert("RGB").load()
+        open_rgb(path)
         return None
     except Exception as e:  # noqa: BLE001 - any decoder failure makes the image unusable
         return f"{type(e).__name__}: {e}".splitlines()[0]
@@ -36,7 +35,7 @@ def embed_images(enc: PromptedEncoder, paths: list[str], level: int | None = Non
     dev = enc.prompts.device
     out = []
     for s in tqdm(range(0, len(paths), batch_size), desc=desc, unit="batch", disable=len(paths) <= batch_size):
-        ims = [Image.open(p).convert("RGB") for p in paths[s:s + batch_size]]
+        ims = [open_rgb(p) for p in paths[s:s + batch_size]]
         px = enc.backbone.processor(images=ims, return_tensors="pt")["pixel_values"].to(dev)
         out.append(torch.nn.functional.normalize(enc.image_features(px, level).float(), dim=-1).cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)

@@ -1,41 +1,32 @@
-"""Batch APIs inside a run: export a stage's pending calls, ingest the answers into the call cache.
+"""Batch APIs inside a run: export a stage's pending calls, ingest the answers.
 
 ``visassoc batch export --stage S <run flags> --requests F`` runs the pipeline up to stage S,
-gathers the requests S still has to answer, and writes Batch API lines (``backends.batch``).
-``visassoc batch ingest --requests F --output out.jsonl`` validates the answers and stores
-each one in the call cache under the key the live run computes (backend identity, messages,
-schema, params). Re-running the same ``visassoc run`` then answers S from the cache: no live
-call for anything the batch answered, the same validation and resume as the online path.
-Re-asks and lines missing from the output go live, or, with ``--cache-only``, become error
-rows; exporting again writes only the calls the cache cannot answer yet (the next round).
-Ingesting twice writes the same cache entries (idempotent).
+gathers the requests S still has to answer, and writes Batch API lines (``backends.openai_batch``)
+built by the stage's own call builder. ``visassoc batch ingest --requests F --output out.jsonl``
+validates the answers and stores each one in the call cache under the key the live run computes
+(backend identity, messages, schema, params). Re-running the same ``visassoc run`` then answers
+S from the cache: no live call for anything the batch answered, the same validation and resume
+as the online path. Re-asks and lines missing from the output go live, or, with
+``--cache-only``, become error rows; exporting again writes only the calls the cache cannot
+answer yet (the next round). Ingesting twice writes the same cache entries (idempotent).
+
+``ingest_rows`` also turns an ingest into standalone tables with the stages' own row builders
+(``stages.<step>.result_rows``: ``clean_ladder`` for ladders, ``text.validate_caption`` for
+captions), so they match what a run writes for the same answers.
 """
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
-from visassoc.backends.base import Usage
+from visassoc.backends import openai_batch
+from visassoc.backends.base import IdentityBackend
 from visassoc.config import RunConfig
-from visassoc.stages.interfaces import StageError
+from visassoc.stages import OFFLINE, make_model_stage
+from visassoc.stages.interfaces import AssociationRequest, CaptionRequest, DescribeRequest, StageError
 
-DEFERRED = "deferred to a batch (run `visassoc batch ingest`, then this run again)"
-
-
-class Collector:
-    """Stands in for a stage implementation and records the requests it is asked."""
-
-    collecting = True
-
-    def __init__(self, inner):
-        self.inner = inner
-        self.name, self.model = inner.name, getattr(inner, "model", None)
-        self.requests: list = []
-
-    def _record(self, requests):
-        self.requests.extend(requests)
-        return [StageError(DEFERRED) for _ in requests]
-
-    describe = mine = write = _record
+REQUEST_TYPES = {"describe": DescribeRequest, "associate": AssociationRequest, "caption": CaptionRequest}
 
 
 def collect_requests(cfg: RunConfig, stage: str) -> tuple[list, object]:
@@ -45,8 +36,6 @@ def collect_requests(cfg: RunConfig, stage: str) -> tuple[list, object]:
     from visassoc.engine.pipeline import Collected, Runner, resolve_stage_backends
 
     cfg = resolve_stage_backends(cfg)
-    from visassoc.engine.factory import OFFLINE
-
     if getattr(cfg, stage) == OFFLINE[stage]:
         raise ValueError(f"stage {stage} uses the offline backend {getattr(cfg, stage)!r}; "
                          f"pass --{'llm' if stage == 'associate' else 'vlm'} SPEC to batch it")
@@ -67,10 +56,9 @@ def _uncached(reqs: list, backend, stage: str, cfg: RunConfig) -> list:
     """Drop requests whose calls the cache already answers (an earlier batch round)."""
     from visassoc.backends.cache import CallCache, call_key
     from visassoc.lexicon import cache_dir
-    from visassoc.stages.model_stages import make_stage
 
     cache = CallCache(cache_dir() / "calls.sqlite")
-    st = make_stage(stage, backend, prompt_set=cfg.prompt_set, per_level=cfg.per_level)
+    st = make_model_stage(stage, backend, prompt_set=cfg.prompt_set, per_level=cfg.per_level)
     keep: set[int] = set()
     for call in st.build_calls(reqs):
         if cache.get(call_key(backend.identity(), call.messages, call.schema, call.params)) is None:
@@ -78,57 +66,130 @@ def _uncached(reqs: list, backend, stage: str, cfg: RunConfig) -> list:
     return [r for i, r in enumerate(reqs) if i in keep]
 
 
+def export_requests(requests: list, backend, stage: str, out_path: str | Path, prompt_set: str = "visassoc",
+                    per_level: int = 3, min_words: int = 1, max_words: int = 10, **limits) -> list[Path]:
+    """Write the calls ``stage`` would send for ``requests`` as Batch API files; returns the parts."""
+    st = make_model_stage(stage, backend, prompt_set=prompt_set, per_level=per_level)
+    header = {"stage": stage, "prompt_set": prompt_set, "per_level": per_level, "min_words": min_words,
+              "max_words": max_words, "backend": backend.identity(), "spec": f"{backend.provider}:{backend.model}",
+              "prompt_hashes": st.prompt_hashes()}
+    return openai_batch.write_requests(st.build_calls(requests), backend, out_path, header,
+                                       [asdict(r) for r in requests], **limits)
+
+
 def export_stage(cfg: RunConfig, stage: str, requests_path: str | Path) -> tuple[list[Path], int]:
     """Write the stage's pending, not yet cached calls as Batch API lines; (paths, n requests)."""
-    from visassoc.backends.batch import export_batch
-
     reqs, backend = collect_requests(cfg, stage)
     reqs = _uncached(reqs, backend, stage, cfg)
     if not reqs:
         return [], 0
-    paths = export_batch(reqs, backend, stage, requests_path, cfg.prompt_set, cfg.per_level)
+    paths = export_requests(reqs, backend, stage, requests_path, cfg.prompt_set, cfg.per_level, cfg.min_words,
+                            cfg.max_words)
     return paths, len(reqs)
+
+
+def _exported(requests_path: str | Path):
+    """(header, typed requests, the stage rebuilt on a stand-in backend, its calls by key, call records)."""
+    header, raw, meta_calls = openai_batch.read_meta(requests_path)
+    stage = header.get("stage")
+    if stage not in REQUEST_TYPES:
+        raise ValueError(f"{requests_path}: the export names no known stage ({stage!r})")
+    try:
+        reqs = [REQUEST_TYPES[stage](**r) for r in raw]
+    except TypeError as e:
+        raise ValueError(f"{requests_path}: a request in the sidecar is not a {stage} request ({e})") from None
+    st = make_model_stage(stage, IdentityBackend.from_spec(header["spec"], header["backend"]),
+                          prompt_set=header["prompt_set"], per_level=header["per_level"])
+    return header, reqs, st, {c.key: c for c in st.build_calls(reqs)}, meta_calls
+
+
+def ingest_batch(requests_path: str | Path, outputs: list[str | Path], errors: list[str | Path] = ()
+                 ) -> tuple[list, list, dict]:
+    """(requests, results, info): one result or StageError per exported request, in order, through
+    the stage's own ``finish`` (the same parsing and checks as a live answer, with no re-ask)."""
+    import sys
+
+    header, reqs, st, calls, meta_calls = _exported(requests_path)
+    stage = header["stage"]
+    if st.prompt_hashes() != header.get("prompt_hashes"):
+        print(f"warning: the {stage} prompt changed since export; ingesting with the current one", file=sys.stderr)
+    st.reask = False  # batch answers cannot be re-asked; invalid ones become error rows
+    answers, failures, usage = openai_batch.read_answers(calls, outputs, errors)
+    export_errors = {m["custom_id"]: m["export_error"] for m in meta_calls if "export_error" in m}
+    results: list[Any] = [None] * len(reqs)
+    missing = 0
+    for cid, call in calls.items():
+        if cid in answers:
+            call.gen = answers[cid]
+            for i, res in zip(call.members, st.finish(call, reqs)):
+                results[i] = res
+            continue
+        if cid in export_errors:
+            msg = f"batch export: {export_errors[cid]}"
+        elif cid in failures:
+            msg = failures[cid]
+        else:
+            missing += 1
+            msg = f"batch: no output line for custom_id {cid!r} (batch expired, cancelled or line dropped)"
+        for i in call.members:
+            results[i] = StageError(f"{stage}: {msg}" if not msg.startswith(stage) else msg)
+    n_err = sum(isinstance(r, StageError) for r in results)
+    info = {"stage": stage, "ok": len(results) - n_err, "errors": n_err, "answered": len(answers), "failed": len(failures), "missing": missing,
+            "usage": {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
+                      "requests": usage.requests}, "flags": getattr(st, "flags", []), "header": header}
+    return reqs, results, info
+
+
+def ingest_rows(requests_path: str | Path, outputs: list[str | Path], errors: list[str | Path] = ()
+                ) -> tuple[dict[str, list[dict]], dict]:
+    """The rows a run would write for these answers (``{table: rows, "errors": rows}``) and the info."""
+    from visassoc.stages import associate, caption, describe
+
+    reqs, results, info = ingest_batch(requests_path, outputs, errors)
+    h = info["header"]
+    spec = h["spec"]
+    if info["stage"] == "describe":
+        return describe.result_rows(reqs, results), info
+    if info["stage"] == "associate":
+        return associate.result_rows(reqs, results, spec, h["per_level"]), info
+    return caption.result_rows(reqs, results, spec, spec.partition(":")[2], h.get("min_words", 1),
+                               h.get("max_words", 10)), info
+
+
+def write_tables(rows: dict[str, list[dict]], out_dir: str | Path) -> dict[str, Path]:
+    """Overwrite ``<table>.parquet`` files (so re-ingesting is idempotent)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from visassoc.records import SCHEMAS
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for table, data in rows.items():
+        p = out / f"{table}.parquet"
+        pq.write_table(pa.Table.from_pylist(data, schema=SCHEMAS[table]), p)
+        paths[table] = p
+    return paths
 
 
 def ingest_to_cache(requests_path: str | Path, outputs: list[str | Path]) -> dict[str, int]:
     """Store every successful answer line under its live-run cache key; returns counts."""
-    from visassoc.backends.batch import _iter_lines, read_meta
     from visassoc.backends.cache import CallCache, call_key
     from visassoc.lexicon import cache_dir
-    from visassoc.stages.model_stages import make_stage
 
-    header, reqs, _ = read_meta(requests_path)
-
-    class _Identity:  # make_stage needs a backend only for its name and identity
-        provider, model = header["spec"].partition(":")[0], header["spec"].partition(":")[2]
-        supports_images = True
-
-        def identity(self):
-            return header["backend"]
-
-    st = make_stage(header["stage"], _Identity(), prompt_set=header["prompt_set"], per_level=header["per_level"])
-    calls = {c.key: c for c in st.build_calls(reqs)}
+    header, _, _, calls, _ = _exported(requests_path)
     cache = CallCache(cache_dir() / "calls.sqlite")
     stored = skipped = 0
     seen: set[str] = set()
-    for rec in _iter_lines(outputs):
+    for rec in openai_batch.iter_lines(outputs):
         cid = rec.get("custom_id")
-        resp = rec.get("response") or {}
-        if cid not in calls or cid in seen or resp.get("status_code") != 200:
-            skipped += 1
-            continue
-        try:
-            text = resp["body"]["choices"][0]["message"].get("content") or ""
-        except (KeyError, IndexError, TypeError):
-            skipped += 1
-            continue
-        if not text:
+        text, usage, failure = openai_batch.answer_of(rec)
+        if not isinstance(cid, str) or cid not in calls or cid in seen or failure or not text:
             skipped += 1
             continue
         seen.add(cid)
-        u = resp["body"].get("usage") or {}
         c = calls[cid]
-        cache.put(call_key(header["backend"], c.messages, c.schema, c.params), text,
-                  Usage(u.get("prompt_tokens") or 0, u.get("completion_tokens") or 0, 1))
+        cache.put(call_key(header["backend"], c.messages, c.schema, c.params), text, usage)
         stored += 1
     return {"calls": len(calls), "stored": stored, "skipped_lines": skipped, "missing": len(calls) - stored}

@@ -5,7 +5,7 @@ sample of its images, builds the *real* calls the model stages would send
 (``stages.model_stages``: the same prompt files, the same grouping, the same re-ask
 messages) with a stand-in backend that never generates. It counts their tokens, multiplies
 the per-image means by the number of usable images and prices them with
-``backends.openai_compat.estimate_cost`` (built-in OpenAI table plus the backend config's
+``backends.pricing.estimate_cost`` (built-in OpenAI table plus the backend config's
 ``prices``). It calls no model, opens no connection and writes nothing into the run dir.
 
 What is counted, per stage that is a model backend (offline defaults cost 0 requests):
@@ -50,6 +50,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from visassoc.backends.pricing import (DEFAULT_IMAGE_TOKENS, estimate_cost, image_rule, image_tokens, longest_key,
+                                      price_table, sent_size)
 from visassoc.config import RunConfig
 
 DEFAULT_SAMPLE = 50
@@ -57,124 +59,9 @@ DEFAULT_REASK_RATE = 0.15
 MESSAGE_OVERHEAD = 3  # tokens per chat message (role + framing), OpenAI's documented count
 REPLY_OVERHEAD = 3  # every reply is primed with <|start|>assistant<|message|>
 DESCRIPTION_CHARS = 650  # a 3-6 sentence description, what the describe prompt asks for
-DEFAULT_IMAGE_TOKENS = 576  # unknown VLM: a 24x24 patch grid (LLaVA-1.5 at 336 px); override it
 EXAMPLE_ASSOCIATIONS = ("sphere", "toy", "game", "competition", "journey")  # the prompts' ball examples
 _FILLER = ("The photograph shows the scene from eye level in soft natural light, with the main subject in the "
            "centre, a few objects around it and a plain background that sets a calm everyday mood. ")
-
-# ---- image tokens ----------------------------------------------------------------------------
-# OpenAI, "Images and vision > Calculating costs" (as documented when this was written):
-# tile models: fit in 2048x2048, shrink so the short side is <= 768, count 512-px tiles;
-# tokens = base + tiles * per_tile ("low" detail: base only). gpt-4o-mini bills ~33x more
-# tokens per image than gpt-4o at a ~17x lower price, i.e. about the same dollars per image.
-OPENAI_TILE = {"gpt-4o-mini": (2833, 5667), "gpt-4o": (85, 170), "chatgpt-4o": (85, 170), "gpt-4.1": (85, 170),
-               "gpt-4.5": (85, 170), "o1": (75, 150), "o3": (75, 150)}
-# patch models: ceil(w/32) * ceil(h/32) patches (capped at 1536, shrinking the image), x multiplier
-OPENAI_PATCH = {"gpt-4.1-mini": 1.62, "gpt-4.1-nano": 2.46, "o4-mini": 1.72, "gpt-5-mini": 1.62, "gpt-5-nano": 2.46}
-PATCH_CAP = 1536
-
-
-def _prefix_match(model: str, table: dict) -> str | None:
-    """The table key for ``model`` as ``estimate_cost`` finds one, ignoring case and an ``org/`` prefix."""
-    from visassoc.backends.openai_compat import longest_key
-
-    return longest_key(model.lower().rsplit("/", 1)[-1], table)
-
-
-def sent_size(width: int, height: int, max_side: int) -> tuple[int, int]:
-    """The size of the JPEG we send: shrunk (never enlarged) to ``max_side`` as ``open_rgb`` does."""
-    if max(width, height) <= max_side:
-        return width, height
-    s = max_side / max(width, height)
-    return max(1, round(width * s)), max(1, round(height * s))
-
-
-def _openai_tiles(w: int, h: int) -> int:
-    if max(w, h) > 2048:
-        s = 2048 / max(w, h)
-        w, h = w * s, h * s
-    if min(w, h) > 768:
-        s = 768 / min(w, h)
-        w, h = w * s, h * s
-    return math.ceil(w / 512) * math.ceil(h / 512)
-
-
-def _openai_patches(w: int, h: int) -> int:
-    n = math.ceil(w / 32) * math.ceil(h / 32)
-    if n <= PATCH_CAP:
-        return n
-    s = math.sqrt(PATCH_CAP * 32 * 32 / (w * h))
-    w2, h2 = w * s, h * s  # then shrink so whole patches fit the cap
-    s2 = min(math.floor(w2 / 32) / (w2 / 32), math.floor(h2 / 32) / (h2 / 32))
-    return math.ceil(w2 * s2 / 32) * math.ceil(h2 * s2 / 32)
-
-
-def _qwen_vl_tokens(w: int, h: int, factor: int = 28, min_pixels: int = 56 * 56,
-                    max_pixels: int = 12_845_056) -> int:
-    """Qwen2-VL / Qwen2.5-VL ``smart_resize`` (14-px patches merged 2x2), plus the 2 vision markers."""
-    hb, wb = max(factor, round(h / factor) * factor), max(factor, round(w / factor) * factor)
-    if hb * wb > max_pixels:
-        beta = math.sqrt(h * w / max_pixels)
-        hb, wb = math.floor(h / beta / factor) * factor, math.floor(w / beta / factor) * factor
-    elif hb * wb < min_pixels:
-        beta = math.sqrt(min_pixels / (h * w))
-        hb, wb = math.ceil(h * beta / factor) * factor, math.ceil(w * beta / factor) * factor
-    return (hb // factor) * (wb // factor) + 2
-
-
-def image_rule(model: str, detail: str | None, override: int | None = None) -> str:
-    """One line naming the rule ``image_tokens`` applies to ``model``."""
-    if override is not None:
-        return f"flat {override} tokens per image (--image-tokens)"
-    rule = _openai_rule(model)
-    if rule and rule[0] == "tile":
-        k = rule[1]
-        base, tile = OPENAI_TILE[k]
-        if detail == "low":
-            return f"OpenAI {k}, detail low: {base} tokens per image"
-        return f"OpenAI {k} tile rule, detail {detail or 'auto'} (counted as high): {base} + {tile} per 512-px tile"
-    if rule:
-        k = rule[1]
-        return f"OpenAI {k} patch rule: 32-px patches (cap {PATCH_CAP}) x {OPENAI_PATCH[k]}"
-    if _is_qwen_vl(model):
-        return "Qwen2/2.5-VL rule: (h/28) x (w/28) after smart_resize, + 2"
-    return f"unknown VLM: assumed {DEFAULT_IMAGE_TOKENS} tokens per image (set --image-tokens N)"
-
-
-def _openai_rule(model: str) -> tuple[str, str] | None:
-    """("tile" | "patch", key) for the longest table key naming ``model`` (gpt-4.1-mini is a
-    patch model although gpt-4.1 is a tile model)."""
-    found = [(kind, k) for kind, table in (("tile", OPENAI_TILE), ("patch", OPENAI_PATCH))
-             if (k := _prefix_match(model, table))]
-    return max(found, key=lambda f: len(f[1])) if found else None
-
-
-def _is_qwen_vl(model: str) -> bool:
-    m = model.lower()
-    return "qwen2" in m and "vl" in m
-
-
-def image_tokens(model: str, width: int, height: int, detail: str | None = None, override: int | None = None) -> int:
-    """Input tokens one image of the *sent* size ``width`` x ``height`` costs on ``model``.
-
-    OpenAI tile models (gpt-4o, gpt-4o-mini, gpt-4.1, o1, o3): ``base + tiles * per_tile`` at
-    detail high/auto, ``base`` at detail low. OpenAI patch models (gpt-4.1-mini/nano, o4-mini,
-    gpt-5-mini/nano): 32-px patches x a per-model multiplier (detail is ignored). Qwen2/2.5-VL
-    (e.g. on vLLM): one token per 28x28 pixels after its resize. Anything else:
-    ``DEFAULT_IMAGE_TOKENS``. ``override`` wins over every rule.
-    """
-    if override is not None:
-        return int(override)
-    rule = _openai_rule(model)
-    if rule and rule[0] == "tile":
-        base, tile = OPENAI_TILE[rule[1]]
-        return base if detail == "low" else base + tile * _openai_tiles(width, height)
-    if rule:
-        return math.ceil(_openai_patches(width, height) * OPENAI_PATCH[rule[1]])
-    if _is_qwen_vl(model):
-        return _qwen_vl_tokens(width, height)
-    return DEFAULT_IMAGE_TOKENS
-
 
 # ---- text tokens -----------------------------------------------------------------------------
 @dataclass
@@ -310,20 +197,6 @@ class Estimate:
         return d
 
 
-class _Stand:
-    """A backend that only carries identity: the stages build their real calls with it, and it
-    refuses to generate (an estimate never calls a model)."""
-
-    def __init__(self, provider: str, model: str, supports_images: bool):
-        self.provider, self.model, self.supports_images = provider, model, supports_images
-
-    def identity(self) -> dict:
-        return {"provider": self.provider, "model": self.model}
-
-    def generate(self, *a, **k):  # pragma: no cover - a bug guard
-        raise RuntimeError("estimate must not call a model")
-
-
 @dataclass
 class _StageSetup:
     stage: str
@@ -336,12 +209,11 @@ class _StageSetup:
 
 
 def _setups(cfg: RunConfig) -> tuple[dict[str, _StageSetup], Any]:
-    from visassoc.backends.base import GenParams
+    from visassoc.backends.base import GenParams, IdentityBackend
     from visassoc.backends.registry import OPENAI_LIKE, load_config
-    from visassoc.stages.model_stages import make_stage
-    from visassoc.engine.factory import OFFLINE
+    from visassoc.stages import OFFLINE, make_model_stage
 
-    bc = load_config(cfg.backend_config)
+    bc = load_config(cfg.backend_config, stages=tuple(OFFLINE))
     out = {}
     for stage, offline in OFFLINE.items():
         spec = getattr(cfg, stage)
@@ -349,8 +221,8 @@ def _setups(cfg: RunConfig) -> tuple[dict[str, _StageSetup], Any]:
             continue
         bspec, opts = bc.resolve(spec)
         images = opts.supports_images if bspec.provider in OPENAI_LIKE else bspec.provider != "smollm"
-        impl = make_stage(stage, _Stand(bspec.provider, bspec.model, images), prompt_set=cfg.prompt_set,
-                          per_level=cfg.per_level)
+        impl = make_model_stage(stage, IdentityBackend(bspec.provider, bspec.model, images), prompt_set=cfg.prompt_set,
+                                per_level=cfg.per_level)
         gp = set(GenParams.__dataclass_fields__)
         over = {k: v for k, v in (opts.params or {}).items() if k in gp} if bspec.provider in OPENAI_LIKE else {}
         if over:  # OpenAIBackend.params_for: backend-config GenParams fields override the prompt's
@@ -376,8 +248,6 @@ def caption_attempts(reask_rate: float, max_reasks: int, associations: int) -> f
 
 def _price(model: str, prices: dict) -> tuple[tuple[float, float] | None, str | None]:
     """The (input, output) USD per 1M tokens ``estimate_cost`` will use for ``model``, and where it is from."""
-    from visassoc.backends.openai_compat import longest_key, price_table
-
     table = price_table(prices)
     k = longest_key(model, table)
     if k is None:
@@ -416,11 +286,11 @@ def estimate(config: RunConfig, sample: int = DEFAULT_SAMPLE, reask_rate: float 
     from PIL import Image
 
     from visassoc.engine.pipeline import _utf8_safe, load_items, resolve_stage_backends
-    from visassoc.records import LEVELS
+    from visassoc.records import LEVELS, SalientRecord, to_row
+    from visassoc.stages import OFFLINE, associate, caption, describe
     from visassoc.stages.describe import CaptionsDescriber
-    from visassoc.stages.interfaces import AssociationRequest, CaptionRequest, DescribeRequest, DescribeResult
+    from visassoc.stages.interfaces import DescribeRequest, DescribeResult
     from visassoc.stages.salient import SalientConfig, choose_caption, extract_salient
-    from visassoc.engine.factory import OFFLINE
 
     if sample < 1:
         raise ValueError("sample must be >= 1")
@@ -481,27 +351,27 @@ def estimate(config: RunConfig, sample: int = DEFAULT_SAMPLE, reask_rate: float 
     attempts = caption_attempts(reask_rate, cfg.max_reasks, cfg.per_level)
     for it in describable:
         iid = it.image_id
+        # this image's upstream rows as a run would hold them; the stages build their requests from them
+        up = {"images": {iid: [{"path": it.path, "captions": list(it.captions)}]},
+              "descriptions": {iid: [{"description": descs[iid]}]}}
         if "describe" in setups:
             st = setups["describe"]
-            call = st.impl.build_calls([DescribeRequest(iid, it.path, it.captions)])[0]
+            call = st.impl.build_calls(describe.requests([iid], up))[0]
             t, im = _messages_tokens(call.messages, counter.count, per_image_tokens("describe"))
             short = it.captions[0] if it.captions else "A photograph of an everyday scene."
             ans = json.dumps({"description": descs[iid], "short_caption": short})
             _add(acc["describe"], 1, 1, t, im, min(counter.count(ans), st.max_tokens), st.max_tokens)
         recs = salient.get(iid)
-        if recs is not None:
-            words = [(r.word, r.lemma, r.pos, r.caption) for r in recs]
-        else:  # no human caption: the VLM's short caption gives up to top_k words
-            words = [(f"word{k}", f"word{k}", "NOUN", "A photograph of an everyday scene.") for k in range(cfg.top_k)]
-        words_total += len(words)
-        if not words:
+        if recs is None:  # no human caption: the VLM's short caption gives up to top_k words
+            recs = [SalientRecord(iid, 0, "A photograph of an everyday scene.", f"word{k}", f"word{k}", "NOUN", None, k)
+                    for k in range(cfg.top_k)]
+        up["salient"] = {iid: [to_row(r) for r in recs]}
+        words_total += len(recs)
+        if not recs:
             continue
-        names = [w[0] for w in words]
         if "associate" in setups:
             st = setups["associate"]
-            reqs = [AssociationRequest(iid, w, lem, pos, cap, descs[iid], [x for x in names if x != w])
-                    for w, lem, pos, cap in words]
-            for call in st.impl.build_calls(reqs):
+            for call in st.impl.build_calls(associate.requests([iid], up)):
                 t, _ = _messages_tokens(call.messages, counter.count, lambda p: 0)
                 ans = json.dumps({w: {str(lv): [EXAMPLE_ASSOCIATIONS[(lv - 1 + k) % 5] for k in range(cfg.per_level)]
                                       for lv in LEVELS} for w in call.ctx["words"]})
@@ -520,25 +390,26 @@ def estimate(config: RunConfig, sample: int = DEFAULT_SAMPLE, reask_rate: float 
             st = setups["caption"]
             per_group = cfg.per_level if cfg.captions_per_level == "all" else 1
             calls_per = attempts if cfg.captions_per_level == "one" else caption_attempts(reask_rate, cfg.max_reasks, 1)
-            for w, lem, pos, cap in words:
-                others = [x for x in names if x != w]
-                for lv in LEVELS:
-                    assoc = EXAMPLE_ASSOCIATIONS[lv - 1]
-                    r = CaptionRequest(iid, it.path, w, pos, cap, descs[iid], lv, assoc, other_words=others)
-                    t, im = _messages_tokens(st.impl.build_calls([r])[0].messages, counter.count,
-                                             per_image_tokens("caption"))
-                    r.feedback = f"The previous caption {cap!r} was rejected: does not contain the association {assoc!r}."
-                    t_re, _ = _messages_tokens(st.impl.build_calls([r])[0].messages, counter.count, lambda p: 0)
-                    ans = json.dumps({"caption": cap}) if st.impl.prompt.output == "json" else cap
-                    out = min(counter.count(ans), st.max_tokens)
-                    n = per_group * calls_per
-                    c = acc["caption"]
-                    c["first"] += per_group
-                    c["req"] += n
-                    c["text"] += per_group * (t + (calls_per - 1) * t_re)
-                    c["img"] += n * im
-                    c["out"] += n * out
-                    c["out_max"] += n * st.max_tokens
+            # one association per level (the prompts' example words) stands for the full ladder
+            up["associations"] = {iid: [{"word": r.word, "level": lv, "rank": 0, "association": EXAMPLE_ASSOCIATIONS[lv - 1]}
+                                        for r in recs for lv in LEVELS]}
+            for group in caption.request_groups([iid], up):
+                r = group[0]
+                t, im = _messages_tokens(st.impl.build_calls([r])[0].messages, counter.count,
+                                         per_image_tokens("caption"))
+                r.feedback = (f"The previous caption {r.caption!r} was rejected: does not contain the association "
+                              f"{r.association!r}.")
+                t_re, _ = _messages_tokens(st.impl.build_calls([r])[0].messages, counter.count, lambda p: 0)
+                ans = json.dumps({"caption": r.caption}) if st.impl.prompt.output == "json" else r.caption
+                out = min(counter.count(ans), st.max_tokens)
+                n = per_group * calls_per
+                c = acc["caption"]
+                c["first"] += per_group
+                c["req"] += n
+                c["text"] += per_group * (t + (calls_per - 1) * t_re)
+                c["img"] += n * im
+                c["out"] += n * out
+                c["out_max"] += n * st.max_tokens
 
     # per sampled image -> whole source (or the extrapolation target)
     n_src = scale if scale is not None else len(items)
@@ -612,7 +483,6 @@ def _add(a: dict, first: float, req: float, text: float, img: float, out: float,
 
 def _cost(se: StageEstimate, st: _StageSetup, prices: dict) -> None:
     from visassoc.backends.base import Usage
-    from visassoc.backends.openai_compat import estimate_cost
     from visassoc.backends.registry import OPENAI_LIKE
 
     se.price, se.price_source = _price(st.model, prices)

@@ -21,9 +21,9 @@ import yaml
 
 from visassoc import __version__
 from visassoc.records import SCHEMAS
+from visassoc.stages import STAGES, TABLES
 from visassoc.engine.store import PartReader, write_text_atomic
 
-TABLES = ("images", "descriptions", "salient", "associations", "captions", "errors")
 SORT_KEYS = {
     "images": [],
     "descriptions": [],
@@ -32,7 +32,7 @@ SORT_KEYS = {
     "captions": ["word", "level", "association"],
     "errors": ["stage_order", "word", "level", "message"],
 }
-STAGE_ORDER = ["images", "describe", "salient", "associate", "caption"]
+STAGE_ORDER = [s.name for s in STAGES]
 
 
 def _sorted(table: pa.Table, name: str, ids: list[str]) -> pa.Table:

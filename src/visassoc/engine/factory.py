@@ -1,25 +1,26 @@
-"""Turn a RunConfig into the three stage implementations (describe, associate, caption).
-
-Offline defaults need no model server: captions describer, lexical miner, substitution
-writer. Anything else is a backend spec (``openai:gpt-4o-mini``, ``transformers:/path``,
-``smollm``) resolved by ``backends.registry`` and driven by ``stages.model_stages``.
+"""Turn a RunConfig into the implementations of the model-capable stages (describe, associate,
+caption): the offline default of each (``stages.make_offline_stage``) or a model stage on the
+backend its spec names (``openai:gpt-4o-mini``, ``transformers:/path``, ``smollm``), wrapped in
+the call cache.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
-from visassoc.config import OFFLINE, RunConfig
+from visassoc.config import RunConfig
+from visassoc.stages import OFFLINE, make_model_stage, make_offline_stage
 
 
 @dataclass
 class StageImpls:
-    describer: Any
-    miner: Any
-    writer: Any
+    by_name: dict[str, Any]  # stage -> implementation (describe/mine/write)
     identity: dict[str, Any] = field(default_factory=dict)  # per stage, hashed into fingerprints
     backends: list[Any] = field(default_factory=list)  # model backends in use (for usage/manifest)
     by_stage: dict[str, Any] = field(default_factory=dict)  # stage -> its model backend
+
+    def get(self, stage: str) -> Any:
+        return self.by_name.get(stage)
 
 
 def _backend(spec: str, cfg: RunConfig, cache):
@@ -36,7 +37,7 @@ def _backend(spec: str, cfg: RunConfig, cache):
 
 
 def build(cfg: RunConfig, only: str | None = None) -> StageImpls:
-    """All three implementations, or just ``only`` (a worker that does one stage); the others are None."""
+    """All implementations, or just ``only``'s (a worker that does one stage)."""
     stages = {only: OFFLINE[only]} if only else OFFLINE
     cache = None
     if (cfg.cache or cfg.cache_only) and any(getattr(cfg, st) != off for st, off in stages.items()):
@@ -46,34 +47,13 @@ def build(cfg: RunConfig, only: str | None = None) -> StageImpls:
         cache = CallCache(cache_dir() / "calls.sqlite")
     identity: dict[str, Any] = {}
     by_stage: dict[str, Any] = {}
-    impls: dict[str, Any] = dict.fromkeys(OFFLINE)
+    impls: dict[str, Any] = {}
     for stage, offline in stages.items():
         spec = getattr(cfg, stage)
         if spec == offline:
-            impls[stage], identity[stage] = _offline(stage, cfg)
+            impls[stage], identity[stage] = make_offline_stage(stage, cfg)
             continue
-        from visassoc.stages.model_stages import make_stage, prompt_hashes
-
         b = by_stage[stage] = _backend(spec, cfg, cache)
-        impls[stage] = make_stage(stage, b, prompt_set=cfg.prompt_set, per_level=cfg.per_level)
-        identity[stage] = {"backend": b.identity(), "prompts": prompt_hashes(cfg.prompt_set).get(stage)}
-    return StageImpls(impls["describe"], impls["associate"], impls["caption"], identity, list(by_stage.values()),
-                      by_stage)
-
-
-
-
-def _offline(stage: str, cfg: RunConfig) -> tuple[Any, dict]:
-    """The no-model implementation of a stage and its identity (for fingerprints)."""
-    if stage == "describe":
-        from visassoc.stages.describe import CaptionsDescriber
-
-        return CaptionsDescriber(), {"name": "captions"}
-    if stage == "associate":
-        from visassoc.stages.lexical import LexicalMiner
-
-        miner = LexicalMiner(per_level=cfg.per_level, seed=cfg.seed)
-        return miner, {"name": "lexical", "method": miner.describe_method()}
-    from visassoc.stages.substitute import SubstitutionWriter
-
-    return SubstitutionWriter(), {"name": "substitute"}
+        impls[stage] = make_model_stage(stage, b, prompt_set=cfg.prompt_set, per_level=cfg.per_level)
+        identity[stage] = {"backend": b.identity(), "prompts": impls[stage].prompt.sha256}
+    return StageImpls(impls, identity, list(by_stage.values()), by_stage)

@@ -16,14 +16,16 @@ from typing import Callable
 from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
-from visassoc.engine import factory as stages_factory
 from visassoc.config import RunConfig
+from visassoc.engine import factory
 from visassoc.engine.executors import backend_usage, make_executor, merge_usage
-from visassoc.sources import SourceItem, load_coco, load_demo, load_folder, load_manifest
-from visassoc.engine.worker import IMPL_ATTR, STAGES, TABLE, StageWorker, chunks, open_store
 from visassoc.engine.store import StageStore, fingerprint
+from visassoc.engine.worker import StageWorker, chunks, images_per_part, open_store
+from visassoc.sources import SourceItem, load_coco, load_demo, load_folder, load_manifest
+from visassoc.stages import MODEL_STAGES, OFFLINE, STAGES
+from visassoc.stages.interfaces import StageError
 
-PIPELINE_VERSION = "2"
+PIPELINE_VERSION = "3"  # 3: stage fingerprints derived from the one stage list
 
 
 class RunLocked(RuntimeError):
@@ -41,6 +43,26 @@ def _one_line(e: BaseException) -> str:
 
 class Collected(Exception):
     """Raised after a collect-only pass over one stage (``batch export``); nothing was persisted."""
+
+
+DEFERRED = "deferred to a batch (run `visassoc batch ingest`, then this run again)"
+
+
+class Collector:
+    """Stands in for a stage implementation and records the requests it is asked (batch export)."""
+
+    collecting = True
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.name, self.model = inner.name, getattr(inner, "model", None)
+        self.requests: list = []
+
+    def _record(self, requests):
+        self.requests.extend(requests)
+        return [StageError(DEFERRED) for _ in requests]
+
+    describe = mine = write = _record
 
 
 @dataclass
@@ -78,14 +100,13 @@ def _utf8_safe(it: SourceItem) -> SourceItem:
 
 
 def fingerprints(cfg: RunConfig, identity: dict) -> dict[str, str]:
-    """Per stage: a hash of its config and everything upstream, naming its parts folder."""
-    fp = {"images": fingerprint(PIPELINE_VERSION, "images", cfg.source_kind(),
-                                str(cfg.coco or cfg.manifest or cfg.images or "demo"))}
-    fp["describe"] = fingerprint(fp["images"], "describe", identity["describe"])
-    fp["salient"] = fingerprint(fp["describe"], "salient", cfg.seed, cfg.top_k, cfg.max_words, PIPELINE_VERSION)
-    fp["associate"] = fingerprint(fp["salient"], "associate", identity["associate"], cfg.per_level, cfg.seed)
-    fp["caption"] = fingerprint(fp["associate"], "caption", identity["caption"], cfg.captions_per_level,
-                                cfg.min_words, cfg.max_words, cfg.max_reasks)
+    """Per stage: a hash of its implementation's identity, the config fields that change its rows
+    (``Stage.settings``) and everything upstream; it names the stage's parts folder."""
+    fp: dict[str, str] = {}
+    prev = fingerprint(PIPELINE_VERSION, cfg.source_kind(), str(cfg.coco or cfg.manifest or cfg.images or "demo"))
+    for st in STAGES:
+        prev = fp[st.name] = fingerprint(prev, st.name, identity.get(st.name),
+                                         *(getattr(cfg, k) for k in st.settings))
     return fp
 
 
@@ -94,15 +115,11 @@ class Runner:
         self.cfg, self.log = cfg, log
         self.out = Path(cfg.out)
         self.result = RunResult(self.out)
-        self.impl = stages_factory.build(cfg)
+        self.impl = factory.build(cfg)
         self.collect = collect  # a stage whose requests are gathered instead of answered
         self.collector = None
         if collect:
-            from visassoc.engine.batch import Collector
-
-            attr = IMPL_ATTR[collect]
-            self.collector = Collector(getattr(self.impl, attr))
-            setattr(self.impl, attr, self.collector)
+            self.collector = self.impl.by_name[collect] = Collector(self.impl.by_name[collect])
 
     def _bar(self, total: int, desc: str):
         return tqdm(total=total, desc=f"{desc:<9}", unit="img", disable=not self.cfg.progress, dynamic_ncols=True)
@@ -115,7 +132,7 @@ class Runner:
         self.result.new_items[stage] = len(todo)
         if stage == self.collect:
             worker = StageWorker(self.cfg, stage, fps, impl=self.impl)
-            for chunk in chunks(todo, self.cfg.images_per_part()):
+            for chunk in chunks(todo, images_per_part(self.cfg)):
                 worker.compute(chunk, items)  # the collector records the requests; nothing is written
             raise Collected(stage)
         with self._bar(len(keys), stage) as bar:
@@ -135,10 +152,10 @@ class Runner:
         stores: dict[str, StageStore] = {}
         try:
             keys = ids
-            for stage in STAGES:
-                stores[stage] = store = self._stage(executor, stage, fps, keys, items)
+            for st in STAGES:
+                stores[st.table] = store = self._stage(executor, st.name, fps, keys, items)
                 # the next stage gets the images with rows here (usable images, for the first stage)
-                have = store.ids_with_rows(TABLE[stage], where_ok=stage == "images")
+                have = store.ids_with_rows(st.table, where_ok=st.name == "images")
                 keys = [i for i in keys if i in have]
             # the run's own backends (local work) plus whatever the executor's workers used
             usage = merge_usage([backend_usage(self.impl.backends), executor.usage()])
@@ -147,8 +164,7 @@ class Runner:
         from visassoc.engine.export import export_run
 
         self.result.seconds = time.time() - t0
-        tables = {TABLE[stage]: store for stage, store in stores.items()}
-        self.result.counts = export_run(self.out, cfg, tables, ids, self.impl, self.result, usage)
+        self.result.counts = export_run(self.out, cfg, stores, ids, self.impl, self.result, usage)
         return self.result
 
 
@@ -157,15 +173,15 @@ def resolve_stage_backends(cfg: RunConfig) -> RunConfig:
     for them (its ``stages``, ``llm`` or ``vlm`` keys); explicit flags win."""
     if not cfg.backend_config:
         return cfg
-    from visassoc.backends.registry import STAGE_ROLE, load_config
+    from visassoc.backends.registry import load_config
 
-    bc = load_config(cfg.backend_config)
+    bc = load_config(cfg.backend_config, stages=tuple(OFFLINE))
     update = {}
-    for stage, default in stages_factory.OFFLINE.items():
-        if getattr(cfg, stage) == default:
-            chosen = bc.stages.get(stage) or (bc.llm if STAGE_ROLE[stage] == "llm" else bc.vlm)
+    for st in MODEL_STAGES:
+        if getattr(cfg, st.name) == st.offline:
+            chosen = bc.stages.get(st.name) or (bc.llm if st.role == "llm" else bc.vlm)
             if chosen:
-                update[stage] = chosen
+                update[st.name] = chosen
     return cfg.model_copy(update=update) if update else cfg
 
 

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from visassoc.encoders.inference import image_error
+from visassoc.images import IMAGE_SUFFIXES
 
 BENCHMARKS = ("pairs", "multim-poem", "haivmet", "pairwise")
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 
 
 @dataclass
@@ -114,7 +114,7 @@ def load_haivmet(root: Path) -> Benchmark:
     for d in sorted(p for p in Path(root).iterdir() if p.is_dir()):
         cols = []
         for f in sorted(d.rglob("*")):
-            if f.is_file() and f.suffix.lower() in IMAGE_EXTS:
+            if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES:
                 col, err = g.add(f)
                 if err:
                     missing.append({"text": d.name, "image": str(f), "reason": err})

@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 from filelock import FileLock
 
+from visassoc.images import IMAGE_SUFFIXES
 from visassoc.lexicon import cache_dir
 from visassoc.encoders.checkpoint import fingerprint, load_encoder
 from visassoc.encoders.inference import embed_images, embed_texts, image_error
 from visassoc.encoders.models import load_backbone
 from visassoc.encoders.distance_tokens import PromptedEncoder
 
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 
 
 @dataclass
@@ -45,7 +45,7 @@ def list_images(folder: str | Path) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise NotADirectoryError(f"--images must be a folder of images: {folder}")
-    return sorted(p.resolve() for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+    return sorted(p.resolve() for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def _cached_embeddings(enc: PromptedEncoder, key: str, level: int | None, paths: list[Path],

@@ -179,7 +179,7 @@ def load_clip(model: str):
 def clip_scores(model: str, pairs: list[tuple[Path, str]], batch_size: int = 32, desc: str = "CLIPScore") -> np.ndarray:
     """CLIP-S = 2.5 * max(cos(image, text), 0) (Hessel et al., 2021) for (image path, text) pairs."""
     import torch
-    from PIL import Image
+    from visassoc.images import open_rgb
     from tqdm import tqdm
 
     clip, tok, proc = load_clip(model)
@@ -191,7 +191,7 @@ def clip_scores(model: str, pairs: list[tuple[Path, str]], batch_size: int = 32,
         chunk = pairs[i:i + batch_size]
         paths = list(dict.fromkeys(p for p, _ in chunk if p not in img_cache))
         if paths:
-            ims = [Image.open(p).convert("RGB") for p in paths]
+            ims = [open_rgb(p) for p in paths]
             with torch.no_grad():
                 f = clip.get_image_features(**proc(images=ims, return_tensors="pt").to(dev))
             for p, v in zip(paths, torch.nn.functional.normalize(f, dim=-1).cpu()):

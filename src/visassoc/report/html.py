@@ -18,15 +18,12 @@ from visassoc.report import plots
 
 def thumbnail(path, size: int = 320) -> str | None:
     """A JPEG data URI of the image scaled to fit ``size`` px, None if it cannot be read."""
-    from PIL import Image, UnidentifiedImageError
+    from visassoc.images import ImageError, open_rgb
 
     try:
-        with Image.open(path) as im:
-            im = im.convert("RGB")
-            im.thumbnail((size, size))
-            buf = io.BytesIO()
-            im.save(buf, format="JPEG", quality=80)
-    except (OSError, UnidentifiedImageError, TypeError):
+        buf = io.BytesIO()
+        open_rgb(path, max_side=size).save(buf, format="JPEG", quality=80)
+    except (ImageError, OSError, TypeError):
         return None
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+from visassoc.images import IMAGE_SUFFIXES  # noqa: F401 - re-exported for the source loaders
 
 
 class SourceError(ValueError):

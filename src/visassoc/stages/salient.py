@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from ..lexicon import concreteness, ensure_wordnet, spacy_nlp
-from ..records import SalientRecord
+from ..records import ErrorRecord, SalientRecord, to_row
 from ..seeding import item_rng
 from ..text import word_count
 
@@ -96,3 +96,24 @@ def extract_salient(
     for (image_id, cid, caption), doc in zip(items, nlp.pipe(texts, batch_size=config.batch_size)):
         out[image_id] = salient_from_doc(image_id, cid, caption, doc, config.top_k)
     return out
+
+
+def run_chunk(cfg, impl, chunk, up, items):
+    """Salient words of one short caption (a VLM's literal caption if there is no human one)."""
+    images, descs = up["images"], up["descriptions"]
+    todo, errs = [], []
+    for i in chunk:
+        short = descs[i][0].get("short_caption")
+        caps = images[i][0]["captions"] or ([short] if short else [])
+        if not caps:
+            errs.append(to_row(ErrorRecord("salient", i, None, None, "no caption to take salient words from")))
+            continue
+        cid, cap = choose_caption(i, caps, cfg.seed, cfg.max_words)
+        todo.append((i, cid, cap))
+    rows = []
+    chosen = {i: c for i, _, c in todo}
+    for i, recs in extract_salient(todo, SalientConfig(top_k=cfg.top_k, max_words=cfg.max_words)).items():
+        if not recs:
+            errs.append(to_row(ErrorRecord("salient", i, None, None, f"no salient NOUN/VERB/ADJ in caption {chosen[i]!r}")))
+        rows.extend(to_row(r) for r in recs)
+    return {"salient": rows, "errors": errs}

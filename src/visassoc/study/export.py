@@ -83,13 +83,10 @@ def sample_items(run, n: int, seed: int = 0, check_share: float = 0.1, instances
 
 
 def _embed_image(path: Path, max_side: int) -> str:
-    from PIL import Image
+    from visassoc.images import open_rgb
 
-    with Image.open(path) as im:
-        im = im.convert("RGB")
-        im.thumbnail((max_side, max_side))
-        buf = io.BytesIO()
-        im.save(buf, format="JPEG", quality=85)
+    buf = io.BytesIO()
+    open_rgb(path, max_side=max_side).save(buf, format="JPEG", quality=85)
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
 
 

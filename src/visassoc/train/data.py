@@ -17,6 +17,8 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
+from visassoc.images import open_rgb
+
 
 @dataclass
 class Examples:
@@ -108,7 +110,7 @@ def pixel_cache(paths: list[str], processor, cache_dir: Path) -> np.memmap:
     tmp = f.with_suffix(".tmp.npy")
     arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(len(paths), *shape))
     for s in tqdm(range(0, len(paths), 64), desc="preprocess images", unit="batch"):
-        ims = [Image.open(p).convert("RGB") for p in paths[s:s + 64]]
+        ims = [open_rgb(p) for p in paths[s:s + 64]]
         arr[s:s + len(ims)] = processor(images=ims, return_tensors="np")["pixel_values"].astype(np.float16)
     arr.flush()
     del arr

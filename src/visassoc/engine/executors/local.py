@@ -1,7 +1,7 @@
 """The default executor: chunks in order, in this process, with the run's own stage implementations."""
 from __future__ import annotations
 
-from visassoc.engine.worker import StageWorker, chunks
+from visassoc.engine.worker import StageWorker, chunks, images_per_part
 
 
 class LocalExecutor:
@@ -12,7 +12,7 @@ class LocalExecutor:
 
     def run_stage(self, stage: str, fps: dict[str, str], todo: list[str], items: dict, bar) -> None:
         worker = StageWorker(self.cfg, stage, fps, impl=self.impl)
-        for chunk in chunks(todo, self.cfg.images_per_part()):
+        for chunk in chunks(todo, images_per_part(self.cfg)):
             worker.run_part(chunk, items)
             bar.update(len(chunk))
 

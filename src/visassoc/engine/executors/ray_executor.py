@@ -19,7 +19,7 @@ import uuid
 
 from visassoc.config import RunConfig
 from visassoc.sources import SourceItem
-from visassoc.engine.worker import StageWorker
+from visassoc.engine.worker import StageWorker, images_per_part
 from visassoc.engine.executors import backend_usage, merge_usage
 
 
@@ -113,7 +113,7 @@ class RayExecutor:
                     for k in todo]
         else:
             rows = [{"image_id": k} for k in todo]
-        n = self.cfg.images_per_part()
+        n = images_per_part(self.cfg)
         ds = self.ray.data.from_items(rows, override_num_blocks=max(1, math.ceil(len(rows) / n)))
         out = ds.map_batches(
             _StageActor, fn_constructor_kwargs={"cfg_json": self.cfg.model_dump_json(), "stage": stage, "fps": fps},
