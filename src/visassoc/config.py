@@ -6,6 +6,22 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+# Settings a preset stands for; a field given explicitly wins over its preset. ``paper`` is how the
+# authors of arXiv 2507.18915 generated their data (docs/replication.md lists each difference).
+PRESETS: dict[str, dict] = {
+    "visassoc": {},
+    "paper": {
+        "prompt_set": "paper",  # their task wording (in our words) and their sampling settings
+        "salient_rule": "paper",  # a random caption, lowercased, WordNet noun lemmas, unrated words dropped
+        "max_words": 9,  # "fewer than 10 words"
+        "max_reasks": 0,  # validity is recorded, never re-asked
+        "caption_choice": "random",  # one of the 3 associations of a level at random, no fallback
+        "associate_reask": False,  # an unusable answer is an error row, not re-asked
+        "strict_ladders": False,  # no filtering beyond parsing
+        "describe_hints": False,  # the VLM describes without the human captions
+    },
+}
+
 
 class RunConfig(BaseModel):
     """Everything that determines a run's output. Paths are kept as given (for the card)."""
@@ -13,6 +29,7 @@ class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     out: Path
+    preset: Literal["visassoc", "paper"] = Field("visassoc", description="settings bundle (see PRESETS)")
     # source: exactly one of demo / coco / images / manifest
     demo: bool = False
     coco: Path | None = Field(None, description="COCO captions_*.json; needs `images` as the image dir")
@@ -33,6 +50,14 @@ class RunConfig(BaseModel):
     associate: str = Field("lexical", description="'lexical' (offline), 'smollm', or an LLM backend spec")
     caption: str = Field("substitute", description="'substitute' (offline), 'smollm', or a VLM backend spec")
     prompt_set: Literal["visassoc", "paper"] = "visassoc"
+    prompt_dir: Path | None = Field(None, description="folder of describe.txt/associate.txt/caption.txt prompts")
+    salient_rule: Literal["visassoc", "paper"] = "visassoc"
+    caption_choice: Literal["first-valid", "random"] = Field(
+        "first-valid", description="which association of a level is captioned: the first whose caption is valid, "
+                                   "or one at random (seeded, no fallback)")
+    associate_reask: bool = True
+    strict_ladders: bool = Field(True, description="drop the word itself, its forms and duplicates from ladders")
+    describe_hints: bool = True
     backend_config: Path | None = Field(None, description="YAML with per-backend settings")
     concurrency: int = Field(8, ge=1, le=256)
     chunk_size: int | None = Field(None, ge=1, description="images per resumable part (default: 256 offline, 32 with a model)")
@@ -42,6 +67,14 @@ class RunConfig(BaseModel):
     executor: Literal["local", "ray"] = Field("local", description="where stage chunks run: this process, or Ray Data")
     ray_address: str | None = Field(None, description="Ray cluster: None/'local' starts one here, 'auto' or ray://host:port joins one")
     ray_workers: int | None = Field(None, ge=1, description="actors per stage (default: the cluster's CPUs)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_preset(cls, data):
+        """Fill what the preset stands for into the fields that were not given."""
+        if isinstance(data, dict) and data.get("preset") in PRESETS:
+            data = {**PRESETS[data["preset"]], **data}
+        return data
 
     @model_validator(mode="after")
     def _one_source(self):

@@ -44,10 +44,11 @@ class Generation:
 
 @dataclass
 class GenParams:
-    temperature: float = 0.0
+    temperature: float | None = 0.0  # None: the provider's default (not sent)
     max_tokens: int = 512
     seed: int | None = 0
     top_p: float = 1.0
+    response_format: str | None = None  # cap on structured output: "json_object" never asks for json_schema
 
 
 @runtime_checkable

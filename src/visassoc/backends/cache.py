@@ -21,12 +21,23 @@ def _image_digest(img) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _params(params: GenParams | None) -> dict | None:
+    """The params as keyed; a field added later is left out while it holds its neutral default, so
+    adding one never invalidates the answers already cached."""
+    if params is None:
+        return None
+    d = asdict(params)
+    if d.get("response_format") is None:
+        d.pop("response_format", None)
+    return d
+
+
 def call_key(identity: dict, messages: list[Message], schema: dict | None, params: GenParams | None) -> str:
     payload = {
         "backend": identity,
         "messages": [{"role": m.role, "text": m.text, "images": [_image_digest(i) for i in m.images]} for m in messages],
         "schema": schema,
-        "params": asdict(params) if params else None,
+        "params": _params(params),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 

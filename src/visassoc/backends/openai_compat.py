@@ -191,11 +191,14 @@ class OpenAIBackend:
                    mode: str | None = None, extra: bool = False) -> dict:
         """The /v1/chat/completions JSON body (``extra=True`` merges provider-specific params)."""
         p = self.params_for(params)
-        body: dict[str, Any] = {"model": self.model, "messages": msgs, "temperature": p.temperature,
-                                "top_p": p.top_p, "max_tokens": p.max_tokens}
+        body: dict[str, Any] = {"model": self.model, "messages": msgs, "top_p": p.top_p, "max_tokens": p.max_tokens}
+        if p.temperature is not None:  # None: the provider's default
+            body["temperature"] = p.temperature
         if p.seed is not None:
             body["seed"] = p.seed
         mode = mode or self.mode
+        if p.response_format in MODES and MODES.index(mode) < MODES.index(p.response_format):
+            mode = p.response_format  # this call asks for no more than that (e.g. the paper's json_object)
         if schema is not None and mode == "json_schema":
             body["response_format"] = {"type": "json_schema",
                                        "json_schema": {"name": "visassoc", "schema": schema, "strict": False}}

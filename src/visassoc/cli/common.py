@@ -23,6 +23,9 @@ def config_from_flags(**flags):
     if vlm:
         flags["describe"] = flags["caption"] = vlm
     flags["cache"], flags["progress"] = not flags.pop("no_cache"), not flags.pop("quiet")
+    # a flag left at its default is not passed, so a --preset can fill it (a given flag wins)
+    defaults = {k: f.default for k, f in RunConfig.model_fields.items()}
+    flags = {k: v for k, v in flags.items() if k not in defaults or v != defaults[k] or k == "out"}
     try:
         return RunConfig(**flags)
     except ValidationError as e:

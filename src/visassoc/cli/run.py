@@ -28,7 +28,11 @@ def run(
     caption: str = typer.Option("substitute", help="'substitute' (offline), 'smollm' or a VLM spec."),
     llm: Optional[str] = typer.Option(None, help="Shortcut: --associate SPEC."),
     vlm: Optional[str] = typer.Option(None, help="Shortcut: --describe SPEC --caption SPEC."),
-    prompt_set: str = typer.Option("visassoc", help="'visassoc' or 'paper' (the paper's prompts)."),
+    preset: str = typer.Option("visassoc", help="'visassoc' (default) or 'paper': generate as the paper's authors did "
+                                                "(docs/replication.md); flags you give win over it."),
+    prompt_set: str = typer.Option("visassoc", help="'visassoc' or 'paper' (the paper's task wording and sampling)."),
+    prompt_dir: Optional[Path] = typer.Option(None, help="Folder with your own describe.txt / associate.txt / "
+                                                         "caption.txt prompts (placeholders: docs/backends.md)."),
     backend_config: Optional[Path] = typer.Option(None, help="YAML with per-backend settings."),
     concurrency: int = typer.Option(8, min=1, max=256, help="Requests in flight for HTTP backends."),
     chunk_size: Optional[int] = typer.Option(None, min=1, help="Images per resumable part (default 256 offline, 32 with a model)."),

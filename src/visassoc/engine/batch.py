@@ -23,7 +23,7 @@ from typing import Any
 from visassoc.backends import openai_batch
 from visassoc.backends.base import IdentityBackend
 from visassoc.config import RunConfig
-from visassoc.stages import OFFLINE, make_model_stage
+from visassoc.stages import OFFLINE, make_model_stage, model_options
 from visassoc.stages.interfaces import AssociationRequest, CaptionRequest, DescribeRequest, StageError
 
 REQUEST_TYPES = {"describe": DescribeRequest, "associate": AssociationRequest, "caption": CaptionRequest}
@@ -58,7 +58,7 @@ def _uncached(reqs: list, backend, stage: str, cfg: RunConfig) -> list:
     from visassoc.lexicon import cache_dir
 
     cache = CallCache(cache_dir() / "calls.sqlite")
-    st = make_model_stage(stage, backend, prompt_set=cfg.prompt_set, per_level=cfg.per_level)
+    st = make_model_stage(stage, backend, **model_options(cfg, stage))
     keep: set[int] = set()
     for call in st.build_calls(reqs):
         if cache.get(call_key(backend.identity(), call.messages, call.schema, call.params)) is None:
@@ -67,12 +67,15 @@ def _uncached(reqs: list, backend, stage: str, cfg: RunConfig) -> list:
 
 
 def export_requests(requests: list, backend, stage: str, out_path: str | Path, prompt_set: str = "visassoc",
-                    per_level: int = 3, min_words: int = 1, max_words: int = 10, **limits) -> list[Path]:
-    """Write the calls ``stage`` would send for ``requests`` as Batch API files; returns the parts."""
-    st = make_model_stage(stage, backend, prompt_set=prompt_set, per_level=per_level)
+                    per_level: int = 3, min_words: int = 1, max_words: int = 10, options: dict | None = None,
+                    **limits) -> list[Path]:
+    """Write the calls ``stage`` would send for ``requests`` as Batch API files; returns the parts.
+    ``options``: the stage's other ``model_options`` (prompt folder, strictness), kept in the header."""
+    options = {k: v for k, v in (options or {}).items() if k not in ("prompt_set", "per_level")}
+    st = make_model_stage(stage, backend, prompt_set=prompt_set, per_level=per_level, **options)
     header = {"stage": stage, "prompt_set": prompt_set, "per_level": per_level, "min_words": min_words,
-              "max_words": max_words, "backend": backend.identity(), "spec": f"{backend.provider}:{backend.model}",
-              "prompt_hashes": st.prompt_hashes()}
+              "max_words": max_words, "options": options, "backend": backend.identity(),
+              "spec": f"{backend.provider}:{backend.model}", "prompt_hashes": st.prompt_hashes()}
     return openai_batch.write_requests(st.build_calls(requests), backend, out_path, header,
                                        [asdict(r) for r in requests], **limits)
 
@@ -84,7 +87,7 @@ def export_stage(cfg: RunConfig, stage: str, requests_path: str | Path) -> tuple
     if not reqs:
         return [], 0
     paths = export_requests(reqs, backend, stage, requests_path, cfg.prompt_set, cfg.per_level, cfg.min_words,
-                            cfg.max_words)
+                            cfg.max_words, options=model_options(cfg, stage))
     return paths, len(reqs)
 
 
@@ -99,7 +102,7 @@ def _exported(requests_path: str | Path):
     except TypeError as e:
         raise ValueError(f"{requests_path}: a request in the sidecar is not a {stage} request ({e})") from None
     st = make_model_stage(stage, IdentityBackend.from_spec(header["spec"], header["backend"]),
-                          prompt_set=header["prompt_set"], per_level=header["per_level"])
+                          prompt_set=header["prompt_set"], per_level=header["per_level"], **header.get("options", {}))
     return header, reqs, st, {c.key: c for c in st.build_calls(reqs)}, meta_calls
 
 
@@ -151,7 +154,7 @@ def ingest_rows(requests_path: str | Path, outputs: list[str | Path], errors: li
     if info["stage"] == "describe":
         return describe.result_rows(reqs, results), info
     if info["stage"] == "associate":
-        return associate.result_rows(reqs, results, spec, h["per_level"]), info
+        return associate.result_rows(reqs, results, spec, h["per_level"], h.get("options", {}).get("strict", True)), info
     return caption.result_rows(reqs, results, spec, spec.partition(":")[2], h.get("min_words", 1),
                                h.get("max_words", 10)), info
 

@@ -211,7 +211,7 @@ class _StageSetup:
 def _setups(cfg: RunConfig) -> tuple[dict[str, _StageSetup], Any]:
     from visassoc.backends.base import GenParams, IdentityBackend
     from visassoc.backends.registry import OPENAI_LIKE, load_config
-    from visassoc.stages import OFFLINE, make_model_stage
+    from visassoc.stages import OFFLINE, make_model_stage, model_options
 
     bc = load_config(cfg.backend_config, stages=tuple(OFFLINE))
     out = {}
@@ -221,8 +221,7 @@ def _setups(cfg: RunConfig) -> tuple[dict[str, _StageSetup], Any]:
             continue
         bspec, opts = bc.resolve(spec)
         images = opts.supports_images if bspec.provider in OPENAI_LIKE else bspec.provider != "smollm"
-        impl = make_model_stage(stage, IdentityBackend(bspec.provider, bspec.model, images), prompt_set=cfg.prompt_set,
-                                per_level=cfg.per_level)
+        impl = make_model_stage(stage, IdentityBackend(bspec.provider, bspec.model, images), **model_options(cfg, stage))
         gp = set(GenParams.__dataclass_fields__)
         over = {k: v for k, v in (opts.params or {}).items() if k in gp} if bspec.provider in OPENAI_LIKE else {}
         if over:  # OpenAIBackend.params_for: backend-config GenParams fields override the prompt's

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from visassoc.config import RunConfig
-from visassoc.stages import OFFLINE, make_model_stage, make_offline_stage
+from visassoc.stages import OFFLINE, make_model_stage, make_offline_stage, model_options
 
 
 @dataclass
@@ -36,6 +36,16 @@ def _backend(spec: str, cfg: RunConfig, cache):
     return backend
 
 
+def check_prompts(cfg: RunConfig) -> None:
+    """Load every prompt a model stage of ``cfg`` will use: a missing file or an unknown
+    placeholder is a one-line ValueError before anything is created or any model is called."""
+    from visassoc.stages.prompts import load_prompt
+
+    for stage, offline in OFFLINE.items():
+        if getattr(cfg, stage) != offline:
+            load_prompt(cfg.prompt_set, stage, str(cfg.prompt_dir) if cfg.prompt_dir else None)
+
+
 def build(cfg: RunConfig, only: str | None = None) -> StageImpls:
     """All implementations, or just ``only``'s (a worker that does one stage)."""
     stages = {only: OFFLINE[only]} if only else OFFLINE
@@ -54,6 +64,8 @@ def build(cfg: RunConfig, only: str | None = None) -> StageImpls:
             impls[stage], identity[stage] = make_offline_stage(stage, cfg)
             continue
         b = by_stage[stage] = _backend(spec, cfg, cache)
-        impls[stage] = make_model_stage(stage, b, prompt_set=cfg.prompt_set, per_level=cfg.per_level)
+        impls[stage] = make_model_stage(stage, b, **model_options(cfg, stage))
         identity[stage] = {"backend": b.identity(), "prompts": impls[stage].prompt.sha256}
+        if impls[stage].options:
+            identity[stage]["options"] = impls[stage].options
     return StageImpls(impls, identity, list(by_stage.values()), by_stage)

@@ -192,7 +192,8 @@ def run(config: RunConfig | None = None, log: Callable[[str], None] = print, **k
     >>> result = visassoc.run(demo=True, out="runs/demo")   # doctest: +SKIP
     """
     cfg = resolve_stage_backends(config or RunConfig(**kwargs))
-    source = load_items(cfg)  # first: a bad source fails before the output dir is created
+    source = load_items(cfg)  # first: a bad source or prompt fails before the output dir is created
+    factory.check_prompts(cfg)
     out = Path(cfg.out)
     lock = FileLock(str(out / ".visassoc.lock"))
     try:

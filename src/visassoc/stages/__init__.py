@@ -39,12 +39,12 @@ STAGES: tuple[Stage, ...] = (
     Stage("images", "images", (), ImageRecord, "images"),
     Stage("describe", "descriptions", ("images",), DescriptionRecord, "describe", offline="captions", role="vlm"),
     Stage("salient", "salient", ("images", "descriptions"), SalientRecord, "salient",
-          settings=("seed", "top_k", "max_words")),
+          settings=("seed", "top_k", "max_words", "salient_rule")),
     Stage("associate", "associations", ("salient", "descriptions"), AssociationRecord, "associate",
-          offline="lexical", role="llm", settings=("per_level", "seed")),
+          offline="lexical", role="llm", settings=("per_level", "seed", "strict_ladders")),
     Stage("caption", "captions", ("images", "salient", "descriptions", "associations"), CaptionRecord, "caption",
           offline="substitute", role="vlm",
-          settings=("captions_per_level", "min_words", "max_words", "max_reasks")),
+          settings=("captions_per_level", "min_words", "max_words", "max_reasks", "caption_choice", "seed")),
 )
 BY_NAME = {s.name: s for s in STAGES}
 PRODUCER = {s.table: s for s in STAGES}
@@ -60,20 +60,33 @@ def all_offline(cfg) -> bool:
     return all(getattr(cfg, s.name) == s.offline for s in MODEL_STAGES)
 
 
-def make_model_stage(stage: str, backend, prompt_set: str = "visassoc", per_level: int = 3) -> Any:
-    """The model-backed implementation of ``stage`` on ``backend``."""
+def model_options(cfg, stage: str) -> dict[str, Any]:
+    """The ``make_model_stage`` keyword arguments that ``cfg`` sets for ``stage``."""
+    opts: dict[str, Any] = {"prompt_set": cfg.prompt_set,
+                            "prompt_dir": str(cfg.prompt_dir) if cfg.prompt_dir else None}
+    if stage == "describe":
+        opts["hints"] = cfg.describe_hints
+    elif stage == "associate":
+        opts.update(per_level=cfg.per_level, reask=cfg.associate_reask, strict=cfg.strict_ladders)
+    return opts
+
+
+def make_model_stage(stage: str, backend, prompt_set: str = "visassoc", per_level: int = 3, **options) -> Any:
+    """The model-backed implementation of ``stage`` on ``backend``; ``options`` as ``model_options`` gives."""
     if stage == "describe":
         from .describe import VLMDescriber
 
-        return VLMDescriber(backend, prompt_set=prompt_set)
+        options.pop("per_level", None)
+        return VLMDescriber(backend, prompt_set=prompt_set, **options)
     if stage == "associate":
         from .associate import LLMAssociationMiner
 
-        return LLMAssociationMiner(backend, prompt_set=prompt_set, per_level=per_level)
+        return LLMAssociationMiner(backend, prompt_set=prompt_set, per_level=per_level, **options)
     if stage == "caption":
         from .caption import VLMCaptionWriter
 
-        return VLMCaptionWriter(backend, prompt_set=prompt_set)
+        options.pop("per_level", None)
+        return VLMCaptionWriter(backend, prompt_set=prompt_set, **options)
     raise ValueError(f"unknown stage {stage!r} (expected {', '.join(OFFLINE)})")
 
 
@@ -96,4 +109,4 @@ def make_offline_stage(stage: str, cfg) -> tuple[Any, dict]:
 
 
 __all__ = ["BY_NAME", "MODEL_STAGES", "OFFLINE", "PRODUCER", "RECORDS", "ROLES", "STAGES", "TABLES", "Stage",
-           "all_offline", "make_model_stage", "make_offline_stage"]
+           "all_offline", "make_model_stage", "make_offline_stage", "model_options"]

@@ -39,10 +39,12 @@ class LLMAssociationMiner(ModelStage):
     stage = "associate"
 
     def __init__(self, backend, prompt_set: str = "visassoc", per_level: int = 3, params: GenParams | None = None,
-                 reask: bool = True):
-        super().__init__(backend, prompt_set, params)
+                 reask: bool = True, prompt_dir: str | None = None, strict: bool = True):
+        super().__init__(backend, prompt_set, params, prompt_dir)
         self.per_level = int(per_level)
         self.reask = reask
+        self.strict = strict  # False: keep whatever parses (the paper filters nothing); missing levels are error rows
+        self.options = {"reask": reask, "strict": strict}
         self.flags: list[dict] = []  # cross-level duplicates: flagged, kept
 
     def mine(self, requests: list[AssociationRequest]) -> list[Ladder | StageError]:
@@ -103,6 +105,10 @@ class LLMAssociationMiner(ModelStage):
                 kept, rejected = [], []
                 for raw in levels.get(lv, []):
                     a = clean_term(raw)
+                    if not self.strict:  # the paper keeps whatever parses
+                        if a and a not in kept:
+                            kept.append(a)
+                        continue
                     if not a or not re.search(r"[a-z]", a) or len(a.split()) > 3:
                         rejected.append(f"{str(raw)[:30]!r} is not a word")
                     elif is_form_of(a, w, lemma.get(w)):
@@ -148,7 +154,8 @@ class LLMAssociationMiner(ModelStage):
         for i in call.members:
             w = requests[i].word
             ladder = parsed.ladders.get(w)
-            if not ladder or any(not ladder.get(lv) for lv in LEVELS):
+            partial_ok = not self.strict and ladder and any(ladder.get(lv) for lv in LEVELS)
+            if not partial_ok and (not ladder or any(not ladder.get(lv) for lv in LEVELS)):
                 missing = [str(lv) for lv in LEVELS if not (ladder or {}).get(lv)]
                 why = "; ".join(parsed.problems.get(w, [])[:3]) or call.gen.error or "no answer"
                 out.append(StageError(f"associate: no usable associations for '{w}' at distance(s) "
@@ -179,9 +186,10 @@ def _find_key(data: dict, word: str, lemma: str | None):
 
 
 # ---- the contract every miner's output is held to ---------------------------------------------
-def clean_ladder(ladder: dict, req: AssociationRequest, per_level: int) -> dict[int, list[str]]:
+def clean_ladder(ladder: dict, req: AssociationRequest, per_level: int, strict: bool = True) -> dict[int, list[str]]:
     """Enforce the contract on any miner's output: levels 1..5, lowercase single spaces, never
-    the word itself or an inflection of it, no duplicates within the ladder, at most per_level."""
+    the word itself or an inflection of it, no duplicates within the ladder, at most per_level.
+    ``strict=False`` (the paper: no filtering beyond parsing) only normalises and caps."""
     banned = set(inflections(req.word)) | set(inflections(req.lemma)) | {req.word.lower(), req.lemma.lower()}
     seen: set[str] = set()
     out: dict[int, list[str]] = {}
@@ -194,7 +202,7 @@ def clean_ladder(ladder: dict, req: AssociationRequest, per_level: int) -> dict[
             if not isinstance(a, str):
                 continue
             a = " ".join(a.replace("_", " ").lower().split())
-            if not a or a in seen or a in banned or any(x in banned for x in a.split()):
+            if not a or (a in keep) or (strict and (a in seen or a in banned or any(x in banned for x in a.split()))):
                 continue
             seen.add(a)
             keep.append(a)
@@ -225,17 +233,17 @@ def requests(chunk, up) -> list[AssociationRequest]:
 def run_chunk(cfg, impl, chunk, up, items):
     """A ladder of 5 levels x per_level words for each salient word."""
     reqs = requests(chunk, up)
-    return result_rows(reqs, impl.mine(reqs), impl.name, cfg.per_level)
+    return result_rows(reqs, impl.mine(reqs), impl.name, cfg.per_level, cfg.strict_ladders)
 
 
-def result_rows(reqs: list[AssociationRequest], results: list, backend_name: str, per_level: int
-                ) -> dict[str, list[dict]]:
+def result_rows(reqs: list[AssociationRequest], results: list, backend_name: str, per_level: int,
+                strict: bool = True) -> dict[str, list[dict]]:
     rows, errs = [], []
     for req, res in zip(reqs, results):
         if isinstance(res, StageError):
             errs.append(to_row(ErrorRecord("associate", req.image_id, req.word, None, res.message)))
             continue
-        for level, assocs in clean_ladder(res, req, per_level).items():
+        for level, assocs in clean_ladder(res, req, per_level, strict).items():
             if not assocs:
                 errs.append(to_row(ErrorRecord("associate", req.image_id, req.word, level,
                                                f"no valid association at level {level}")))

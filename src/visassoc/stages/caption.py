@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from visassoc.backends.base import Call, GenParams, Message
 from visassoc.records import LEVEL_NAMES, CaptionRecord, ErrorRecord, to_row
+from visassoc.seeding import item_rng
 from visassoc.text import validate_caption
 
 from .interfaces import CaptionRequest, StageError
@@ -46,8 +47,9 @@ class VLMCaptionWriter(ModelStage):
 
     stage = "caption"
 
-    def __init__(self, backend, prompt_set: str = "visassoc", params: GenParams | None = None):
-        super().__init__(backend, prompt_set, params)
+    def __init__(self, backend, prompt_set: str = "visassoc", params: GenParams | None = None,
+                 prompt_dir: str | None = None):
+        super().__init__(backend, prompt_set, params, prompt_dir)
         self.text_only = not getattr(backend, "supports_images", False)
 
     def write(self, requests: list[CaptionRequest]) -> list[str | StageError]:
@@ -111,6 +113,11 @@ def request_groups(chunk, up) -> list["_Alternatives"]:
 def run_chunk(cfg, impl, chunk, up, items):
     """Creative captions, validated; invalid ones are re-asked with the reason."""
     groups = request_groups(chunk, up)
+    if cfg.caption_choice == "random":  # the paper: one of the level's associations at random, no fallback
+        for g in groups:
+            c = g.context
+            k = item_rng(cfg.seed, "caption-choice", c["image_id"], c["word"], str(c["level"])).randrange(len(g))
+            g.associations = [g.associations[k]]
     if cfg.captions_per_level == "all":
         return write_captions(impl, [r for g in groups for r in g], cfg)
     return write_one_caption_per_level(impl, groups, cfg)

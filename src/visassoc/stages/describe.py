@@ -46,10 +46,13 @@ class VLMDescriber(ModelStage):
 
     stage = "describe"
 
-    def __init__(self, backend, prompt_set: str = "visassoc", params: GenParams | None = None):
+    def __init__(self, backend, prompt_set: str = "visassoc", params: GenParams | None = None,
+                 prompt_dir: str | None = None, hints: bool = True):
         if not getattr(backend, "supports_images", False):
             raise ValueError(f"{backend.provider}:{backend.model} does not accept images; describe needs a VLM")
-        super().__init__(backend, prompt_set, params)
+        super().__init__(backend, prompt_set, params, prompt_dir)
+        self.hints = hints  # the image's human captions go in as hints (the paper's VLM had none)
+        self.options = {"hints": hints}
 
     def describe(self, requests: list[DescribeRequest]) -> list[DescribeResult | StageError]:
         return self.run(requests)
@@ -58,7 +61,7 @@ class VLMDescriber(ModelStage):
         calls: dict[str, Call] = {}
         for i, r in enumerate(requests):
             hint = ("People described this image as:\n" + "\n".join(f"- {c}" for c in r.captions[:5])
-                    + "\nUse these only as hints; describe what you see.") if r.captions else ""
+                    + "\nUse these only as hints; describe what you see.") if r.captions and self.hints else ""
             _keyed(calls, f"describe|{r.image_id}", i, lambda k: Call(
                 k, [i], self._messages({"caption_hint": hint}, [r.path]), DESCRIBE_SCHEMA, self.params))
         return list(calls.values())

@@ -41,10 +41,13 @@ def clean_caption(text: str) -> str:
 class ModelStage:
     stage = ""
 
-    def __init__(self, backend, prompt_set: str = "visassoc", params: GenParams | None = None):
+    options: dict[str, Any] = {}  # settings that change answers or rows (identity, fingerprints, batch headers)
+
+    def __init__(self, backend, prompt_set: str = "visassoc", params: GenParams | None = None,
+                 prompt_dir: str | None = None):
         self.backend = backend
         self.prompt_set = prompt_set
-        self.prompt = load_prompt(prompt_set, self.stage)
+        self.prompt = load_prompt(prompt_set, self.stage, str(prompt_dir) if prompt_dir else None)
         self.params = params or self.prompt.params
         self.name = f"{backend.provider}:{backend.model}"
         self.model = backend.model
@@ -55,7 +58,7 @@ class ModelStage:
 
     def identity(self) -> dict[str, Any]:
         return {"backend": self.backend.identity(), "prompt_set": self.prompt_set,
-                "prompt": self.prompt.sha256, "params": self.params.__dict__}
+                "prompt": self.prompt.sha256, "params": self.params.__dict__, "options": self.options}
 
     def usage(self) -> dict[str, Any]:
         u = self._usage

@@ -24,6 +24,7 @@ class SalientConfig:
     top_k: int = 5
     max_words: int = 10  # prefer short captions: creative captions must stay under this length
     batch_size: int = 256
+    rule: str = "visassoc"  # or "paper": the authors' caption choice and ranking (paper_salient_from_doc)
 
 
 def choose_caption(image_id: str, captions: list[str], seed: int, max_words: int) -> tuple[int, str]:
@@ -86,6 +87,26 @@ def salient_from_doc(image_id: str, caption_id: int, caption: str, doc, top_k: i
     ]
 
 
+def paper_salient_from_doc(image_id: str, caption_id: int, caption: str, doc, top_k: int) -> list[SalientRecord]:
+    """The authors' rule: NOUN/VERB/ADJ tokens that are not stop words (of the lowercased caption),
+    each word once, rated by the Brysbaert concreteness of its WordNet lemma taken as a noun
+    (WordNetLemmatizer's default), unrated words dropped, most concrete first, top ``top_k``.
+    The word is the token as written; ties keep caption order (theirs iterate a set)."""
+    lem = _wordnet_lemmatizer()
+    found, seen = [], set()
+    for tok in doc:
+        if tok.pos_ not in CONTENT_POS or tok.is_stop or tok.text in seen:
+            continue
+        seen.add(tok.text)
+        lemma = lem.lemmatize(tok.text)
+        conc = concreteness(lemma)
+        if conc is not None:
+            found.append((tok.i, tok.text, lemma, tok.pos_, conc))
+    found.sort(key=lambda f: (-f[4], f[0]))
+    return [SalientRecord(image_id, caption_id, caption, word, lemma, pos, conc, rank)
+            for rank, (_, word, lemma, pos, conc) in enumerate(found[:top_k])]
+
+
 def extract_salient(
     items: list[tuple[str, int, str]], config: SalientConfig = SalientConfig()
 ) -> dict[str, list[SalientRecord]]:
@@ -93,8 +114,9 @@ def extract_salient(
     nlp = spacy_nlp()
     out: dict[str, list[SalientRecord]] = {}
     texts = [c for _, _, c in items]
+    pick = paper_salient_from_doc if config.rule == "paper" else salient_from_doc
     for (image_id, cid, caption), doc in zip(items, nlp.pipe(texts, batch_size=config.batch_size)):
-        out[image_id] = salient_from_doc(image_id, cid, caption, doc, config.top_k)
+        out[image_id] = pick(image_id, cid, caption, doc, config.top_k)
     return out
 
 
@@ -108,11 +130,16 @@ def run_chunk(cfg, impl, chunk, up, items):
         if not caps:
             errs.append(to_row(ErrorRecord("salient", i, None, None, "no caption to take salient words from")))
             continue
-        cid, cap = choose_caption(i, caps, cfg.seed, cfg.max_words)
+        if cfg.salient_rule == "paper":  # any of the captions, uniformly (seeded), lowercased
+            cid = item_rng(cfg.seed, "caption", i).randrange(len(caps))
+            cap = caps[cid].lower()
+        else:
+            cid, cap = choose_caption(i, caps, cfg.seed, cfg.max_words)
         todo.append((i, cid, cap))
     rows = []
     chosen = {i: c for i, _, c in todo}
-    for i, recs in extract_salient(todo, SalientConfig(top_k=cfg.top_k, max_words=cfg.max_words)).items():
+    conf = SalientConfig(top_k=cfg.top_k, max_words=cfg.max_words, rule=cfg.salient_rule)
+    for i, recs in extract_salient(todo, conf).items():
         if not recs:
             errs.append(to_row(ErrorRecord("salient", i, None, None, f"no salient NOUN/VERB/ADJ in caption {chosen[i]!r}")))
         rows.extend(to_row(r) for r in recs)
