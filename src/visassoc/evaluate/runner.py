@@ -155,8 +155,8 @@ def evaluate(benchmark: str, root, out: str | Path, ckpt: str | Path | None = No
     for name, s in variants.items():
         np.save(out / f"{prefix}-{name}.npy", s.astype(np.float32))
     if blocked:
-        metrics_on = (f"all {len(rows)} poems with an image, each ranked against the <= {block_size} images of its "
-                      f"block (t2i_test: the test split)")
+        metrics_on = (f"{len(rows)} poems with an image (all of them, as the paper; t2i_test: the test split), "
+                      f"each ranked against the <= {block_size} images of its block")
     else:
         metrics_on = "test split of the queries" if val_fraction > 0 else "all queries"
     meta = {"benchmark": benchmark, "protocol": protocol,
