@@ -54,22 +54,28 @@ def train_command(
 
 def eval_command(
     benchmark: str = typer.Option(..., help="pairs | multim-poem | haivmet | pairwise"),
-    root: Path = typer.Option(..., help="benchmark data: file (pairs, pairwise), JSON (multim-poem), folder (haivmet)"),
+    root: list[Path] = typer.Option(..., help="benchmark data: file (pairs, pairwise); multim_poem.json or its folder "
+                                    "(<root>/multim_poem.json + <root>/images/<id>.<ext>); haivmet: a corpus folder "
+                                    "(<text>/<images>) or a folder of sub-corpora, repeat --root for several"),
     out: Path = typer.Option(...),
     ckpt: Optional[Path] = typer.Option(None, help="trained checkpoint dir (baseline + levels + best level)"),
     model: Optional[str] = typer.Option(None, help="plain model (baseline only)"),
-    images: Optional[Path] = typer.Option(None, help="image dir for multim-poem (<id>.jpg)"),
+    images: Optional[Path] = typer.Option(None, help="multim-poem image dir (default: images/ next to the JSON)"),
+    protocol: str = typer.Option("full", help="full: full gallery, both directions | paper: the authors' protocol "
+                                 "(multim-poem: t2i in 512x512 diagonal blocks; haivmet: full gallery, i2t)"),
+    block_size: int = typer.Option(512, help="paper protocol block size (the authors use 512)"),
     val_fraction: float = typer.Option(0.2, help="share of queries used to pick the best level"),
     n_boot: int = typer.Option(1000, help="bootstrap resamples for 95% CIs"),
     seed: int = typer.Option(0),
     device: str = typer.Option("cpu"),
 ) -> None:
-    """Full-gallery evaluation; writes results.json/.md and the score matrices to --out."""
+    """Evaluate baseline and every level (best level chosen on val); writes results.json/.md and the scores to --out."""
     from visassoc.evaluate import evaluate
 
     try:
-        evaluate(benchmark, root, out, ckpt=ckpt, model=model, images=images, val_fraction=val_fraction,
-                 seed=seed, n_boot=n_boot, device=device)
+        evaluate(benchmark, root if len(root) > 1 else root[0], out, ckpt=ckpt, model=model, images=images,
+                 val_fraction=val_fraction, seed=seed, n_boot=n_boot, device=device, protocol=protocol,
+                 block_size=block_size)
     except (ValueError, FileNotFoundError, NotADirectoryError) as e:
         _fail(e)
     typer.echo((out / "results.md").read_text())

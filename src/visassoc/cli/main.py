@@ -27,7 +27,7 @@ def _register() -> None:
     app.command("run")(run)
     app.command("status")(status)
     app.command("train", help="Train distance prompt tokens on one or more run dirs.")(train_command)
-    app.command("eval", help="Evaluate creative retrieval on a benchmark (full gallery).")(eval_command)
+    app.command("eval", help="Evaluate creative retrieval on a benchmark (full gallery, or --protocol paper).")(eval_command)
     app.command("search", help="Rank a photo collection for a poem, metaphor or mood.")(search_command)
     app.command("report", help="Dataset metrics (metrics.json) and a self-contained report.html.")(report_command)
     app.add_typer(study_app, name="study")

@@ -29,6 +29,9 @@ def report_command(
     compare: Annotated[Optional[Path], typer.Option("--compare", help="A second run dir shown side by side.")] = None,
     instances: Annotated[Optional[Path], typer.Option("--instances", help="COCO instances JSON for FOIL negatives "
                                                       "(default: next to the run's captions file).")] = None,
+    foil: Annotated[Optional[list[Path]], typer.Option("--foil", help="Official FOIL-COCO annotations "
+                                                      "(foilv1.0_{train,test}_2017.json) as the CLIPScore negatives; "
+                                                      "repeat for both files.")] = None,
     gallery: Annotated[int, typer.Option("--gallery", help="Images in the gallery.")] = 12,
     seed: Annotated[int, typer.Option("--seed", help="Seed for bootstrap, FOIL and gallery sampling.")] = 0,
     bootstrap: Annotated[int, typer.Option("--bootstrap", help="Bootstrap resamples for intervals.")] = 1000,
@@ -39,7 +42,7 @@ def report_command(
 
     try:
         m = build_report(run_dir, out, clip=clip, compare=compare, instances=instances, gallery=gallery, seed=seed,
-                         n_boot=bootstrap)
+                         n_boot=bootstrap, foil=foil or None)
     except (RunDirError, FileNotFoundError, ValueError) as exc:
         _fail(exc)
     dest = Path(out or run_dir)

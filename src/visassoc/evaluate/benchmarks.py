@@ -91,37 +91,115 @@ def load_pairs(root: Path) -> Benchmark:
     return Benchmark("pairs", texts, ids, g.paths, pos, missing=missing)
 
 
+MULTIM_POEM_JSON = "multim_poem.json"
+
+
+def _multim_poem_files(root: Path, images: Path | None) -> tuple[Path, Path]:
+    """(JSON file, image folder). ``root`` is the JSON itself or the folder ``visassoc fetch`` lays out:
+    ``<root>/multim_poem.json`` + ``<root>/images/<id>.<ext>``; ``images`` overrides the image folder."""
+    root = Path(root)
+    if root.is_dir():
+        js = root / MULTIM_POEM_JSON
+        if not js.is_file():
+            found = sorted(root.glob("*.json"))
+            if len(found) != 1:
+                raise FileNotFoundError(f"multim-poem folder {root} needs {MULTIM_POEM_JSON} (or exactly one *.json)")
+            js = found[0]
+    elif root.is_file():
+        js = root
+    else:
+        raise FileNotFoundError(f"multim-poem data not found: {root}")
+    img_dir = Path(images) if images else js.parent / "images"
+    if not img_dir.is_dir():
+        raise ValueError(f"multim-poem images folder {img_dir} does not exist: the JSON holds only URLs; put the "
+                         f"images at <folder>/images/<id>.<ext> (what `visassoc fetch` writes) or pass --images DIR")
+    return js, img_dir
+
+
 def load_multim_poem(root: Path, images: Path | None) -> Benchmark:
-    """multim_poem.json [{id, poem, image_url}] with local images ``<images>/<id>.jpg``."""
-    if images is None:
-        raise ValueError("multim-poem needs --images DIR holding <id>.jpg files (the JSON has only URLs)")
-    recs = json.loads(Path(root).read_text())
+    """MultiM-Poem (img2poem) records ``[{id, poem, image_url}]`` in JSON order, each poem's positive its own
+    image ``<images>/<id>.<ext>`` (any image extension; the URL is not fetched here)."""
+    js, img_dir = _multim_poem_files(root, images)
+    try:
+        recs = json.loads(js.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{js} is not valid JSON: {e}") from e
+    if not isinstance(recs, list):
+        raise ValueError(f"{js}: expected a JSON list of {{id, poem, image_url}} records")
+    by_id: dict[str, Path] = {}
+    for f in sorted(img_dir.iterdir()):  # one listing, not one stat per extension per record
+        if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES:
+            by_id.setdefault(f.stem, f)
     g, texts, ids, pos, missing = _Gallery(), [], [], [], []
-    for r in recs:
-        col, err = g.add(Path(images) / f"{r['id']}.jpg")
-        texts.append(str(r["poem"]).strip()), ids.append(str(r["id"]))
+    for n, r in enumerate(recs):
+        if not isinstance(r, dict) or r.get("id") is None or not str(r.get("poem") or "").strip():
+            missing.append({"row": n, "reason": "record needs an id and a non-empty poem"})
+            continue
+        rid = str(r["id"])
+        f = by_id.get(rid)
+        col, err = g.add(f) if f is not None else (None, "image file missing")
+        texts.append(str(r["poem"]).strip()), ids.append(rid)
         pos.append([] if err else [col])
         if err:
-            missing.append({"id": r["id"], "image": f"{r['id']}.jpg", "reason": err})
+            missing.append({"id": rid, "image": str(f or img_dir / f"{rid}.*"), "reason": err})
     return Benchmark("multim-poem", texts, ids, g.paths, pos, missing=missing)
 
 
-def load_haivmet(root: Path) -> Benchmark:
-    """``root/<metaphor text>/<images>``: the folder name is the text, its images are the positives."""
-    if not Path(root).is_dir():
-        raise NotADirectoryError(f"haivmet root must be a folder of metaphor folders: {root}")
-    g, texts, ids, pos, missing = _Gallery(), [], [], [], []
-    for d in sorted(p for p in Path(root).iterdir() if p.is_dir()):
-        cols = []
-        for f in sorted(d.rglob("*")):
-            if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES:
-                col, err = g.add(f)
-                if err:
-                    missing.append({"text": d.name, "image": str(f), "reason": err})
-                else:
-                    cols.append(col)
-        texts.append(d.name.replace("_", " ").strip()), ids.append(d.name), pos.append(sorted(set(cols)))
-    return Benchmark("haivmet", texts, ids, g.paths, pos, missing=missing)
+def _image_files(d: Path) -> list[Path]:
+    return sorted(f for f in d.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def haivmet_text_folders(roots: list[Path]) -> tuple[list[Path], list[Path]]:
+    """The metaphor-text folders under ``roots``. Each root is either a corpus (``<root>/<text>/<images>``)
+    or a folder of sub-corpora (``<root>/<corpus>/<text>/<images>``), as HAIVMet is published; anything
+    else (images and sub-folders mixed at one level, deeper nesting) is ambiguous and an error.
+    Returns (text folders, folders holding no image at all)."""
+    out, empty = [], []
+    for root in roots:
+        if not Path(root).is_dir():
+            raise NotADirectoryError(f"haivmet root must be a folder: {root}")
+        kids = sorted(p for p in Path(root).iterdir() if p.is_dir())
+        flat = [k for k in kids if _image_files(k)]
+        nested = [k for k in kids if k not in flat and any(_image_files(s) for s in k.iterdir() if s.is_dir())]
+        if flat and nested:
+            raise ValueError(f"ambiguous haivmet layout in {root}: {flat[0].name!r} holds images (a text folder) "
+                             f"but {nested[0].name!r} holds image folders (a sub-corpus)")
+        for k in flat:
+            if any(_image_files(s) for s in k.iterdir() if s.is_dir()):
+                raise ValueError(f"ambiguous haivmet layout: {k} holds images and folders of images")
+        for c in nested:
+            for t in sorted(s for s in c.iterdir() if s.is_dir()):
+                if any(_image_files(s) for s in t.iterdir() if s.is_dir()):
+                    raise ValueError(f"ambiguous haivmet layout: {t} is nested three levels deep")
+            if _image_files(c):
+                raise ValueError(f"ambiguous haivmet layout: {c} holds images and folders of images")
+            out += sorted(t for t in c.iterdir() if t.is_dir() and _image_files(t))
+            empty += sorted(t for t in c.iterdir() if t.is_dir() and not _image_files(t))
+        out += flat
+        empty += [k for k in kids if k not in flat and k not in nested]
+    return out, empty
+
+
+def load_haivmet(roots: Path | list[Path]) -> Benchmark:
+    """HAIVMet: one text per metaphor folder name, its images the positives; ``roots`` are corpora or folders of
+    sub-corpora (see ``haivmet_text_folders``). A text folder found in several roots is one text."""
+    roots = [Path(r) for r in (roots if isinstance(roots, (list, tuple)) else [roots])]
+    folders, empty = haivmet_text_folders(roots)
+    if not folders:
+        raise ValueError(f"no metaphor folders with images under {', '.join(map(str, roots))}")
+    g, cols_of = _Gallery(), {}
+    missing = [{"folder": str(d), "reason": "folder holds no image: not a metaphor text"} for d in empty]
+    for d in folders:
+        cols = cols_of.setdefault(d.name, set())
+        for f in _image_files(d):
+            col, err = g.add(f)
+            if err:
+                missing.append({"text": d.name, "image": str(f), "reason": err})
+            else:
+                cols.add(col)
+    names = sorted(cols_of)
+    return Benchmark("haivmet", [n.replace("_", " ").strip() for n in names], names, g.paths,
+                     [sorted(cols_of[n]) for n in names], missing=missing)
 
 
 def load_pairwise(root: Path) -> Benchmark:
@@ -148,14 +226,18 @@ def load_pairwise(root: Path) -> Benchmark:
     return Benchmark("pairwise", texts, ids, g.paths, pos, pairs=trip, missing=missing)
 
 
-def load_benchmark(name: str, root: str | Path, images: str | Path | None = None) -> Benchmark:
-    root = Path(root)
+def load_benchmark(name: str, root: str | Path | list, images: str | Path | None = None) -> Benchmark:
+    """``root``: one path, or (haivmet only) a list of roots."""
+    roots = [Path(r) for r in root] if isinstance(root, (list, tuple)) else [Path(root)]
+    if len(roots) > 1 and name != "haivmet":
+        raise ValueError(f"several --root values are for haivmet only, not {name}")
+    if name == "haivmet":
+        return load_haivmet(roots)
+    root = roots[0]
     if name == "pairs":
         return load_pairs(root)
     if name == "multim-poem":
         return load_multim_poem(root, Path(images) if images else None)
-    if name == "haivmet":
-        return load_haivmet(root)
     if name == "pairwise":
         return load_pairwise(root)
     raise ValueError(f"unknown benchmark {name!r}; choose one of {', '.join(BENCHMARKS)}")

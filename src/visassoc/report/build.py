@@ -13,8 +13,11 @@ from visassoc.report.data import Run, load_run
 
 
 def compute_metrics(run: Run, clip: str | None = None, instances: str | Path | None = None, seed: int = 0,
-                    n_boot: int = 1000, clip_batch: int = 32) -> dict:
-    """All metrics of one run (see the module docs of ``metrics`` and ``grounding``) as a JSON-ready dict."""
+                    n_boot: int = 1000, clip_batch: int = 32, foil: list[str | Path] | None = None) -> dict:
+    """All metrics of one run (see the module docs of ``metrics`` and ``grounding``) as a JSON-ready dict.
+
+    ``foil``: official FOIL-COCO annotation files; their foil captions replace the FOIL-style negatives made
+    from COCO instances. With ``clip``, the per-pair CLIPScore rows are under the key ``_clipscore_pairs``."""
     if clip:
         grounding.load_clip(clip)  # fail before the slow steps when the model cannot load
     steps = tqdm(total=5, desc=f"metrics {run.name}", unit="step")
@@ -33,21 +36,32 @@ def compute_metrics(run: Run, clip: str | None = None, instances: str | Path | N
     steps.update()
     out["diversity"] = metrics.diversity(run.associations, run.captions)
     steps.update()
-    inst = Path(instances) if instances else grounding.instances_path_for(run)
-    if inst is not None and not inst.exists():
-        raise FileNotFoundError(f"COCO instances file {inst} does not exist")
-    foils, foil_note = grounding.foil_negatives(run, inst, seed)
+    if foil:
+        inst = None
+        foils, foil_note = grounding.official_foil_negatives(run, [Path(f) for f in foil], seed)
+        source = "official FOIL-COCO: " + ", ".join(str(f) for f in foil)
+    else:
+        inst = Path(instances) if instances else grounding.instances_path_for(run)
+        if inst is not None and not inst.exists():
+            raise FileNotFoundError(f"COCO instances file {inst} does not exist")
+        foils, foil_note = grounding.foil_negatives(run, inst, seed)
+        source = "generated: a present COCO object swapped for an absent one of its supercategory"
     g = {"text_retrieval": grounding.text_retrieval(run, run.captions),
-         "foil": {"n": len(foils), "instances": str(inst) if inst else None, "note": foil_note, "examples": foils[:5]}}
+         "foil": {"n": len(foils), "source": source, "instances": str(inst) if inst else None, "note": foil_note,
+                  "examples": foils[:5]}}
     steps.update()
+    pairs = None
     if clip:
-        g["clipscore"] = grounding.clipscore_metrics(run, clip, run.captions, foils, clip_batch)
+        g["clipscore"], pairs = grounding.clipscore_metrics(run, clip, run.captions, foils, clip_batch, seed)
     else:
         g["clipscore"] = {"note": "no CLIP model given (--clip MODEL): CLIPScore not computed"}
     steps.update()
     steps.close()
     out["grounding"] = g
-    return _clean(out)
+    out = _clean(out)
+    if pairs is not None:
+        out["_clipscore_pairs"] = pairs
+    return out
 
 
 def _clean(x):
@@ -63,30 +77,41 @@ def _clean(x):
 
 def build_report(run_dir: str | Path, out_dir: str | Path | None = None, clip: str | None = None,
                  compare: str | Path | None = None, instances: str | Path | None = None, gallery: int = 12,
-                 seed: int = 0, n_boot: int = 1000) -> dict:
+                 seed: int = 0, n_boot: int = 1000, foil: list[str | Path] | None = None) -> dict:
     """Measure ``run_dir`` and write ``metrics.json`` and ``report.html`` into ``out_dir`` (default: the run dir).
 
     ``clip``: a CLIP model (local dir or cached HF id) for CLIPScore; ``compare``: a second run dir shown
-    side by side; ``instances``: COCO instances JSON for FOIL (default: found next to the run's captions file).
+    side by side; ``instances``: COCO instances JSON for FOIL (default: found next to the run's captions file);
+    ``foil``: official FOIL-COCO files used as the negatives instead. With ``clip``, every scored
+    (image, column, caption) pair of the paired table goes to ``clipscore_pairs.jsonl``.
     Returns the metrics dict (with ``"compare"`` holding the second run's metrics when given).
     """
     from visassoc.report.html import render
 
     run = load_run(run_dir)
+    if foil:
+        grounding.load_foil_file([Path(f) for f in foil])  # a bad file fails before any output or slow step
     out = Path(out_dir) if out_dir else run.root
     out.mkdir(parents=True, exist_ok=True)
-    m = compute_metrics(run, clip, instances, seed, n_boot)
+    m = compute_metrics(run, clip, instances, seed, n_boot, foil=foil)
+    _write_pairs(out / "clipscore_pairs.jsonl", m.pop("_clipscore_pairs", None))
     runs = [(run, m)]
     if compare:
         run_b = load_run(compare)
         if run_b.name == run.name:
             run_b.name = f"{run_b.name} (B)"
-        m_b = compute_metrics(run_b, clip, None, seed, n_boot)
+        m_b = compute_metrics(run_b, clip, None, seed, n_boot, foil=foil)
+        _write_pairs(out / "clipscore_pairs-compare.jsonl", m_b.pop("_clipscore_pairs", None))
         runs.append((run_b, m_b))
         m = {**m, "compare": {"run_dir": str(run_b.root), "metrics": m_b}}
     (out / "metrics.json").write_text(json.dumps(m, indent=2, sort_keys=False))
     (out / "report.html").write_text(render(runs, gallery=gallery, seed=seed), encoding="utf-8")
     return m
+
+
+def _write_pairs(path: Path, rows: list[dict] | None) -> None:
+    if rows is not None:
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
 def summary_lines(m: dict) -> list[str]:
@@ -107,4 +132,6 @@ def summary_lines(m: dict) -> list[str]:
     cs = m["grounding"]["clipscore"]
     if "per_level" in cs and cs["below_foil"]:
         lines.append(f"CLIPScore below FOIL negatives at levels {cs['below_foil']}")
+    if "layout" in cs:
+        lines += grounding.layout_lines(cs["layout"])
     return lines

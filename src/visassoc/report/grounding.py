@@ -162,68 +162,166 @@ def text_retrieval(run, captions: list[dict]) -> dict:
 
 @lru_cache(maxsize=2)
 def load_clip(model: str):
-    """(CLIPModel, tokenizer, image processor) from a local dir or a cached HF id; ValueError if it cannot load."""
+    """A frozen CLIP (``visassoc.encoders`` backbone, no prompt tokens) from a local dir, a cached HF id or
+    ``tiny-random-clip``; ValueError with one line if it cannot load."""
+    from visassoc.encoders.distance_tokens import PromptedEncoder
+    from visassoc.encoders.models import load_backbone
+
     import torch
-    from transformers import AutoImageProcessor, AutoTokenizer, CLIPModel
 
     try:
-        clip = CLIPModel.from_pretrained(model).eval()
-        tok = AutoTokenizer.from_pretrained(model)
-        proc = AutoImageProcessor.from_pretrained(model)
+        bb = load_backbone(model, "cuda" if torch.cuda.is_available() else "cpu")
     except (OSError, ValueError) as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ValueError(f"cannot load CLIP model {model!r} (a local dir or a cached HF id): {msg}") from exc
-    return clip.to("cuda" if torch.cuda.is_available() else "cpu"), tok, proc
+    return PromptedEncoder(bb, 0)
 
 
-def clip_scores(model: str, pairs: list[tuple[Path, str]], batch_size: int = 32, desc: str = "CLIPScore") -> np.ndarray:
-    """CLIP-S = 2.5 * max(cos(image, text), 0) (Hessel et al., 2021) for (image path, text) pairs."""
-    import torch
-    from visassoc.images import open_rgb
-    from tqdm import tqdm
+def clip_cosines(model: str, pairs: list[tuple[Path, str]], batch_size: int = 32) -> np.ndarray:
+    """Raw cosine(image, text) of each (image path, text) pair; each image and text is embedded once."""
+    from visassoc.encoders.inference import embed_images, embed_texts
 
-    clip, tok, proc = load_clip(model)
-    dev = next(clip.parameters()).device
-    max_len = clip.config.text_config.max_position_embeddings
-    img_cache: dict[Path, torch.Tensor] = {}
-    out = []
-    for i in tqdm(range(0, len(pairs), batch_size), desc=desc, unit="batch"):
-        chunk = pairs[i:i + batch_size]
-        paths = list(dict.fromkeys(p for p, _ in chunk if p not in img_cache))
-        if paths:
-            ims = [open_rgb(p) for p in paths]
-            with torch.no_grad():
-                f = clip.get_image_features(**proc(images=ims, return_tensors="pt").to(dev))
-            for p, v in zip(paths, torch.nn.functional.normalize(f, dim=-1).cpu()):
-                img_cache[p] = v
-        t = tok([s for _, s in chunk], padding=True, truncation=True, max_length=max_len, return_tensors="pt")
-        t.pop("token_type_ids", None)
-        with torch.no_grad():
-            tf = torch.nn.functional.normalize(clip.get_text_features(**t.to(dev)), dim=-1).cpu()
-        iv = torch.stack([img_cache[p] for p, _ in chunk])
-        out.append((2.5 * (iv * tf).sum(-1).clamp(min=0)).numpy())
-    return np.concatenate(out) if out else np.zeros(0)
+    if not pairs:
+        return np.zeros(0)
+    enc = load_clip(model)
+    paths = list(dict.fromkeys(str(p) for p, _ in pairs))
+    texts = list(dict.fromkeys(t for _, t in pairs))
+    im = embed_images(enc, paths, None, batch_size, desc="CLIPScore images")
+    tx = embed_texts(enc, texts, desc="CLIPScore texts")
+    pi, ti = {p: k for k, p in enumerate(paths)}, {t: k for k, t in enumerate(texts)}
+    rows, cols = np.array([pi[str(p)] for p, _ in pairs]), np.array([ti[t] for _, t in pairs])
+    return np.einsum("nd,nd->n", im[rows], tx[cols]).astype(np.float64)
 
 
-def clipscore_metrics(run, model: str, captions: list[dict], foils: list[dict], batch_size: int = 32) -> dict:
-    """Mean CLIPScore per level next to the human caption and FOIL negatives; flags levels below FOIL."""
+def clip_s(cos: np.ndarray) -> np.ndarray:
+    """CLIP-S = 2.5 * max(cos, 0) (Hessel et al., 2021)."""
+    return 2.5 * np.clip(np.asarray(cos, dtype=np.float64), 0, None)
+
+
+def clip_scores(model: str, pairs: list[tuple[Path, str]], batch_size: int = 32) -> np.ndarray:
+    """CLIP-S of (image path, text) pairs."""
+    return clip_s(clip_cosines(model, pairs, batch_size))
+
+
+def load_foil_file(paths: list[Path]) -> dict[int, list[dict]]:
+    """Official FOIL-COCO annotations (``foilv1.0_{train,test}_2017.json``: COCO caption annotations with a
+    ``foil`` flag, ``target_word`` and ``foil_word``) -> COCO image id -> its foil captions (foil == true)."""
+    out: dict[int, list[dict]] = defaultdict(list)
+    for path in paths:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"FOIL file {path} does not exist")
+        for cid, rows in _read_foil(str(path.resolve()), path.stat().st_mtime_ns).items():
+            out[cid] += rows
+    return dict(out)
+
+
+@lru_cache(maxsize=4)
+def _read_foil(path: str, mtime_ns: int) -> dict[int, list[dict]]:
+    """One FOIL file parsed once per (path, mtime): the train file is large and is read by a check first."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"FOIL file {path} is not valid JSON: {exc}".splitlines()[0]) from exc
+    anns = data.get("annotations") if isinstance(data, dict) else None
+    if not isinstance(anns, list):
+        raise ValueError(f"FOIL file {path} has no 'annotations' list (expected the FOIL-COCO format)")
+    out: dict[int, list[dict]] = defaultdict(list)
+    for n, a in enumerate(anns):
+        if not isinstance(a, dict) or not {"image_id", "caption", "foil"} <= set(a):
+            raise ValueError(f"FOIL file {path}: annotation {n} lacks image_id, caption or foil")
+        try:
+            cid = int(a["image_id"])
+        except (TypeError, ValueError):
+            raise ValueError(f"FOIL file {path}: annotation {n} has a non-numeric image_id") from None
+        if a["foil"] is True or str(a["foil"]).lower() == "true":
+            out[cid].append({"caption": str(a["caption"]).strip(), "replaced": a.get("target_word"),
+                             "new": a.get("foil_word")})
+    return dict(out)
+
+
+def coco_id(image_id: str, path: str | None = None) -> int | None:
+    """The COCO image id of a run image: its digits (``000000123456`` or ``coco_123456``), else the file stem's."""
+    for s in (image_id, Path(path or "").stem):
+        digits = re.sub(r"\D", "", s or "")
+        if digits:
+            return int(digits)
+    return None
+
+
+def official_foil_negatives(run, foil_files: list[Path], seed: int = 0) -> tuple[list[dict], str | None]:
+    """One FOIL caption (seeded choice) per run image that the official FOIL files cover."""
+    by_id = load_foil_file(foil_files)
+    rng = random.Random(seed)
+    rows = []
+    for r in sorted(run.images, key=lambda r: r["image_id"]):
+        cid = coco_id(r["image_id"], r.get("path"))
+        if cid is not None and by_id.get(cid):
+            f = rng.choice(by_id[cid])
+            rows.append({"image_id": r["image_id"], "caption": f["caption"], "replaced": f["replaced"], "new": f["new"]})
+    note = None if rows else f"no image of this run is in {', '.join(Path(f).name for f in foil_files)}: no FOIL rows"
+    return rows, note
+
+
+COLUMNS = ["Original", "FOIL", "L1", "L2", "L3", "L4", "L5"]
+
+
+def _paired(run, captions: list[dict], foils: list[dict], seed: int) -> list[tuple[str, str, str]]:
+    """The authors' paired design: images having an original, a FOIL and a valid caption at every level; one
+    caption per (image, column), chosen with ``seed``. Rows (image_id, column, caption)."""
+    rng = random.Random(seed)
+    per: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    for im, (_, c) in run.short_caption.items():
+        per[im]["Original"].append(c)
+    for f in foils:
+        per[f["image_id"]]["FOIL"].append(f["caption"])
+    for r in captions:
+        if r["valid"]:
+            per[r["image_id"]][f"L{r['level']}"].append(r["caption"])
+    rows = []
+    for im in sorted(per):
+        p = run.image_path(im)
+        if all(per[im][c] for c in COLUMNS) and p is not None and p.exists():
+            rows += [(im, c, rng.choice(sorted(per[im][c]))) for c in COLUMNS]
+    return rows
+
+
+def clipscore_metrics(run, model: str, captions: list[dict], foils: list[dict], batch_size: int = 32,
+                      seed: int = 0) -> tuple[dict, list[dict]]:
+    """CLIP-S per level next to the human caption and FOIL negatives (all captions; flags levels below FOIL),
+    and the authors' paired table Original / FOIL / L1..L5 (mean raw cosine and CLIP-S over the same images).
+    Returns (summary, per-pair rows {image_id, column, caption, cosine, clip_s}) so every number can be recomputed."""
     def rows_with_images(rows):
         out = []
         for r in rows:
             p = run.image_path(r["image_id"])
             if p is not None and p.exists():
-                out.append((p, r["caption"], r.get("level")))
+                out.append((p, r["caption"]))
         return out
 
     human = [{"image_id": im, "caption": c} for im, (_, c) in sorted(run.short_caption.items())]
     groups = {"human": rows_with_images(human), "foil": rows_with_images(foils),
               **{str(lv): rows_with_images([r for r in captions if r["valid"] and r["level"] == lv]) for lv in LEVELS}}
-    flat = [(p, c) for g in groups.values() for p, c, _ in g]
-    scores = clip_scores(model, flat, batch_size)
+    paired = _paired(run, captions, foils, seed)
+    flat = [pc for g in groups.values() for pc in g] + [(run.image_path(im), c) for im, _, c in paired]
+    cos = clip_cosines(model, flat, batch_size)
     res, i = {}, 0
     for name, g in groups.items():
-        res[name] = mean_ci(scores[i:i + len(g)].tolist())
+        res[name] = {**mean_ci(clip_s(cos[i:i + len(g)]).tolist()), "mean_cosine": mean_ci(cos[i:i + len(g)].tolist())}
         i += len(g)
+    pc = cos[i:]
+    pair_rows = [{"image_id": im, "column": col, "caption": c, "cosine": float(x), "clip_s": float(clip_s(x))}
+                 for (im, col, c), x in zip(paired, pc)]
+    table = pc.reshape(-1, len(COLUMNS)) if len(pc) else np.zeros((0, len(COLUMNS)))
+    beats = lambda k: {c: float((table[:, k] > table[:, j]).mean()) if len(table) else None  # noqa: E731
+                       for j, c in enumerate(COLUMNS) if j != k}
+    layout = {"columns": COLUMNS, "n_images": len(table),
+              "mean_cosine": {c: float(table[:, j].mean()) if len(table) else None for j, c in enumerate(COLUMNS)},
+              "clip_s": {c: float(clip_s(table[:, j]).mean()) if len(table) else None for j, c in enumerate(COLUMNS)},
+              "original_beats": beats(0), "foil_beats": beats(1),
+              "note": "paired: the same images in every column (an original, a FOIL and a valid caption at every "
+                      "level), one caption per image and column; *_beats = share of images where that column's "
+                      "cosine is higher"}
     foil_mean = res["foil"]["mean"]
     return {
         "model": model,
@@ -232,4 +330,15 @@ def clipscore_metrics(run, model: str, captions: list[dict], foils: list[dict], 
         "per_level": {str(lv): res[str(lv)] for lv in LEVELS},
         "below_foil": [lv for lv in LEVELS if foil_mean is not None and res[str(lv)]["mean"] is not None
                        and res[str(lv)]["mean"] < foil_mean],
-    }
+        "layout": layout,
+    }, pair_rows
+
+
+def layout_lines(layout: dict) -> list[str]:
+    """The authors' table as text: a row of mean raw cosine and a row of CLIP-S."""
+    if not layout.get("n_images"):
+        return ["CLIPScore paired table: no image has an original, a FOIL and a valid caption at every level"]
+    head = f"{'':13s}" + "".join(f"{c:>9s}" for c in layout["columns"])
+    return [f"CLIPScore over {layout['n_images']} images (same images in every column)", head,
+            f"{'mean cosine':13s}" + "".join(f"{layout['mean_cosine'][c]:9.4f}" for c in layout["columns"]),
+            f"{'CLIP-S':13s}" + "".join(f"{layout['clip_s'][c]:9.4f}" for c in layout["columns"])]
