@@ -72,3 +72,48 @@ def test_batch_describe_round_trip_through_the_call_cache(tmp_path, monkeypatch)
     r = cli.invoke(app, ["batch", "export", "--stage", "describe", "--run", str(run_dir), "--images", str(photos),
                          "--vlm", "openai:vlm", "--config", str(cfg), "--out", str(req)])
     assert "0 pending" in r.output or "nothing to export" in r.output
+
+
+def test_batch_ingest_tables_equal_the_runs_tables(tmp_path, monkeypatch, photo_folder):
+    """`batch ingest --out` builds its rows with the stage's own row builder (clean_ladder for
+    ladders), so its table equals what `visassoc run` writes from the same answers."""
+    import re
+
+    from fake_openai_server import prompt_text
+
+    monkeypatch.setenv("VISASSOC_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    photos, caps = photo_folder
+    cfg = tmp_path / "backends.yaml"
+    cfg.write_text(yaml.safe_dump({"backends": {"openai:llm": {"base_url": "http://127.0.0.1:9/v1", "timeout": 1.0,
+                                                               "max_retries": 0}}}))
+    run_dir, req, out = tmp_path / "run", tmp_path / "b" / "assoc.jsonl", tmp_path / "b" / "out.jsonl"
+    cli = CliRunner()
+    r = cli.invoke(app, ["batch", "export", "--stage", "associate", "--run", str(run_dir), "--images", str(photos),
+                         "--captions", str(caps), "--llm", "openai:llm", "--config", str(cfg), "--out", str(req)])
+    assert r.exit_code == 0, r.output
+
+    def messy(body):  # the word itself and a cross-level duplicate: clean_ladder drops them
+        words = re.findall(r"^- (\S+) \((?:noun|verb|adj)\)$", prompt_text(body), re.M)
+        return json.dumps({w: {"1": [w, f"{w}s", f"{w}a1", f"{w}b1"], "2": [f"{w}a1", f"{w}a2", f"{w}b2", f"{w}c2"],
+                               **{str(lv): [f"{w}{k}{lv}" for k in "xyz"] for lv in (3, 4, 5)}} for w in words})
+
+    lines = [json.loads(x) for x in req.read_text().splitlines()]
+    with out.open("w") as f:
+        for i, line in enumerate(lines):
+            f.write(json.dumps({"custom_id": line["custom_id"], "response": {"status_code": 200, "body": {
+                "choices": [{"message": {"content": messy(line["body"])}}], "usage": {}}}}) + "\n")
+    r = cli.invoke(app, ["batch", "ingest", "--requests", str(req), "--output", str(out), "--out", str(tmp_path / "t")])
+    assert r.exit_code == 0, r.output
+    r = cli.invoke(app, ["run", "--images", str(photos), "--captions", str(caps), "--associate", "openai:llm",
+                         "--backend-config", str(cfg), "--out", str(run_dir), "--cache-only", "-q"])
+    assert r.exit_code == 0, r.output
+    cols = ["image_id", "word", "level", "rank", "association", "backend"]
+    key = lambda t: sorted(tuple(r[c] for c in cols) for r in t)  # noqa: E731
+    ingested = pq.read_table(tmp_path / "t" / "associations.parquet").to_pylist()
+    ran = pq.read_table(run_dir / "associations.parquet").to_pylist()
+    assert ingested and key(ingested) == key(ran)
+    words = {r["word"] for r in ran}
+    assert not [r for r in ran if r["association"] == r["word"]]  # clean_ladder applied: never the word itself
+    assert all(sum(1 for r in ran if r["word"] == w and r["level"] == 2 and r["association"] == f"{w}a1") == 0
+               for w in words)  # a duplicate of level 1 is not repeated at level 2
