@@ -152,8 +152,7 @@ def test_batch_captions_use_the_one_validator():
     req = CaptionRequest("i", "p", "dog", "NOUN", "a dog on a beach", "d", 2, "puppy")
     row = lambda cap, lo=1, hi=10: caption.result_rows([req], [cap], "b", "m", lo, hi)["captions"][0]  # noqa: E731
     assert row("Puppies chase the waves")["valid"] and row("Puppies chase the waves")["reason"] is None
-    for cap in ("a dog on a beach", "one two three four five six seven eight nine ten puppy", "a puppyish mood",
-                "puppy"):
+    for cap in ("a dog on a beach", "one two three four five six seven eight nine ten puppy", "a puppyish mood"):
         assert row(cap)["reason"] == validate_caption(cap, "puppy", "a dog on a beach") is not None
     assert not row("a puppy", lo=3)["valid"]  # min_words counts, as in a run
     assert not row("Puppies chase the waves", hi=3)["valid"]
