@@ -22,6 +22,11 @@ class RunConfig(BaseModel):
     images: Path | None = Field(None, description="image directory")
     captions: Path | None = Field(None, description="captions file (JSONL or CSV) for an image folder")
     manifest: Path | None = Field(None, description="JSONL manifest of {id, image, captions}")
+    webdataset: str | None = Field(None, description="local WebDataset shards, brace pattern: shards/{000000..000009}.tar")
+    hf_dataset: str | None = Field(None, description="Hugging Face dataset: a local folder/file or a name in the local cache")
+    split: str = Field("train", description="split of --hf-dataset")
+    image_column: str = Field("image", description="image column of --hf-dataset")
+    caption_column: str | None = Field(None, description="caption column of --hf-dataset (default: caption/captions/text)")
     limit: int | None = Field(None, ge=1, description="use only the first N images of the source")
 
     seed: int = 0
@@ -48,12 +53,13 @@ class RunConfig(BaseModel):
 
     @model_validator(mode="after")
     def _one_source(self):
-        chosen = [n for n, v in (("--demo", self.demo), ("--coco", self.coco), ("--manifest", self.manifest)) if v]
+        chosen = [n for n, v in (("--demo", self.demo), ("--coco", self.coco), ("--manifest", self.manifest),
+                                 ("--webdataset", self.webdataset), ("--hf-dataset", self.hf_dataset)) if v]
         if self.images is not None and not self.coco:
             chosen.append("--images")
         if len(chosen) != 1:
             got = ", ".join(chosen) or "none"
-            raise ValueError(f"choose exactly one source: --demo, --coco FILE --images DIR, --images DIR, or --manifest FILE (got {got})")
+            raise ValueError(f"choose exactly one source: --demo, --coco FILE --images DIR, --images DIR, --manifest FILE, --webdataset SHARDS or --hf-dataset PATH (got {got})")
         if self.coco and self.images is None:
             raise ValueError("--coco needs --images DIR (the folder holding the COCO images)")
         if self.captions and not (self.images and not self.coco):
@@ -69,4 +75,6 @@ class RunConfig(BaseModel):
         return 256 if all(getattr(self, s) == d for s, d in OFFLINE.items()) else 32
 
     def source_kind(self) -> str:
+        if self.webdataset or self.hf_dataset:
+            return "webdataset" if self.webdataset else "hf"
         return "demo" if self.demo else "coco" if self.coco else "manifest" if self.manifest else "folder"

@@ -130,7 +130,8 @@ def _size_category(n: int) -> str:
 def dataset_card(cfg, manifest: dict) -> str:
     counts = manifest["counts"]
     source = {"demo": "scikit-image / scikit-learn sample photos", "coco": "COCO 2017 captions",
-              "manifest": "JSONL manifest", "folder": "image folder"}[cfg.source_kind()]
+              "manifest": "JSONL manifest", "folder": "image folder", "webdataset": "WebDataset shards",
+              "hf": "Hugging Face dataset"}[cfg.source_kind()]
     header = {
         "pretty_name": f"visassoc creative captions ({source})",
         "language": ["en"],

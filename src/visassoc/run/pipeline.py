@@ -19,7 +19,9 @@ from tqdm.auto import tqdm
 from visassoc.run import factory as stages_factory
 from visassoc.config import RunConfig
 from visassoc.run.executors import backend_usage, make_executor, merge_usage
-from visassoc.sources import SourceItem, load_coco, load_demo, load_folder, load_manifest
+from visassoc.sources import (SourceItem, load_coco, load_demo, load_folder, load_hf_dataset, load_manifest,
+                              load_webdataset)
+from visassoc.sources.blobs import blob_dir
 from visassoc.run.worker import IMPL_ATTR, STAGES, TABLE, StageWorker, chunks, open_store
 from visassoc.run.store import StageStore, fingerprint
 
@@ -62,6 +64,11 @@ def load_items(cfg: RunConfig) -> list[SourceItem]:
         return load_coco(cfg.coco, cfg.images, cfg.limit)
     if cfg.manifest:
         return load_manifest(cfg.manifest, cfg.limit)
+    if cfg.webdataset:  # container sources put each image's bytes under RUN/_work/source-files
+        return load_webdataset(cfg.webdataset, blob_dir(cfg.out), cfg.limit)
+    if cfg.hf_dataset:
+        return load_hf_dataset(cfg.hf_dataset, blob_dir(cfg.out), cfg.split, cfg.image_column, cfg.caption_column,
+                               cfg.limit)
     return load_folder(cfg.images, cfg.captions, cfg.limit)
 
 
@@ -74,13 +81,15 @@ def _utf8_safe(it: SourceItem) -> SourceItem:
     except UnicodeEncodeError:
         fix = lambda s: s.encode("utf-8", "backslashreplace").decode("utf-8")  # noqa: E731
         return SourceItem(fix(it.image_id), fix(it.path) if it.path else None, it.captions,
-                          it.error or f"file name is not valid UTF-8: {fix(it.path or it.image_id)!r} (rename it)")
+                          it.error or f"file name is not valid UTF-8: {fix(it.path or it.image_id)!r} (rename it)",
+                          fix(it.provenance) if it.provenance else None)
 
 
 def fingerprints(cfg: RunConfig, identity: dict) -> dict[str, str]:
     """Per stage: a hash of its config and everything upstream, naming its parts folder."""
     fp = {"images": fingerprint(PIPELINE_VERSION, "images", cfg.source_kind(),
-                                str(cfg.coco or cfg.manifest or cfg.images or "demo"))}
+                                str(cfg.coco or cfg.manifest or cfg.images or cfg.webdataset or cfg.hf_dataset or "demo"),
+                                *([cfg.split, cfg.image_column, cfg.caption_column] if cfg.hf_dataset else []))}
     fp["describe"] = fingerprint(fp["images"], "describe", identity["describe"])
     fp["salient"] = fingerprint(fp["describe"], "salient", cfg.seed, cfg.top_k, cfg.max_words, PIPELINE_VERSION)
     fp["associate"] = fingerprint(fp["salient"], "associate", identity["associate"], cfg.per_level, cfg.seed)

@@ -72,7 +72,8 @@ def _images(w: StageWorker, chunk, up, items):
     for iid in chunk:
         it = items[iid]
         # absolute paths: the tables stay usable from any working directory
-        rec = ImageRecord(iid, str(Path(it.path).resolve()) if it.path else "", captions=list(it.captions))
+        rec = ImageRecord(iid, str(Path(it.path).resolve()) if it.path else "", captions=list(it.captions),
+                          provenance=it.provenance)
         try:
             if it.error:
                 raise ImageError(it.error)

@@ -18,10 +18,12 @@ def load_manifest(path: str | Path, limit: int | None = None) -> list[SourceItem
         image_id = str(rec.get("id", Path(image).stem))
         caps = clean_captions(rec.get("captions", rec.get("caption")))
         if image.startswith(("http://", "https://")):
-            items.append(SourceItem(image_id, None, caps, error=f"image URLs are not downloaded yet; fetch {image} first"))
+            items.append(SourceItem(image_id, None, caps, provenance=image,
+                                    error=f"image URLs are not downloaded by `run`; use `visassoc fetch --manifest` first ({image})"))
             continue
         p = Path(image) if Path(image).is_absolute() else path.parent / image
-        items.append(SourceItem(image_id, str(p), caps, error=None if p.is_file() else f"image file not found: {p}"))
+        items.append(SourceItem(image_id, str(p), caps, error=None if p.is_file() else f"image file not found: {p}",
+                                provenance=image))
         if limit is not None and len(items) >= limit:
             break
     return check_unique(items)

@@ -36,8 +36,8 @@ class _StageActor:
         keys = batch["image_id"].to_pylist()
         items = None
         if self.worker.stage == "images":
-            cols = {c: batch[c].to_pylist() for c in ("path", "captions", "error")}
-            items = {k: SourceItem(k, cols["path"][n], cols["captions"][n] or [], cols["error"][n])
+            cols = {c: batch[c].to_pylist() for c in ("path", "captions", "error", "provenance")}
+            items = {k: SourceItem(k, cols["path"][n], cols["captions"][n] or [], cols["error"][n], cols["provenance"][n])
                      for n, k in enumerate(keys)}
         try:
             done, error = self.worker.run_part(keys, items), b""
@@ -109,7 +109,8 @@ class RayExecutor:
         if not todo:
             return
         if stage == "images":
-            rows = [{"image_id": k, "path": items[k].path, "captions": list(items[k].captions), "error": items[k].error}
+            rows = [{"image_id": k, "path": items[k].path, "captions": list(items[k].captions), "error": items[k].error,
+                     "provenance": items[k].provenance}
                     for k in todo]
         else:
             rows = [{"image_id": k} for k in todo]
