@@ -27,13 +27,13 @@ def _hf_home() -> Path:
     return Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface"))
 
 
-def _split_files(root: Path, split: str) -> list[Path]:
+def split_files(root: Path, split: str) -> list[Path]:
     """The data files of ``split`` under ``root`` (a save_to_disk folder, a DatasetDict, or Parquet/Arrow files)."""
     if (root / "dataset_dict.json").is_file():
         splits = json.loads((root / "dataset_dict.json").read_text(encoding="utf-8")).get("splits", [])
         if split not in splits:
             raise SourceError(f"{root} has no split {split!r} (splits: {', '.join(splits)})")
-        return _split_files(root / split, split)
+        return split_files(root / split, split)
     if (root / "state.json").is_file():
         state = json.loads((root / "state.json").read_text(encoding="utf-8"))
         return [root / f["filename"] for f in state.get("_data_files", [])]
@@ -59,7 +59,7 @@ def resolve_dataset(name: str) -> Path:
                       "nothing is downloaded at run time: fetch it first (huggingface-cli download --repo-type dataset)")
 
 
-def _batches(path: Path, columns: list[str]):
+def record_batches(path: Path, columns: list[str]):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -79,7 +79,7 @@ def _batches(path: Path, columns: list[str]):
             yield b.select(columns)
 
 
-def _schema(path: Path):
+def file_schema(path: Path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -112,11 +112,11 @@ def _image_bytes(value, root: Path) -> tuple[bytes | None, str | None]:
 def iter_hf_dataset(name: str, blobs: BlobDir, split: str = "train", image_column: str = "image",
                     caption_column: str | None = None, limit: int | None = None):
     root = resolve_dataset(name)
-    files = _split_files(root, split) if root.is_dir() else [root]
+    files = split_files(root, split) if root.is_dir() else [root]
     if not files:
         raise SourceError(f"{root}: no Parquet or Arrow files for split {split!r}")
     try:
-        cols = _schema(files[0]).names
+        cols = file_schema(files[0]).names
     except Exception as e:  # noqa: BLE001 - any pyarrow failure means "not a dataset file"
         raise SourceError(f"{files[0]}: not a readable Arrow/Parquet file ({str(e).splitlines()[0][:100]})") from None
     if image_column not in cols:
@@ -129,7 +129,7 @@ def iter_hf_dataset(name: str, blobs: BlobDir, split: str = "train", image_colum
     row, seen = 0, set()
     for f in files:
         try:
-            for batch in _batches(f, wanted):
+            for batch in record_batches(f, wanted):
                 data = batch.to_pydict()
                 for i in range(batch.num_rows):
                     image_id = str(data[id_col][i]) if id_col and data[id_col][i] is not None else str(row)
