@@ -1,0 +1,88 @@
+"""Cached input tokens: the provider's count is read, priced at the cached rate, and simulated for estimates."""
+from __future__ import annotations
+
+import random
+
+import pytest
+from PIL import Image
+
+from fake_openai_server import FakeOpenAI
+from visassoc.backends import images as images_mod
+from visassoc.backends.base import GenParams, Message, Usage
+from visassoc.backends.openai_compat import OpenAIBackend, RetryPolicy, cached_input_price, estimate_cost
+from visassoc.backends.prefix_cache import PrefixCache, savings
+
+
+def test_prefix_cache_counts_like_openai():
+    c = PrefixCache(window=2, block=128, min_tokens=1024)
+    base = list(range(1300))
+    assert c.request(base + ["a"]) == 0  # first time: nothing cached
+    assert c.request(base + ["b"]) == 1280  # 10 whole blocks shared
+    assert c.request(list(range(1000)) + ["c"] * 400) == 0  # shared part shorter than 1024
+    assert c.request(["x"] * 1300) == 0
+    assert c.request(base) == 0  # its twins fell out of the 2-request window
+
+
+def test_savings_grouped_beats_interleaved():
+    prefix = {i: [f"img{i}-{k}" for k in range(1500)] for i in range(30)}
+    reqs = [prefix[i] + [f"word{j}"] * 30 for i in range(30) for j in range(5)]
+    grouped = savings(reqs, 0.15, 0.075, window=4)
+    shuffled = reqs[:]
+    random.Random(0).shuffle(shuffled)
+    interleaved = savings(shuffled, 0.15, 0.075, window=4)
+    assert grouped.requests == interleaved.requests == 150 and grouped.input_tokens == interleaved.input_tokens
+    assert grouped.cached_tokens == 30 * 4 * 1408  # all but the first request per image, in 128-token blocks
+    assert interleaved.cached_tokens < grouped.cached_tokens / 3
+    assert grouped.cost_cached_usd < grouped.cost_uncached_usd
+    assert grouped.cacheable_share == pytest.approx(30 * 4 * 1408 / (150 * 1530))
+
+
+def test_cached_rate_in_prices():
+    assert estimate_cost("gpt-4o-mini-2024-07-18", Usage(1_000_000, 0, 1, cached_tokens=1_000_000)) == pytest.approx(0.075)
+    assert estimate_cost("gpt-4o-mini", Usage(2_000_000, 0, 1, cached_tokens=1_000_000)) == pytest.approx(0.225)
+    assert cached_input_price("gpt-4.1-mini") == 0.10
+    own = {"gpt-4o-mini": {"input": 1.0, "output": 2.0}}  # the user's price, no cached rate: no discount
+    assert estimate_cost("gpt-4o-mini", Usage(1_000_000, 0, 1, cached_tokens=1_000_000), own) == pytest.approx(1.0)
+    own["gpt-4o-mini"]["cached_input"] = 0.25
+    assert estimate_cost("gpt-4o-mini", Usage(1_000_000, 0, 1, cached_tokens=1_000_000), own) == pytest.approx(0.25)
+
+
+def test_backend_reads_cached_tokens(tmp_path, monkeypatch):
+    monkeypatch.setenv("VISASSOC_CACHE", str(tmp_path / "cache"))
+    images_mod.clear_memory_cache()
+    img = tmp_path / "p.png"
+    Image.new("RGB", (64, 64), (200, 10, 10)).save(img)
+    fixed = "Write one short creative caption for this photo. " * 30
+    with FakeOpenAI(prefix_cache=PrefixCache(window=16), image_tokens=1100) as server:
+        b = OpenAIBackend("gpt-4o-mini", base_url=server.base_url, show_progress=False, concurrency=1,
+                          retry=RetryPolicy(max_retries=1, backoff_base=0.01), timeout=5)
+        gens = b.generate_many([([Message("user", fixed + f" Word: w{i}.", images=[img])], None,
+                                 GenParams(max_tokens=20)) for i in range(4)])
+    assert [g.usage.cached_tokens > 0 for g in gens] == [False, True, True, True]
+    u = b.usage()
+    total = Usage()
+    for g in gens:
+        total.add(g.usage)
+    assert u["cached_tokens"] == total.cached_tokens > 1024
+    assert u["cost_usd"] == pytest.approx(((total.prompt_tokens - total.cached_tokens) * 0.15 + total.cached_tokens
+                                           * 0.075 + total.completion_tokens * 0.6) / 1e6, abs=1e-8)
+
+
+def test_grouped_closed_form_matches_simulation():
+    from visassoc.backends.prefix_cache import grouped_savings
+
+    reqs = [[f"img{i}-{k}" for k in range(1500)] + [f"w{i}-{j}"] * 40 for i in range(7) for j in range(21)]
+    sim = savings(reqs, 0.15, 0.075, window=64)
+    closed = grouped_savings(7, 21, 1500, 40, 0.15, 0.075)
+    assert (closed.requests, closed.input_tokens, closed.cached_tokens) == (sim.requests, sim.input_tokens, sim.cached_tokens)
+    assert closed.cost_cached_usd == pytest.approx(sim.cost_cached_usd)
+    assert grouped_savings(7, 21, 900, 40).cached_tokens == 0  # prefix under 1024 tokens: never cached
+
+
+def test_group_by_image_is_stable():
+    from types import SimpleNamespace as R
+
+    from visassoc.backends.prefix_cache import group_by_image
+
+    reqs = [R(image_id=i, n=n) for n, i in enumerate(["b", "a", "b", "c", "a", "b"])]
+    assert [(r.image_id, r.n) for r in group_by_image(reqs)] == [("b", 0), ("b", 2), ("b", 5), ("a", 1), ("a", 4), ("c", 3)]
