@@ -86,3 +86,21 @@ def test_group_by_image_is_stable():
 
     reqs = [R(image_id=i, n=n) for n, i in enumerate(["b", "a", "b", "c", "a", "b"])]
     assert [(r.image_id, r.n) for r in group_by_image(reqs)] == [("b", 0), ("b", 2), ("b", 5), ("a", 1), ("a", 4), ("c", 3)]
+
+
+def test_usage_of_stages_sharing_a_model_adds_up():
+    """Each stage has its own backend; the manifest's per-model usage must sum them, not keep the last."""
+    from visassoc.run.executors import backend_usage
+
+    class B:
+        def __init__(self, n):
+            self.n = n
+
+        def identity(self):
+            return {"model": "gpt-4o-mini"}
+
+        def usage(self):
+            return {"prompt_tokens": self.n, "cached_tokens": self.n // 2, "requests": 1, "cost_usd": 0.5}
+
+    assert backend_usage([B(100), B(10)]) == {"gpt-4o-mini": {"prompt_tokens": 110, "cached_tokens": 55,
+                                                               "requests": 2, "cost_usd": 1.0}}

@@ -40,12 +40,12 @@ def merge_usage(snapshots) -> dict:
 
 def backend_usage(backends) -> dict:
     """Per model, the usage its backend counted in this process."""
-    out = {}
+    snaps = []  # one per backend: stages that share a model have one backend each, and they add up
     for b in backends:
         fn = getattr(b, "usage", None)
         if callable(fn):
             try:
-                out[str(b.identity().get("model"))] = fn()
+                snaps.append({str(b.identity().get("model")): fn()})
             except Exception as e:  # usage is informative only
-                out[str(b.identity().get("model"))] = f"unavailable: {e}"
-    return out
+                snaps.append({str(b.identity().get("model")): f"unavailable: {e}"})
+    return merge_usage(snaps)
