@@ -55,9 +55,10 @@ def test_backend_reads_cached_tokens(tmp_path, monkeypatch):
     fixed = "Write one short creative caption for this photo. " * 30
     with FakeOpenAI(prefix_cache=PrefixCache(window=16), image_tokens=1100) as server:
         b = OpenAIBackend("gpt-4o-mini", base_url=server.base_url, show_progress=False, concurrency=1,
-                          retry=RetryPolicy(max_retries=1, backoff_base=0.01), timeout=5)
+                          retry=RetryPolicy(max_retries=1, backoff_base=0.01), timeout=60)
         gens = b.generate_many([([Message("user", fixed + f" Word: w{i}.", images=[img])], None,
                                  GenParams(max_tokens=20)) for i in range(4)])
+        assert len(server.chat_requests()) == 4  # no retry: each request met the cache once
     assert [g.usage.cached_tokens > 0 for g in gens] == [False, True, True, True]
     u = b.usage()
     total = Usage()
