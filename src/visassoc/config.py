@@ -35,6 +35,8 @@ class RunConfig(BaseModel):
     max_words: int = Field(10, ge=2, le=40, description="caption length limit (words)")
     min_words: int = Field(1, ge=1)
     captions_per_level: Literal["one", "all"] = "one"
+    caption_mode: Literal["per-level", "per-word"] = Field(
+        "per-level", description="'per-level': one caption call per level (the paper); 'per-word': one call per word")
     max_reasks: int = Field(2, ge=0, le=5)
 
     describe: str = Field("captions", description="'captions' (offline) or a VLM backend spec")

@@ -28,6 +28,7 @@ def run(
     per_level: int = typer.Option(3, min=1, max=10, help="Associations per level."),
     max_words: int = typer.Option(10, min=2, max=40, help="Maximum words in a creative caption."),
     captions_per_level: str = typer.Option("one", help="'one' caption per (word, level) or 'all' associations."),
+    caption_mode: str = typer.Option("per-level", help="'per-level' (the paper: a call per level) or 'per-word' (one call writes a word's 5 levels)."),
     describe: str = typer.Option("captions", help="'captions' (offline) or a VLM spec, e.g. openai:MODEL."),
     associate: str = typer.Option("lexical", help="'lexical' (offline), 'smollm' or an LLM spec."),
     caption: str = typer.Option("substitute", help="'substitute' (offline), 'smollm' or a VLM spec."),

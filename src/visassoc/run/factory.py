@@ -57,6 +57,11 @@ def build(cfg: RunConfig, only: str | None = None) -> StageImpls:
         b = by_stage[stage] = _backend(spec, cfg, cache)
         impls[stage] = make_stage(stage, b, prompt_set=cfg.prompt_set, per_level=cfg.per_level)
         identity[stage] = {"backend": b.identity(), "prompts": prompt_hashes(cfg.prompt_set).get(stage)}
+        if stage == "caption" and cfg.caption_mode == "per-word":
+            from visassoc.stages.caption_per_word import VLMWordCaptionWriter
+
+            impls[stage] = VLMWordCaptionWriter(b, prompt_set=cfg.prompt_set)
+            identity[stage].update(mode="per-word", prompts=impls[stage].prompt.sha256)
     return StageImpls(impls["describe"], impls["associate"], impls["caption"], identity, list(by_stage.values()),
                       by_stage)
 
