@@ -13,14 +13,15 @@ from visassoc.config import RunConfig
 from visassoc.run.pipeline import run
 
 
-def per_word_responder(body: dict) -> str:
+def per_word_responder(body: dict, fail_level: str | None = "5") -> str:
+    """Per-word calls get one caption per item; on a first try, ``fail_level``'s caption leaves out
+    its association (invalid), and the re-ask fixes it. Other stages: the pipeline test's answers."""
     text = prompt_text(body)
     if "one new caption per item" not in text:
         return stage_responder(body)
     items = re.findall(r'^(\d+)\. distance (\d) .*association "([^"]+)"$', text, re.M)
     retry = "were rejected" in text
-    # first try: level 5 leaves out its association (invalid); the re-ask fixes it
-    return json.dumps({n: (f"A quiet {a} near the table" if lv != "5" or retry else "A quiet scene near the table")
+    return json.dumps({n: (f"A quiet {a} near the table" if lv != fail_level or retry else "A quiet scene near the table")
                        for n, lv, a in items})
 
 
