@@ -109,3 +109,30 @@ def test_fetch_bad_usage_is_one_line(tmp_path):
     assert r.exit_code == 2 and "choose one" in r.output
     r = CliRunner().invoke(app, ["fetch", "--manifest", str(tmp_path / "none.jsonl"), "--out", str(tmp_path / "o")])
     assert r.exit_code == 2 and "URL list not found" in r.output and not (tmp_path / "o").exists()
+
+
+def test_fetch_real_multim_poem_json_rewritten_to_loopback(tmp_path, server):
+    """The shipped MultiM-Poem JSON (first records), its Flickr URLs pointed at the loopback server;
+    the eval loader then finds the images where it looks."""
+    from conftest import SHARED
+
+    src = next((p for p in (SHARED / "multim-poem" / "multim_poem.json",
+                            Path(__file__).resolve().parents[2].parent / "shared" / "data" / "multim-poem" / "multim_poem.json")
+                if p.is_file()), None)
+    if src is None:
+        pytest.skip("../shared/data/multim-poem not present")
+    recs = json.loads(src.read_text())[:4]
+    for r in recs:
+        r["image_url"] = server.url + "/img/" + r["image_url"].split("://", 1)[1].split("/", 1)[1]
+    recs[3]["image_url"] = server.url + "/gone/" + "x.jpg"  # a dead link, as many Flickr ones are
+    j = tmp_path / "multim_poem.json"
+    j.write_text(json.dumps(recs))
+    out = tmp_path / "mmp"
+    from visassoc.fetch import fetch_multim_poem
+
+    rows = fetch_multim_poem(j, out, FAST, progress=False)
+    assert [r.status for r in rows] == ["ok", "ok", "ok", "error"] and rows[3].error == "HTTP 404 Not Found"
+    from visassoc.evaluate.benchmarks import load_multim_poem
+
+    bench = load_multim_poem(out / "multim_poem.json", out / "images")
+    assert len(bench.texts) == 4 and [len(p) for p in bench.positives] == [1, 1, 1, 0]
