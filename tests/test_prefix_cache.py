@@ -105,3 +105,25 @@ def test_usage_of_stages_sharing_a_model_adds_up():
 
     assert backend_usage([B(100), B(10)]) == {"gpt-4o-mini": {"prompt_tokens": 110, "cached_tokens": 55,
                                                                "requests": 2, "cost_usd": 1.0}}
+
+
+def test_shared_prefix_of_two_caption_prompts(tmp_path):
+    """The real caption prompt for two words of one image: system + image + the anchor line are shared."""
+    from types import SimpleNamespace
+
+    from visassoc.backends.prefix_cache import grouped_savings, shared_prefix_tokens
+    from visassoc.stages.interfaces import CaptionRequest
+    from visassoc.stages.model_stages import VLMCaptionWriter
+
+    w = VLMCaptionWriter(SimpleNamespace(provider="openai", model="gpt-4o-mini", supports_images=True))
+    img = str(tmp_path / "x.jpg")
+    req = lambda word, assoc, lv: CaptionRequest("i", img, word, "NOUN", "A dog on grass.", "A dog.", lv, assoc,  # noqa: E731
+                                                 other_words=["grass"])
+    a, b = (w.build_calls([r])[0].messages for r in (req("dog", "wolf", 1), req("grass", "meadow", 2)))
+    count = lambda t: len(t) // 4  # noqa: E731
+    shared, total = shared_prefix_tokens(a, b, count, image_tokens=2833)
+    sys_text = a[0].text
+    anchor = 'Original caption of this image: "A dog on grass."\nWrite a new caption for the image in which "'
+    assert shared == count(sys_text) + 2833 + count(anchor) and total > shared
+    sv = grouped_savings(1, 25, shared, total - shared, 0.15, 0.075)
+    assert 0.8 < sv.cacheable_share < 1.0

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 OPENAI = {"block": 128, "min_tokens": 1024}
 VLLM = {"block": 16, "min_tokens": 16}
@@ -121,3 +121,24 @@ def group_by_image(requests: list) -> list:
     for r in requests:
         first.setdefault(getattr(r, "image_id", None), len(first))
     return sorted(requests, key=lambda r: first[getattr(r, "image_id", None)])
+
+
+def shared_prefix_tokens(a: list, b: list, count_text: Callable[[str], int], image_tokens: int) -> tuple[int, int]:
+    """(tokens ``a`` and ``b`` share from the start, tokens of ``a``) for two requests about one image,
+    e.g. the caption prompt rendered for two words. Messages are walked as the OpenAI body orders
+    them (a message's images, then its text); an image counts ``image_tokens``. For ``estimate``:
+    feed the result to ``grouped_savings``."""
+    total = sum(len(m.images) * image_tokens + count_text(m.text) for m in a)
+    shared = 0
+    for ma, mb in zip(a, b):
+        if ma.role != mb.role or len(ma.images) != len(mb.images) or [str(x) for x in ma.images] != [str(x) for x in mb.images]:
+            break
+        shared += len(ma.images) * image_tokens
+        if ma.text != mb.text:
+            n = 0
+            while n < min(len(ma.text), len(mb.text)) and ma.text[n] == mb.text[n]:
+                n += 1
+            shared += count_text(ma.text[:n])
+            break
+        shared += count_text(ma.text)
+    return shared, total
