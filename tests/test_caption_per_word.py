@@ -37,6 +37,11 @@ def test_per_word_calls_and_reasks(photo_folder, tmp_path, monkeypatch):
                         top_k=2)
         run(cfg)
         calls = [prompt_text(r["body"]) for r in s.chat_requests() if "one new caption per item" in prompt_text(r["body"])]
+        n_requests = len(s.chat_requests())
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    by_stage = manifest["usage_by_stage"]
+    assert set(by_stage) == {"associate", "caption"} and by_stage["caption"]["requests"] == len(calls)
+    assert manifest["usage"]["fake-vlm"]["requests"] == n_requests == sum(u["requests"] for u in by_stage.values())
     rows = pq.read_table(tmp_path / "run" / "captions.parquet").to_pylist()
     words = {(r["image_id"], r["word"]) for r in rows}
     assert len(rows) == 5 * len(words) and all(r["valid"] for r in rows)

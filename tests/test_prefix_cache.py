@@ -90,20 +90,21 @@ def test_group_by_image_is_stable():
 
 
 def test_usage_of_stages_sharing_a_model_adds_up():
-    """Each stage has its own backend; the manifest's per-model usage must sum them, not keep the last."""
-    from visassoc.run.executors import backend_usage
+    """Each stage has its own backend: usage is kept per stage, and per model it is their sum (it was:
+    the last backend's usage only)."""
+    from visassoc.run.executors import backend_usage, usage_by_model
 
     class B:
         def __init__(self, n):
             self.n = n
 
-        def identity(self):
-            return {"model": "gpt-4o-mini"}
-
         def usage(self):
             return {"prompt_tokens": self.n, "cached_tokens": self.n // 2, "requests": 1, "cost_usd": 0.5}
 
-    assert backend_usage([B(100), B(10)]) == {"gpt-4o-mini": {"prompt_tokens": 110, "cached_tokens": 55,
+    by_stage = backend_usage({"associate": B(100), "caption": B(10)})
+    assert by_stage["caption"]["prompt_tokens"] == 10 and by_stage["associate"]["cached_tokens"] == 50
+    ident = {s: {"backend": {"model": "gpt-4o-mini"}} for s in ("associate", "caption")}
+    assert usage_by_model(by_stage, ident) == {"gpt-4o-mini": {"prompt_tokens": 110, "cached_tokens": 55,
                                                                "requests": 2, "cost_usd": 1.0}}
 
 

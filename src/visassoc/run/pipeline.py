@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from visassoc.run import factory as stages_factory
 from visassoc.config import RunConfig
-from visassoc.run.executors import backend_usage, make_executor, merge_usage
+from visassoc.run.executors import backend_usage, make_executor, merge_usage, usage_by_model
 from visassoc.sources import (SourceItem, load_coco, load_demo, load_folder, load_hf_dataset, load_manifest,
                               load_webdataset)
 from visassoc.sources.blobs import blob_dir
@@ -150,14 +150,15 @@ class Runner:
                 have = store.ids_with_rows(TABLE[stage], where_ok=stage == "images")
                 keys = [i for i in keys if i in have]
             # the run's own backends (local work) plus whatever the executor's workers used
-            usage = merge_usage([backend_usage(self.impl.backends), executor.usage()])
+            stage_usage = merge_usage([backend_usage(self.impl.by_stage), executor.usage()])
         finally:
             executor.close()
         from visassoc.run.export import export_run
 
         self.result.seconds = time.time() - t0
         tables = {TABLE[stage]: store for stage, store in stores.items()}
-        self.result.counts = export_run(self.out, cfg, tables, ids, self.impl, self.result, usage)
+        self.result.counts = export_run(self.out, cfg, tables, ids, self.impl, self.result,
+                                        usage_by_model(stage_usage, self.impl.identity), stage_usage)
         return self.result
 
 

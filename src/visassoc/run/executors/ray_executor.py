@@ -43,7 +43,7 @@ class _StageActor:
             done, error = self.worker.run_part(keys, items), b""
         except Exception as e:  # Ray Data would keep only a string of it: send the exception itself
             done, error = 0, _pickled(e)
-        usage = backend_usage(self.worker.impl.backends) if self.worker.impl is not None else {}
+        usage = backend_usage(self.worker.impl.by_stage) if self.worker.impl is not None else {}
         return {"n": [done], "actor": [self.uid], "usage": [json.dumps(usage, default=str)], "error": [error]}
 
 
@@ -103,7 +103,7 @@ class RayExecutor:
         ctx.enable_progress_bars = False
         ctx.print_on_execution_start = False
         self.workers = cfg.ray_workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-        self._usage: dict[str, dict] = {}  # actor -> its backends' cumulative usage
+        self._usage: dict[str, dict] = {}  # actor -> its stage backend's cumulative usage, by stage
 
     def run_stage(self, stage: str, fps: dict[str, str], todo: list[str], items: dict, bar) -> None:
         if not todo:
