@@ -136,3 +136,23 @@ def test_fetch_real_multim_poem_json_rewritten_to_loopback(tmp_path, server):
 
     bench = load_multim_poem(out / "multim_poem.json", out / "images")
     assert len(bench.texts) == 4 and [len(p) for p in bench.positives] == [1, 1, 1, 0]
+
+
+def test_run_manifest_download(tmp_path, server):
+    from conftest import make_photo
+
+    make_photo(tmp_path / "local.jpg")
+    m = tmp_path / "m.jsonl"
+    m.write_text("\n".join(json.dumps(r) for r in [
+        {"id": "dog", "image": f"{server.url}/img/dog.jpg", "captions": ["A dog runs on the grass."]},
+        {"id": "gone", "image": f"{server.url}/missing/gone.jpg", "captions": ["A cat."]},
+        {"id": "local", "image": "local.jpg", "captions": ["A red ball on a table."]}]) + "\n")
+    out = tmp_path / "run"
+    res = CliRunner().invoke(app, ["run", "--manifest", str(m), "--download", "--out", str(out), "-q"])
+    assert res.exit_code == 0, res.output
+    images = {r["image_id"]: r for r in pq.read_table(out / "images.parquet").to_pylist()}
+    assert images["dog"]["status"] == "ok" and images["dog"]["provenance"] == f"{server.url}/img/dog.jpg"
+    assert images["gone"]["error"] == "HTTP 404 Not Found" and images["local"]["status"] == "ok"
+    assert Path(images["dog"]["path"]).is_relative_to(out / "_work" / "downloads")
+    r = CliRunner().invoke(app, ["run", "--images", str(tmp_path), "--download", "--out", str(tmp_path / "x")])
+    assert r.exit_code == 2 and "--download goes with --manifest" in r.output

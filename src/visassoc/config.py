@@ -22,6 +22,7 @@ class RunConfig(BaseModel):
     images: Path | None = Field(None, description="image directory")
     captions: Path | None = Field(None, description="captions file (JSONL or CSV) for an image folder")
     manifest: Path | None = Field(None, description="JSONL manifest of {id, image, captions}")
+    download: bool = Field(False, description="with --manifest: download its image URLs first (visassoc fetch)")
     webdataset: str | None = Field(None, description="local WebDataset shards, brace pattern: shards/{000000..000009}.tar")
     hf_dataset: str | None = Field(None, description="Hugging Face dataset: a local folder/file or a name in the local cache")
     split: str = Field("train", description="split of --hf-dataset")
@@ -64,6 +65,8 @@ class RunConfig(BaseModel):
             raise ValueError(f"choose exactly one source: --demo, --coco FILE --images DIR, --images DIR, --manifest FILE, --webdataset SHARDS or --hf-dataset PATH (got {got})")
         if self.coco and self.images is None:
             raise ValueError("--coco needs --images DIR (the folder holding the COCO images)")
+        if self.download and not self.manifest:
+            raise ValueError("--download goes with --manifest FILE (a list with image URLs)")
         if self.captions and not (self.images and not self.coco):
             raise ValueError("--captions goes with --images DIR (an image folder)")
         return self

@@ -136,12 +136,14 @@ def download_one(client, row: UrlRow, opts: FetchOptions) -> bytes | None:
                     row.error = f"HTTP {r.status_code} {r.reason_phrase}".strip()
                     retry = r.status_code in RETRY_STATUS
                 else:
-                    body = bytearray()
+                    body, start = bytearray(), time.monotonic()
                     for chunk in r.iter_bytes():
                         body += chunk
                         if len(body) > opts.max_bytes:
                             row.error = f"body larger than {opts.max_bytes} bytes"
                             return None
+                        if time.monotonic() - start > 4 * opts.timeout:  # a trickle never trips the read timeout
+                            raise httpx.ReadTimeout("body still arriving after 4x --timeout")
                     row.error = None
                     return bytes(body)
         except (httpx.TimeoutException, httpx.TransportError) as e:
@@ -302,3 +304,36 @@ def fetch_multim_poem(json_path: Path, out: Path, opts: FetchOptions | None = No
     if copy.resolve() != json_path.resolve():
         copy.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
     return fetch_rows(rows, out, "folder", opts, progress)
+
+
+def download_manifest(manifest: Path, work: Path, opts: FetchOptions | None = None, limit: int | None = None,
+                      progress: bool = True) -> Path:
+    """``run --manifest M --download``: fetch M's URL images into ``work`` and write a manifest whose
+    URL lines point at the files (or carry the download's ``error``); local lines are kept, resolved
+    against M's folder. Returns that manifest's path, for ``load_manifest``."""
+    from visassoc.sources.base import iter_jsonl
+
+    manifest = Path(manifest)
+    recs = []
+    for n, rec in iter_jsonl(manifest, "image", " (and ideally 'id', 'captions')"):  # SourceError before any fetch
+        recs.append((n, rec))
+        if limit is not None and len(recs) >= limit:
+            break
+    rows = {n: UrlRow(n, str(rec.get("id", Path(str(rec["image"])).stem)), str(rec["image"]))
+            for n, rec in recs if str(rec["image"]).startswith(("http://", "https://"))}
+    if rows:
+        fetch_rows(list(rows.values()), work, "folder", opts, progress)
+    out = []
+    for n, rec in recs:
+        image = str(rec["image"])
+        if n in rows:
+            r = rows[n]
+            rec = {**rec, "url": image, "image": str((work / r.path).resolve()) if r.status == "ok" else image,
+                   **({"error": r.error} if r.status != "ok" else {})}
+        elif not Path(image).is_absolute():
+            rec = {**rec, "image": str((manifest.parent / image).resolve())}
+        out.append(rec)
+    path = work / "run-manifest.jsonl"
+    work.mkdir(parents=True, exist_ok=True)
+    _write_jsonl(path, out)
+    return path

@@ -17,6 +17,7 @@ def run(
     images: Optional[Path] = typer.Option(None, help="Image directory."),
     captions: Optional[Path] = typer.Option(None, help="Captions file (JSONL or CSV) for --images."),
     manifest: Optional[Path] = typer.Option(None, help="JSONL manifest of {id, image, captions}."),
+    download: bool = typer.Option(False, "--download", help="With --manifest: download its image URLs first (see `visassoc fetch`)."),
     webdataset: Optional[str] = typer.Option(None, help="Local WebDataset shards, e.g. 'shards/{000000..000009}.tar'."),
     hf_dataset: Optional[str] = typer.Option(None, help="Hugging Face dataset: local folder/Parquet, or a name already in the HF cache."),
     split: str = typer.Option("train", help="Split of --hf-dataset."),

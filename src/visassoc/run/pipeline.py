@@ -62,6 +62,11 @@ def load_items(cfg: RunConfig) -> list[SourceItem]:
         return load_demo(cfg.limit)
     if cfg.coco:
         return load_coco(cfg.coco, cfg.images, cfg.limit)
+    if cfg.manifest and cfg.download:  # URLs fetched into RUN/_work/downloads first (visassoc fetch)
+        from visassoc.fetch import download_manifest
+
+        return load_manifest(download_manifest(cfg.manifest, Path(cfg.out) / "_work" / "downloads",
+                                               limit=cfg.limit, progress=cfg.progress), cfg.limit)
     if cfg.manifest:
         return load_manifest(cfg.manifest, cfg.limit)
     if cfg.webdataset:  # container sources put each image's bytes under RUN/_work/source-files
@@ -89,7 +94,8 @@ def fingerprints(cfg: RunConfig, identity: dict) -> dict[str, str]:
     """Per stage: a hash of its config and everything upstream, naming its parts folder."""
     fp = {"images": fingerprint(PIPELINE_VERSION, "images", cfg.source_kind(),
                                 str(cfg.coco or cfg.manifest or cfg.images or cfg.webdataset or cfg.hf_dataset or "demo"),
-                                *([cfg.split, cfg.image_column, cfg.caption_column] if cfg.hf_dataset else []))}
+                                *([cfg.split, cfg.image_column, cfg.caption_column] if cfg.hf_dataset else []),
+                                *(["download"] if cfg.download else []))}
     fp["describe"] = fingerprint(fp["images"], "describe", identity["describe"])
     fp["salient"] = fingerprint(fp["describe"], "salient", cfg.seed, cfg.top_k, cfg.max_words, PIPELINE_VERSION)
     fp["associate"] = fingerprint(fp["salient"], "associate", identity["associate"], cfg.per_level, cfg.seed)
