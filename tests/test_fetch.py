@@ -12,7 +12,7 @@ from loopback_images import Loopback
 from visassoc.cli import app
 from visassoc.fetch import FetchOptions, fetch_manifest
 from visassoc.sources import load_webdataset
-from visassoc.sources.blobs import BlobDir
+from visassoc.datafiles import BlobDir
 
 FAST = FetchOptions(timeout=0.5, retries=1, backoff=0.05, concurrency=4)
 

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from visassoc.cli import app
 from visassoc.sources import SourceError, load_hf_dataset, load_webdataset
-from visassoc.sources.blobs import BlobDir
+from visassoc.datafiles import BlobDir
 
 DATA = Path(__file__).parent / "data"
 

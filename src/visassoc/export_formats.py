@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from visassoc.records import LEVELS
-from visassoc.sources.blobs import sniff_ext
+from visassoc.datafiles import sniff_ext
 
 ROWS_PER_FILE = 1000
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from visassoc.images import ImageError, open_rgb
-from visassoc.sources.blobs import sniff_ext
+from visassoc.datafiles import sniff_ext
 
 RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,120}$")

@@ -21,7 +21,7 @@ from visassoc.config import RunConfig
 from visassoc.run.executors import backend_usage, make_executor, merge_usage, usage_by_model
 from visassoc.sources import (SourceItem, load_coco, load_demo, load_folder, load_hf_dataset, load_manifest,
                               load_webdataset)
-from visassoc.sources.blobs import blob_dir
+from visassoc.datafiles import blob_dir
 from visassoc.run.worker import IMPL_ATTR, STAGES, TABLE, StageWorker, chunks, open_store
 from visassoc.run.store import StageStore, fingerprint
 

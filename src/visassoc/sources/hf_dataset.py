@@ -12,37 +12,17 @@ and in the ``datasets`` cache only.
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 from .base import SourceError, SourceItem, clean_captions
-from .blobs import BlobDir, sniff_ext
+from visassoc.datafiles import BlobDir, DataFileError, file_schema, record_batches, sniff_ext, split_files
 
 CAPTION_GUESSES = ("caption", "captions", "text", "sentences")
-BATCH = 64
 
 
 def _hf_home() -> Path:
     return Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface"))
-
-
-def split_files(root: Path, split: str) -> list[Path]:
-    """The data files of ``split`` under ``root`` (a save_to_disk folder, a DatasetDict, or Parquet/Arrow files)."""
-    if (root / "dataset_dict.json").is_file():
-        splits = json.loads((root / "dataset_dict.json").read_text(encoding="utf-8")).get("splits", [])
-        if split not in splits:
-            raise SourceError(f"{root} has no split {split!r} (splits: {', '.join(splits)})")
-        return split_files(root / split, split)
-    if (root / "state.json").is_file():
-        state = json.loads((root / "state.json").read_text(encoding="utf-8"))
-        return [root / f["filename"] for f in state.get("_data_files", [])]
-    files = sorted(p for p in root.rglob("*") if p.suffix in (".parquet", ".arrow") and p.is_file()
-                   and not any(part.startswith(".") for part in p.relative_to(root).parts))
-    named = [p for p in files if split in p.relative_to(root).parent.parts
-             or p.name.startswith((f"{split}-", f"{split}."))
-             or p.stem.split("-")[1:2] == [split]]  # datasets cache: <name>-<split>[-NNNNN-of-NNNNN].arrow
-    return named or files
 
 
 def resolve_dataset(name: str) -> Path:
@@ -57,40 +37,6 @@ def resolve_dataset(name: str) -> Path:
             return max((d for d in base.iterdir() if d.is_dir()), key=lambda d: d.stat().st_mtime, default=base)
     raise SourceError(f"dataset {name!r} is neither a local path nor in the Hugging Face cache ({hub.parent}); "
                       "nothing is downloaded at run time: fetch it first (huggingface-cli download --repo-type dataset)")
-
-
-def record_batches(path: Path, columns: list[str]):
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    if path.suffix == ".parquet":
-        yield from pq.ParquetFile(path).iter_batches(batch_size=BATCH, columns=columns)
-        return
-    with pa.memory_map(str(path)) as src:
-        try:
-            reader = pa.ipc.open_stream(src)
-        except pa.ArrowInvalid:
-            src.seek(0)
-            reader = pa.ipc.open_file(src)
-            for i in range(reader.num_record_batches):
-                yield reader.get_batch(i).select(columns)
-            return
-        for b in reader:
-            yield b.select(columns)
-
-
-def file_schema(path: Path):
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    if path.suffix == ".parquet":
-        return pq.read_schema(path)
-    with pa.memory_map(str(path)) as src:
-        try:
-            return pa.ipc.open_stream(src).schema
-        except pa.ArrowInvalid:
-            src.seek(0)
-            return pa.ipc.open_file(src).schema
 
 
 def _image_bytes(value, root: Path) -> tuple[bytes | None, str | None]:
@@ -112,7 +58,10 @@ def _image_bytes(value, root: Path) -> tuple[bytes | None, str | None]:
 def iter_hf_dataset(name: str, blobs: BlobDir, split: str = "train", image_column: str = "image",
                     caption_column: str | None = None, limit: int | None = None):
     root = resolve_dataset(name)
-    files = split_files(root, split) if root.is_dir() else [root]
+    try:
+        files = split_files(root, split) if root.is_dir() else [root]
+    except DataFileError as e:
+        raise SourceError(str(e)) from None
     if not files:
         raise SourceError(f"{root}: no Parquet or Arrow files for split {split!r}")
     try:

@@ -2,7 +2,7 @@
 
 Read with the ``webdataset`` library, shard by shard and sample by sample: a shard is never
 extracted whole, only each image's bytes are written to the run's ``source-files`` folder
-(``blobs.BlobDir``) so the image stage opens it like any other file. Image id = the sample's
+(``visassoc.datafiles.BlobDir``) so the image stage opens it like any other file. Image id = the sample's
 key; provenance = ``shard#key``. Nothing is dropped silently: a sample without an image, a
 bad JSON member or a repeated key is an error item, and a shard that cannot be read to its
 end (truncated, not a tar) adds one error item naming the shard and where it stopped.
@@ -10,30 +10,11 @@ end (truncated, not a tar) adds one error item naming the shard and where it sto
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from .base import SourceError, SourceItem, clean_captions
-from .blobs import BlobDir
+from visassoc.datafiles import BlobDir, DataFileError, expand_shards
 
 IMAGE_KEYS = ("jpg", "jpeg", "png", "webp")
-
-
-def expand_shards(pattern: str) -> list[Path]:
-    """``shards/{000000..000009}.tar`` -> the shard files, which must all exist locally."""
-    from braceexpand import braceexpand
-
-    paths = []
-    for part in pattern.split("::"):
-        if part.startswith(("pipe:", "http://", "https://", "gs://", "s3://")):
-            raise SourceError(f"--webdataset reads local shard files only (got {part.split(':', 1)[0]}: URL)")
-        paths += [Path(p) for p in braceexpand(part)]
-    missing = [str(p) for p in paths if not p.is_file()]
-    if missing:
-        raise SourceError(f"{len(missing)} of {len(paths)} shard(s) not found: {', '.join(missing[:3])}"
-                          f"{' ...' if len(missing) > 3 else ''}")
-    if not paths:
-        raise SourceError(f"no shards match {pattern!r}")
-    return paths
 
 
 def _captions(sample: dict) -> tuple[list[str], str | None]:
@@ -57,7 +38,11 @@ def iter_webdataset(pattern: str, blobs: BlobDir, limit: int | None = None):
 
     seen: dict[str, str] = {}
     n = 0
-    for shard in expand_shards(pattern):
+    try:
+        shards = expand_shards(pattern)
+    except DataFileError as e:
+        raise SourceError(str(e)) from None
+    for shard in shards:
         failures: list[Exception] = []
 
         def keep_going(exn: Exception) -> bool:

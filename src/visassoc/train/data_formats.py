@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from visassoc.lexicon import cache_root
 from visassoc.records import LEVELS, SCHEMAS
-from visassoc.sources.blobs import BlobDir, sniff_ext
+from visassoc.datafiles import BlobDir, sniff_ext
 
 
 def data_format(path: Path) -> str:
@@ -35,7 +35,7 @@ def data_format(path: Path) -> str:
 def _shards(path: Path) -> list[Path]:
     if path.is_dir():
         return sorted((path / "shards").glob("*.tar")) or sorted(path.glob("*.tar"))
-    from visassoc.sources.webdataset import expand_shards
+    from visassoc.datafiles import expand_shards
 
     return expand_shards(str(path))
 
@@ -60,7 +60,7 @@ def _from_webdataset(files: list[Path], blobs: BlobDir):
 
 
 def _from_hf(path: Path, blobs: BlobDir):
-    from visassoc.sources.hf_dataset import file_schema, record_batches, split_files
+    from visassoc.datafiles import file_schema, record_batches, split_files
 
     files = split_files(path, "train") if path.is_dir() else [path]
     cols = file_schema(files[0]).names
