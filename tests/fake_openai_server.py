@@ -55,6 +55,25 @@ def prompt_text(body: dict) -> str:
     return "\n".join(out)
 
 
+def prompt_tokens(body: dict, image_tokens: int = 1000) -> list:
+    """The request as a token sequence, in message order: ~4 characters of text per token, and an
+    image as ``image_tokens`` tokens derived from its data (same image, same tokens)."""
+    import hashlib
+
+    toks: list = []
+    for m in body.get("messages", []):
+        c = m.get("content")
+        parts = [{"type": "text", "text": c}] if isinstance(c, str) else c if isinstance(c, list) else []
+        for p in parts:
+            if p.get("type") == "text":
+                t = p.get("text", "")
+                toks += [t[i:i + 4] for i in range(0, len(t), 4)]
+            elif p.get("type") == "image_url":
+                h = hashlib.sha256(p["image_url"]["url"].encode()).hexdigest()[:12]
+                toks += [f"<img {h} {i}>" for i in range(image_tokens)]
+    return toks
+
+
 def image_urls(body: dict) -> list[str]:
     return [p["image_url"]["url"] for m in body.get("messages", []) if isinstance(m.get("content"), list)
             for p in m["content"] if p.get("type") == "image_url"]
@@ -106,8 +125,10 @@ def default_responder(body: dict) -> str:
 class FakeOpenAI:
     def __init__(self, responder: Callable[[dict], str] | None = None, latency: float = 0.0,
                  json_schema_supported: bool = True, batch_polls_to_finish: int = 1,
-                 batch_expire_after: int | None = None):
+                 batch_expire_after: int | None = None, prefix_cache=None, image_tokens: int = 1000):
         self.responder = responder or default_responder
+        # a visassoc.backends.prefix_cache.PrefixCache: usage then reports prompt_tokens_details.cached_tokens
+        self.prefix_cache, self.image_tokens = prefix_cache, image_tokens
         self.latency = latency
         self.json_schema_supported = json_schema_supported
         self.batch_polls_to_finish = batch_polls_to_finish
@@ -173,13 +194,20 @@ class FakeOpenAI:
         if reply.status != 200:
             return reply.status, {"error": {"message": reply.error, "type": "fake"}}, reply.headers, reply.delay
         content = reply.content if reply.content is not None else ""
+        n_prompt = len(prompt_text(body)) // 4 + 1
+        details = {}
+        if self.prefix_cache is not None:
+            toks = prompt_tokens(body, self.image_tokens)
+            with self._lock:
+                details = {"prompt_tokens_details": {"cached_tokens": self.prefix_cache.request(toks)}}
+            n_prompt = len(toks)
         return 200, {
             "id": f"chatcmpl-{next(self._ids)}", "object": "chat.completion", "created": int(time.time()),
             "model": body.get("model", "fake"),
             "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
                          "finish_reason": reply.finish_reason}],
-            "usage": {"prompt_tokens": len(prompt_text(body)) // 4 + 1, "completion_tokens": len(content) // 4 + 1,
-                      "total_tokens": len(prompt_text(body)) // 4 + len(content) // 4 + 2},
+            "usage": {"prompt_tokens": n_prompt, "completion_tokens": len(content) // 4 + 1,
+                      "total_tokens": n_prompt + len(content) // 4 + 1, **details},
         }, reply.headers, reply.delay
 
     # ---- batches ----

@@ -13,7 +13,8 @@ from PIL import Image
 from fake_openai_server import FakeOpenAI, Reply, image_urls, rate_limited, server_error, stall
 from visassoc.backends import images as images_mod
 from visassoc.backends.base import BackendError, GenParams, Message, Usage
-from visassoc.backends.openai_compat import OpenAIBackend, RetryPolicy, estimate_cost, retry_after_seconds
+from visassoc.backends.openai_compat import OpenAIBackend, RetryPolicy, retry_after_seconds
+from visassoc.backends.pricing import estimate_cost
 
 SCHEMA = {"type": "object", "required": ["a", "b"],
           "properties": {"a": {"type": "string"}, "b": {"type": "array", "items": {"type": "string"}}}}

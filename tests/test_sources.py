@@ -78,7 +78,7 @@ def test_manifest_urls_and_relative_paths(tmp_path):
     )
     a, u = load_manifest(m)
     assert a.path == str(tmp_path / "a.jpg") and a.error is None
-    assert u.path is None and "not downloaded" in u.error
+    assert u.path is None and "not downloaded" in u.error and u.provenance == "https://example.org/x.jpg"
 
 
 def test_duplicate_ids_rejected(tmp_path):

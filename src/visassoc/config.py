@@ -36,6 +36,12 @@ class RunConfig(BaseModel):
     images: Path | None = Field(None, description="image directory")
     captions: Path | None = Field(None, description="captions file (JSONL or CSV) for an image folder")
     manifest: Path | None = Field(None, description="JSONL manifest of {id, image, captions}")
+    download: bool = Field(False, description="with --manifest: download its image URLs first (visassoc fetch)")
+    webdataset: str | None = Field(None, description="local WebDataset shards, brace pattern: shards/{000000..000009}.tar")
+    hf_dataset: str | None = Field(None, description="Hugging Face dataset: a local folder/file or a name in the local cache")
+    split: str = Field("train", description="split of --hf-dataset")
+    image_column: str = Field("image", description="image column of --hf-dataset")
+    caption_column: str | None = Field(None, description="caption column of --hf-dataset (default: caption/captions/text)")
     limit: int | None = Field(None, ge=1, description="use only the first N images of the source")
 
     seed: int = 0
@@ -44,6 +50,8 @@ class RunConfig(BaseModel):
     max_words: int = Field(10, ge=2, le=40, description="caption length limit (words)")
     min_words: int = Field(1, ge=1)
     captions_per_level: Literal["one", "all"] = "one"
+    caption_mode: Literal["per-level", "per-word"] = Field(
+        "per-level", description="'per-level': one caption call per level (the paper); 'per-word': one call per word")
     max_reasks: int = Field(2, ge=0, le=5)
 
     describe: str = Field("captions", description="'captions' (offline) or a VLM backend spec")
@@ -78,17 +86,22 @@ class RunConfig(BaseModel):
 
     @model_validator(mode="after")
     def _one_source(self):
-        chosen = [n for n, v in (("--demo", self.demo), ("--coco", self.coco), ("--manifest", self.manifest)) if v]
+        chosen = [n for n, v in (("--demo", self.demo), ("--coco", self.coco), ("--manifest", self.manifest),
+                                 ("--webdataset", self.webdataset), ("--hf-dataset", self.hf_dataset)) if v]
         if self.images is not None and not self.coco:
             chosen.append("--images")
         if len(chosen) != 1:
             got = ", ".join(chosen) or "none"
-            raise ValueError(f"choose exactly one source: --demo, --coco FILE --images DIR, --images DIR, or --manifest FILE (got {got})")
+            raise ValueError(f"choose exactly one source: --demo, --coco FILE --images DIR, --images DIR, --manifest FILE, --webdataset SHARDS or --hf-dataset PATH (got {got})")
         if self.coco and self.images is None:
             raise ValueError("--coco needs --images DIR (the folder holding the COCO images)")
+        if self.download and not self.manifest:
+            raise ValueError("--download goes with --manifest FILE (a list with image URLs)")
         if self.captions and not (self.images and not self.coco):
             raise ValueError("--captions goes with --images DIR (an image folder)")
         return self
 
     def source_kind(self) -> str:
+        if self.webdataset or self.hf_dataset:
+            return "webdataset" if self.webdataset else "hf"
         return "demo" if self.demo else "coco" if self.coco else "manifest" if self.manifest else "folder"

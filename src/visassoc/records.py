@@ -31,6 +31,7 @@ class ImageRecord:
     captions: list[str] = field(default_factory=list)
     status: str = "ok"  # "ok" | "error"
     error: str | None = None
+    provenance: str | None = None  # shard#key, dataset[split][row] or URL the image came from
 
 
 @dataclass
@@ -98,6 +99,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("captions", pa.list_(pa.string())),
             ("status", pa.string()),
             ("error", pa.string()),
+            ("provenance", pa.string()),
         ]
     ),
     "descriptions": pa.schema(

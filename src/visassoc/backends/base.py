@@ -27,11 +27,13 @@ class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     requests: int = 0
+    cached_tokens: int = 0  # part of prompt_tokens the provider served from its prompt cache
 
     def add(self, other: "Usage") -> None:
         self.prompt_tokens += other.prompt_tokens
         self.completion_tokens += other.completion_tokens
         self.requests += other.requests
+        self.cached_tokens += other.cached_tokens
 
 
 @dataclass

@@ -164,7 +164,8 @@ class OpenAIBackend:
 
     def usage(self) -> dict[str, Any]:
         u = self._total
-        return {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens, "requests": u.requests,
+        return {"prompt_tokens": u.prompt_tokens, "cached_tokens": u.cached_tokens,
+                "completion_tokens": u.completion_tokens, "requests": u.requests,
                 "cost_usd": estimate_cost(self.model, u, self.prices)}
 
     # ---- request bodies -----------------------------------------------------------------
@@ -363,6 +364,9 @@ class OpenAIBackend:
                 if isinstance(ru, dict):
                     u.prompt_tokens = ru.get("prompt_tokens") or 0
                     u.completion_tokens = ru.get("completion_tokens") or 0
+                    details = ru.get("prompt_tokens_details")  # OpenAI prompt caching; vLLM with --enable-prompt-tokens-details
+                    if isinstance(details, dict):
+                        u.cached_tokens = int(details.get("cached_tokens") or 0)
                 usage.add(u)
                 self._total.add(u)
                 return message_text(resp)

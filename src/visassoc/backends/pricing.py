@@ -18,6 +18,14 @@ PRICES_PER_MTOK: dict[str, tuple[float, float]] = {
     "gpt-4.1-mini": (0.40, 1.60),
     "gpt-4.1-nano": (0.10, 0.40),
 }
+# USD per 1M *cached* input tokens (prompt caching): gpt-4o family half the input price, gpt-4.1 family a quarter.
+CACHED_INPUT_PER_MTOK: dict[str, float] = {
+    "gpt-4o-mini": 0.075,
+    "gpt-4o": 1.25,
+    "gpt-4.1": 0.50,
+    "gpt-4.1-mini": 0.10,
+    "gpt-4.1-nano": 0.025,
+}
 BATCH_DISCOUNT = 0.5
 
 
@@ -25,6 +33,18 @@ def price_table(prices: dict | None = None) -> dict[str, tuple[float, float]]:
     """The built-in prices overlaid with a backend config's ``prices`` ({model: [in, out]} or {in/out})."""
     return {**PRICES_PER_MTOK, **{k: tuple(v) if not isinstance(v, dict) else (v["input"], v["output"])
                                   for k, v in (prices or {}).items()}}
+
+
+def cached_input_price(model: str, prices: dict | None = None, default: float | None = None) -> float | None:
+    """USD per 1M cached input tokens: a backend config's ``cached_input`` price, else the built-in one,
+    else ``default`` (the plain input price: no discount assumed)."""
+    own = {k: v["cached_input"] for k, v in (prices or {}).items() if isinstance(v, dict) and "cached_input" in v}
+    priced_by_user = longest_key(model, price_table(prices))
+    if priced_by_user in (prices or {}) and priced_by_user not in own:
+        return default  # the config set this model's prices but no cached rate: assume no discount
+    table = {**CACHED_INPUT_PER_MTOK, **own}
+    key = longest_key(model, table)
+    return table[key] if key is not None else default
 
 
 def longest_key(model: str, keys) -> str | None:
@@ -40,7 +60,9 @@ def estimate_cost(model: str, usage: Usage, prices: dict | None = None, batch: b
     if key is None:
         return None
     pin, pout = table[key]
-    cost = (usage.prompt_tokens * pin + usage.completion_tokens * pout) / 1e6
+    pcached = cached_input_price(model, prices, default=pin)
+    cached = min(usage.cached_tokens, usage.prompt_tokens)
+    cost = ((usage.prompt_tokens - cached) * pin + cached * pcached + usage.completion_tokens * pout) / 1e6
     return round(cost * (BATCH_DISCOUNT if batch else 1.0), 8)
 
 

@@ -17,7 +17,7 @@ def _fail(e: Exception) -> None:
 
 
 def train_command(
-    data: list[Path] = typer.Option(..., "--data", help="run dir(s) written by `visassoc run`; repeat --data for several"),
+    data: list[Path] = typer.Option(..., "--data", help="run dir(s), or `visassoc export` WebDataset/HF folders; repeat --data for several"),
     model: str = typer.Option("tiny-random-clip", help="HF id, local dir, or tiny-random-clip|tiny-random-siglip"),
     out: Path = typer.Option(..., help="output dir: checkpoint, log, plot, manifest"),
     epochs: int = typer.Option(10),

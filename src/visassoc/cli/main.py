@@ -23,9 +23,13 @@ def _register() -> None:
     from visassoc.cli.estimate import estimate_command
     from visassoc.cli.report import report_command, study_app
     from visassoc.cli.encoders import eval_command, search_command, train_command
+    from visassoc.cli.export import export_command
+    from visassoc.cli.fetch import fetch_command
 
     app.command("run")(run)
     app.command("status")(status)
+    app.command("export", help="A run as WebDataset shards or a Hugging Face dataset (for training at scale).")(export_command)
+    app.command("fetch", help="Download a URL list or a benchmark's images (folder or WebDataset + status.jsonl).")(fetch_command)
     app.command("train", help="Train distance prompt tokens on one or more run dirs.")(train_command)
     app.command("eval", help="Evaluate creative retrieval on a benchmark (full gallery, or --protocol paper).")(eval_command)
     app.command("search", help="Rank a photo collection for a poem, metaphor or mood.")(search_command)

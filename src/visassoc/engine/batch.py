@@ -83,7 +83,9 @@ def export_requests(requests: list, backend, stage: str, out_path: str | Path, p
 def export_stage(cfg: RunConfig, stage: str, requests_path: str | Path) -> tuple[list[Path], int]:
     """Write the stage's pending, not yet cached calls as Batch API lines; (paths, n requests)."""
     reqs, backend = collect_requests(cfg, stage)
-    reqs = _uncached(reqs, backend, stage, cfg)
+    from visassoc.backends.prefix_cache import group_by_image
+
+    reqs = group_by_image(_uncached(reqs, backend, stage, cfg))  # one image's lines together: prefix caching hits
     if not reqs:
         return [], 0
     paths = export_requests(reqs, backend, stage, requests_path, cfg.prompt_set, cfg.per_level, cfg.min_words,

@@ -95,7 +95,8 @@ def _export_tables(out: Path, stores: dict, ids: list[str]) -> dict[str, int]:
     return counts
 
 
-def export_run(out: Path, cfg, stores: dict, ids: list[str], impl, result, usage: dict) -> dict[str, int]:
+def export_run(out: Path, cfg, stores: dict, ids: list[str], impl, result, usage: dict,
+               stage_usage: dict | None = None) -> dict[str, int]:
     counts = _export_tables(out, stores, ids)
     prompts = {stage: ident["prompts"] for stage, ident in impl.identity.items() if ident.get("prompts")}
     config = json.loads(cfg.model_dump_json())
@@ -109,7 +110,8 @@ def export_run(out: Path, cfg, stores: dict, ids: list[str], impl, result, usage
         "versions": package_versions(),
         "backends": impl.identity,
         "prompt_hashes": prompts,
-        "usage": usage,
+        "usage": usage,  # per model
+        "usage_by_stage": stage_usage or {},  # prompt, cached and completion tokens, requests, cost per stage
         "counts": counts,
         "new_items_this_run": result.new_items,
         "fingerprints": {name: store.dir.name for name, store in stores.items()},
@@ -130,7 +132,8 @@ def _size_category(n: int) -> str:
 def dataset_card(cfg, manifest: dict) -> str:
     counts = manifest["counts"]
     source = {"demo": "scikit-image / scikit-learn sample photos", "coco": "COCO 2017 captions",
-              "manifest": "JSONL manifest", "folder": "image folder"}[cfg.source_kind()]
+              "manifest": "JSONL manifest", "folder": "image folder", "webdataset": "WebDataset shards",
+              "hf": "Hugging Face dataset"}[cfg.source_kind()]
     header = {
         "pretty_name": f"visassoc creative captions ({source})",
         "language": ["en"],

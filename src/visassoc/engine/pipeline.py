@@ -17,11 +17,13 @@ from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
 from visassoc.config import RunConfig
+from visassoc.datafiles import blob_dir
 from visassoc.engine import factory
-from visassoc.engine.executors import backend_usage, make_executor, merge_usage
+from visassoc.engine.executors import backend_usage, make_executor, merge_usage, usage_by_model
 from visassoc.engine.store import StageStore, fingerprint
 from visassoc.engine.worker import StageWorker, chunks, images_per_part, open_store
-from visassoc.sources import SourceItem, load_coco, load_demo, load_folder, load_manifest
+from visassoc.sources import (SourceItem, load_coco, load_demo, load_folder, load_hf_dataset, load_manifest,
+                              load_webdataset)
 from visassoc.stages import MODEL_STAGES, OFFLINE, STAGES
 from visassoc.stages.interfaces import StageError
 
@@ -82,8 +84,18 @@ def load_items(cfg: RunConfig) -> list[SourceItem]:
         return load_demo(cfg.limit)
     if cfg.coco:
         return load_coco(cfg.coco, cfg.images, cfg.limit)
+    if cfg.manifest and cfg.download:  # URLs fetched into RUN/_work/downloads first (visassoc fetch)
+        from visassoc.sources.fetch import download_manifest
+
+        return load_manifest(download_manifest(cfg.manifest, Path(cfg.out) / "_work" / "downloads",
+                                               limit=cfg.limit, progress=cfg.progress), cfg.limit)
     if cfg.manifest:
         return load_manifest(cfg.manifest, cfg.limit)
+    if cfg.webdataset:  # container sources put each image's bytes under RUN/_work/source-files
+        return load_webdataset(cfg.webdataset, blob_dir(cfg.out), cfg.limit)
+    if cfg.hf_dataset:
+        return load_hf_dataset(cfg.hf_dataset, blob_dir(cfg.out), cfg.split, cfg.image_column, cfg.caption_column,
+                               cfg.limit)
     return load_folder(cfg.images, cfg.captions, cfg.limit)
 
 
@@ -96,14 +108,18 @@ def _utf8_safe(it: SourceItem) -> SourceItem:
     except UnicodeEncodeError:
         fix = lambda s: s.encode("utf-8", "backslashreplace").decode("utf-8")  # noqa: E731
         return SourceItem(fix(it.image_id), fix(it.path) if it.path else None, it.captions,
-                          it.error or f"file name is not valid UTF-8: {fix(it.path or it.image_id)!r} (rename it)")
+                          it.error or f"file name is not valid UTF-8: {fix(it.path or it.image_id)!r} (rename it)",
+                          fix(it.provenance) if it.provenance else None)
 
 
 def fingerprints(cfg: RunConfig, identity: dict) -> dict[str, str]:
     """Per stage: a hash of its implementation's identity, the config fields that change its rows
     (``Stage.settings``) and everything upstream; it names the stage's parts folder."""
     fp: dict[str, str] = {}
-    prev = fingerprint(PIPELINE_VERSION, cfg.source_kind(), str(cfg.coco or cfg.manifest or cfg.images or "demo"))
+    prev = fingerprint(PIPELINE_VERSION, cfg.source_kind(),
+                       str(cfg.coco or cfg.manifest or cfg.images or cfg.webdataset or cfg.hf_dataset or "demo"),
+                       *([cfg.split, cfg.image_column, cfg.caption_column] if cfg.hf_dataset else []),
+                       *(["download"] if cfg.download else []))
     for st in STAGES:
         prev = fp[st.name] = fingerprint(prev, st.name, identity.get(st.name),
                                          *(getattr(cfg, k) for k in st.settings))
@@ -158,13 +174,14 @@ class Runner:
                 have = store.ids_with_rows(st.table, where_ok=st.name == "images")
                 keys = [i for i in keys if i in have]
             # the run's own backends (local work) plus whatever the executor's workers used
-            usage = merge_usage([backend_usage(self.impl.backends), executor.usage()])
+            stage_usage = merge_usage([backend_usage(self.impl.by_stage), executor.usage()])
         finally:
             executor.close()
         from visassoc.engine.export import export_run
 
         self.result.seconds = time.time() - t0
-        self.result.counts = export_run(self.out, cfg, stores, ids, self.impl, self.result, usage)
+        self.result.counts = export_run(self.out, cfg, stores, ids, self.impl, self.result,
+                                        usage_by_model(stage_usage, self.impl.identity), stage_usage)
         return self.result
 
 

@@ -15,6 +15,7 @@ class SourceItem:
     path: str | None  # local file; None when it could not be resolved
     captions: list[str] = field(default_factory=list)
     error: str | None = None  # set when the item is known to be unusable before opening it
+    provenance: str | None = None  # where the row came from: shard#key, dataset[split][row], URL
 
 
 def iter_jsonl(path, required: str, hint: str = ""):

@@ -1,4 +1,5 @@
-"""A JSONL manifest: ``{"id": ..., "image": path-or-URL, "captions": [...]}`` per line."""
+"""A JSONL manifest: ``{"id": ..., "image": path-or-URL, "captions": [...]}`` per line (``visassoc fetch``
+also writes ``url`` (provenance) and, for a failed download, ``error``)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,11 +18,17 @@ def load_manifest(path: str | Path, limit: int | None = None) -> list[SourceItem
         image = str(rec["image"])
         image_id = str(rec.get("id", Path(image).stem))
         caps = clean_captions(rec.get("captions", rec.get("caption")))
+        origin = str(rec.get("url") or image)  # `visassoc fetch` writes the URL an image came from
+        if rec.get("error"):  # a row `visassoc fetch` could not download: kept as an error row
+            items.append(SourceItem(image_id, None, caps, error=str(rec["error"]), provenance=origin))
+            continue
         if image.startswith(("http://", "https://")):
-            items.append(SourceItem(image_id, None, caps, error=f"image URLs are not downloaded yet; fetch {image} first"))
+            items.append(SourceItem(image_id, None, caps, provenance=image,
+                                    error=f"image URLs are not downloaded by `run`; use `visassoc fetch --manifest` first ({image})"))
             continue
         p = Path(image) if Path(image).is_absolute() else path.parent / image
-        items.append(SourceItem(image_id, str(p), caps, error=None if p.is_file() else f"image file not found: {p}"))
+        items.append(SourceItem(image_id, str(p), caps, error=None if p.is_file() else f"image file not found: {p}",
+                                provenance=origin))
         if limit is not None and len(items) >= limit:
             break
     return check_unique(items)

@@ -68,6 +68,8 @@ def model_options(cfg, stage: str) -> dict[str, Any]:
         opts["hints"] = cfg.describe_hints
     elif stage == "associate":
         opts.update(per_level=cfg.per_level, reask=cfg.associate_reask, strict=cfg.strict_ladders)
+    elif stage == "caption" and cfg.caption_mode != "per-level":
+        opts["mode"] = cfg.caption_mode
     return opts
 
 
@@ -83,9 +85,14 @@ def make_model_stage(stage: str, backend, prompt_set: str = "visassoc", per_leve
 
         return LLMAssociationMiner(backend, prompt_set=prompt_set, per_level=per_level, **options)
     if stage == "caption":
+        options.pop("per_level", None)
+        if options.pop("mode", "per-level") == "per-word":  # one call writes a word's five levels
+            from .caption_per_word import VLMWordCaptionWriter
+
+            options.pop("prompt_dir", None)
+            return VLMWordCaptionWriter(backend, prompt_set=prompt_set, **options)
         from .caption import VLMCaptionWriter
 
-        options.pop("per_level", None)
         return VLMCaptionWriter(backend, prompt_set=prompt_set, **options)
     raise ValueError(f"unknown stage {stage!r} (expected {', '.join(OFFLINE)})")
 

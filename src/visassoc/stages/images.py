@@ -15,7 +15,8 @@ def run_chunk(cfg, impl, chunk, up, items):
     for iid in chunk:
         it = items[iid]
         # absolute paths: the tables stay usable from any working directory
-        rec = ImageRecord(iid, str(Path(it.path).resolve()) if it.path else "", captions=list(it.captions))
+        rec = ImageRecord(iid, str(Path(it.path).resolve()) if it.path else "", captions=list(it.captions),
+                          provenance=it.provenance)
         try:
             if it.error:
                 raise ImageError(it.error)

@@ -62,7 +62,8 @@ class ModelStage:
 
     def usage(self) -> dict[str, Any]:
         u = self._usage
-        return {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens, "requests": u.requests,
+        return {"prompt_tokens": u.prompt_tokens, "cached_tokens": u.cached_tokens,
+                "completion_tokens": u.completion_tokens, "requests": u.requests,
                 "cost_usd": estimate_cost(self.model, u, getattr(self.backend, "prices", None))}
 
     def _messages(self, values: dict, images: list | None = None, feedback: str | None = None) -> list[Message]:

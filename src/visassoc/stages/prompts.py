@@ -48,9 +48,13 @@ PLACEHOLDERS = {
     "caption": {s: {"short_caption", "word", "association", "level", "level_name", "level_rule", "word_list",
                     "description"} for s in ("system", "user")},
 }
+PLACEHOLDERS["caption_word"] = {s: {"short_caption", "word", "word_list", "items", "answer_shape"}
+                                for s in ("system", "user")}
+PLACEHOLDERS["caption_word"]["feedback"] = PLACEHOLDERS["caption_word"]["user"] | {"feedback"}
 PLACEHOLDERS["associate"]["feedback"] = PLACEHOLDERS["associate"]["user"] | {"problems"}
 PLACEHOLDERS["caption"]["feedback"] = PLACEHOLDERS["caption"]["user"] | {"feedback"}
-REQUIRED = {"describe": set(), "associate": {"words_list", "words_lines"}, "caption": {"association"}}  # any one of
+REQUIRED = {"describe": set(), "associate": {"words_list", "words_lines"}, "caption": {"association"},
+            "caption_word": {"items"}}  # any one of
 
 
 def _parse(raw: str) -> tuple[dict, dict[str, str], list[str]]:

@@ -40,8 +40,10 @@ def load_runs(run_dirs: list[str | Path], num_levels: int = 5) -> Examples:
     paths, keys, texts = [], [], []
     pidx, tidx = {}, {}
     exi, ext, exl, skipped = [], [], [], []
+    from visassoc.train.data_formats import as_run_dir
+
     for rd in run_dirs:
-        rd = Path(rd)
+        rd = as_run_dir(rd)  # a WebDataset or HF export becomes a cached run dir
         for t in ("images", "captions"):
             if not (rd / f"{t}.parquet").exists():
                 raise FileNotFoundError(f"{rd}: no {t}.parquet (is this a visassoc run dir?)")

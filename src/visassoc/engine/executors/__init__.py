@@ -38,14 +38,21 @@ def merge_usage(snapshots) -> dict:
     return total
 
 
-def backend_usage(backends) -> dict:
-    """Per model, the usage its backend counted in this process."""
+def backend_usage(by_stage: dict) -> dict:
+    """Per stage, the usage its model backend counted in this process (stages sharing a model
+    have one backend each)."""
     out = {}
-    for b in backends:
+    for stage, b in by_stage.items():
         fn = getattr(b, "usage", None)
         if callable(fn):
             try:
-                out[str(b.identity().get("model"))] = fn()
+                out[stage] = fn()
             except Exception as e:  # usage is informative only
-                out[str(b.identity().get("model"))] = f"unavailable: {e}"
+                out[stage] = f"unavailable: {e}"
     return out
+
+
+def usage_by_model(stage_usage: dict, identity: dict) -> dict:
+    """Per-stage usage summed per model (``identity[stage]["backend"]["model"]``)."""
+    return merge_usage([{str((identity.get(st) or {}).get("backend", {}).get("model", st)): u}
+                        for st, u in stage_usage.items()])

@@ -17,7 +17,7 @@ class LocalExecutor:
             bar.update(len(chunk))
 
     def usage(self) -> dict:
-        return {}  # its calls go through the run's own backends, which the run counts
+        return {}  # its calls go through the run's own backends, which the run counts (by stage)
 
     def close(self) -> None:
         pass

@@ -36,14 +36,14 @@ class _StageActor:
         keys = batch["image_id"].to_pylist()
         items = None
         if self.worker.stage == "images":
-            cols = {c: batch[c].to_pylist() for c in ("path", "captions", "error")}
-            items = {k: SourceItem(k, cols["path"][n], cols["captions"][n] or [], cols["error"][n])
+            cols = {c: batch[c].to_pylist() for c in ("path", "captions", "error", "provenance")}
+            items = {k: SourceItem(k, cols["path"][n], cols["captions"][n] or [], cols["error"][n], cols["provenance"][n])
                      for n, k in enumerate(keys)}
         try:
             done, error = self.worker.run_part(keys, items), b""
         except Exception as e:  # Ray Data would keep only a string of it: send the exception itself
             done, error = 0, _pickled(e)
-        usage = backend_usage(self.worker.impl.backends) if self.worker.impl is not None else {}
+        usage = backend_usage(self.worker.impl.by_stage) if self.worker.impl is not None else {}
         return {"n": [done], "actor": [self.uid], "usage": [json.dumps(usage, default=str)], "error": [error]}
 
 
@@ -103,13 +103,14 @@ class RayExecutor:
         ctx.enable_progress_bars = False
         ctx.print_on_execution_start = False
         self.workers = cfg.ray_workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-        self._usage: dict[str, dict] = {}  # actor -> its backends' cumulative usage
+        self._usage: dict[str, dict] = {}  # actor -> its stage backend's cumulative usage, by stage
 
     def run_stage(self, stage: str, fps: dict[str, str], todo: list[str], items: dict, bar) -> None:
         if not todo:
             return
         if stage == "images":
-            rows = [{"image_id": k, "path": items[k].path, "captions": list(items[k].captions), "error": items[k].error}
+            rows = [{"image_id": k, "path": items[k].path, "captions": list(items[k].captions), "error": items[k].error,
+                     "provenance": items[k].provenance}
                     for k in todo]
         else:
             rows = [{"image_id": k} for k in todo]
