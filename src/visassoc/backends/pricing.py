@@ -1,5 +1,6 @@
 """What model calls cost: USD per token (built-in OpenAI table plus a backend config's
-``prices``) and how many input tokens an image is billed as, per provider rule.
+``prices``), how many input tokens an image is billed as, per provider rule, and how text is
+counted in tokens (a real tokenizer when one is at hand offline, else characters / 4).
 
 Used by every backend's usage report, by the run manifest and by ``visassoc estimate``; kept
 apart from the providers so a stage or the estimate never depends on one concrete client.
@@ -7,6 +8,10 @@ apart from the providers so a stage or the estimate never depends on one concret
 from __future__ import annotations
 
 import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
 
 from .base import Usage
 
@@ -177,3 +182,57 @@ def image_tokens(model: str, width: int, height: int, detail: str | None = None,
     if _is_qwen_vl(model):
         return _qwen_vl_tokens(width, height)
     return DEFAULT_IMAGE_TOKENS
+
+
+# ---- text tokens -----------------------------------------------------------------------------
+@dataclass
+class TokenCounter:
+    """Counts text tokens with a real tokenizer when one is at hand offline, else characters / 4."""
+
+    name: str
+    count: Callable[[str], int]
+    exact: bool
+
+
+def _chars4(text: str) -> int:
+    return math.ceil(len(text) / 4)
+
+
+def _tiktoken_cached_file(encoding: str = "o200k_base") -> Path | None:
+    """tiktoken's own cache location for an encoding file (never downloads)."""
+    import hashlib
+    import tempfile
+
+    url = f"https://openaipublic.blob.core.windows.net/encodings/{encoding}.tiktoken"
+    root = os.environ.get("TIKTOKEN_CACHE_DIR") or os.environ.get("DATA_GYM_CACHE_DIR") or os.path.join(
+        tempfile.gettempdir(), "data-gym-cache")
+    p = Path(root) / hashlib.sha1(url.encode()).hexdigest()
+    return p if p.is_file() else None
+
+
+def token_counter(tokenizer: str | None = None) -> TokenCounter:
+    """``None``/"auto": tiktoken o200k_base if installed *and* already cached, else chars/4;
+    "chars": chars/4; anything else: a Hugging Face ``tokenizer.json`` (or a folder holding one)."""
+    if tokenizer in (None, "", "auto"):
+        try:
+            import tiktoken  # optional, not a dependency; it would download a missing encoding file
+        except ImportError:
+            return TokenCounter("chars/4 (no tokenizer available offline)", _chars4, False)
+        if _tiktoken_cached_file() is None:
+            return TokenCounter("chars/4 (tiktoken installed but o200k_base is not cached)", _chars4, False)
+        enc = tiktoken.get_encoding("o200k_base")
+        return TokenCounter("tiktoken o200k_base", lambda t: len(enc.encode(t, disallowed_special=())), True)
+    if tokenizer == "chars":
+        return TokenCounter("chars/4", _chars4, False)
+    p = Path(tokenizer)
+    if p.is_dir():
+        p = p / "tokenizer.json"
+    if not p.is_file():
+        raise ValueError(f"tokenizer not found: {tokenizer} (a tokenizer.json file or a folder holding one)")
+    from tokenizers import Tokenizer
+
+    try:
+        tok = Tokenizer.from_file(str(p))
+    except Exception as e:  # noqa: BLE001 - any parse failure is one bad file
+        raise ValueError(f"cannot read tokenizer {p}: {str(e).splitlines()[0][:120]}") from None
+    return TokenCounter(f"tokenizer {p}", lambda t: len(tok.encode(t, add_special_tokens=False).ids), True)

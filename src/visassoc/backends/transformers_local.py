@@ -7,7 +7,6 @@ batches are left-padded and generated together, which is what makes a CPU run be
 from __future__ import annotations
 
 import hashlib
-import io
 import threading
 from functools import cached_property
 from pathlib import Path

@@ -2,7 +2,6 @@
 ``visassoc.evaluate.evaluate`` and ``visassoc.evaluate.search.search``. Errors become one clear line and exit code 2."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 

@@ -8,7 +8,6 @@ were chunked or which process did them.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 from visassoc.config import RunConfig

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from visassoc.images import IMAGE_SUFFIXES  # noqa: F401 - re-exported for the source loaders
 
 
 class SourceError(ValueError):

@@ -4,7 +4,9 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from .base import IMAGE_SUFFIXES, SourceError, SourceItem, check_unique, clean_captions, iter_jsonl
+from visassoc.images import IMAGE_SUFFIXES
+
+from .base import SourceError, SourceItem, check_unique, clean_captions, iter_jsonl
 
 
 def read_captions_file(path: str | Path) -> dict[str, list[str]]:

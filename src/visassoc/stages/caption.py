@@ -8,6 +8,7 @@ that level is tried, and the best attempt is kept with ``valid=False`` and its r
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from visassoc.backends.base import Call, GenParams, Message
 from visassoc.records import LEVEL_NAMES, CaptionRecord, ErrorRecord, to_row
@@ -17,6 +18,9 @@ from visassoc.text import validate_caption
 from .interfaces import CaptionRequest, StageError
 from .model import ModelStage, _keyed, _said, clean_caption, is_form_of
 from .prompts import LEVEL_RULES
+
+if TYPE_CHECKING:
+    from visassoc.config import RunConfig
 
 
 CAPTION_SCHEMA = {"type": "object", "required": ["caption"], "properties": {"caption": {"type": "string",
