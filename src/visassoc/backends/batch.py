@@ -106,9 +106,35 @@ def _iter_lines(paths: Iterable[str | Path]):
             for n, line in enumerate(f, 1):
                 if line.strip():
                     try:
-                        yield json.loads(line)
+                        rec = json.loads(line)
                     except json.JSONDecodeError:
                         print(f"warning: {Path(p).name}:{n} is not JSON; skipped", file=sys.stderr)
+                        continue
+                    if isinstance(rec, dict):
+                        yield rec
+                    else:
+                        print(f"warning: {Path(p).name}:{n} is not a JSON object; skipped", file=sys.stderr)
+
+
+def _answer(rec: dict) -> tuple[str | None, Usage, str | None]:
+    """(text, usage, failure) of one output line, checking its shape before reading it: the file
+    is untrusted, so a line that is not ``{"response": {"status_code": 200, "body": {"choices":
+    [{"message": {"content": str}}]}}}`` becomes a failure message, never an exception."""
+    resp = rec.get("response")
+    resp = resp if isinstance(resp, dict) else {}
+    body = resp.get("body")
+    body = body if isinstance(body, dict) else {}
+    if resp.get("status_code") != 200 or rec.get("error"):
+        return None, Usage(), f"batch: HTTP {resp.get('status_code')}: {_msg(rec.get('error') or body.get('error'))}"
+    choices = body.get("choices")
+    msg = choices[0].get("message") if isinstance(choices, list) and choices and isinstance(choices[0], dict) else None
+    content = msg.get("content") if isinstance(msg, dict) else None
+    if not isinstance(msg, dict) or not isinstance(content, (str, type(None))):
+        return None, Usage(), "batch: response body has no choices[0].message with text content"
+    u = body.get("usage") if isinstance(body.get("usage"), dict) else {}
+    tokens = [v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else 0
+              for v in (u.get("prompt_tokens"), u.get("completion_tokens"))]
+    return content or "", Usage(tokens[0], tokens[1], 1), None
 
 
 def ingest_batch(requests_path: str | Path, outputs: list[str | Path], errors: list[str | Path] = (),
@@ -129,21 +155,13 @@ def ingest_batch(requests_path: str | Path, outputs: list[str | Path], errors: l
     usage = Usage()
     for rec in _iter_lines(outputs):
         cid = rec.get("custom_id")
-        if cid not in calls or cid in answers:
+        if not isinstance(cid, str) or cid not in calls or cid in answers:
             continue  # unknown line, or a duplicate from overlapping files: first answer wins
-        resp = rec.get("response") or {}
-        body = resp.get("body") or {}
-        if resp.get("status_code") != 200 or rec.get("error"):
-            err = rec.get("error") or body.get("error") or {}
-            failures.setdefault(cid, f"batch: HTTP {resp.get('status_code')}: {_msg(err)}")
+        text, used, failure = _answer(rec)
+        if failure is not None:
+            failures.setdefault(cid, failure)
             continue
-        try:
-            text = body["choices"][0]["message"].get("content") or ""
-        except (KeyError, IndexError, TypeError):
-            failures.setdefault(cid, "batch: response body has no choices[0].message")
-            continue
-        u = body.get("usage") or {}
-        g = Generation(text=text, usage=Usage(u.get("prompt_tokens") or 0, u.get("completion_tokens") or 0, 1))
+        g = Generation(text=text, usage=used)
         usage.add(g.usage)
         if calls[cid].schema is not None:
             try:
@@ -155,8 +173,9 @@ def ingest_batch(requests_path: str | Path, outputs: list[str | Path], errors: l
         answers[cid] = g
     for rec in _iter_lines(errors):
         cid = rec.get("custom_id")
-        if cid in calls and cid not in answers:
-            failures.setdefault(cid, f"batch: {_msg(rec.get('error') or (rec.get('response') or {}).get('body'))}")
+        if isinstance(cid, str) and cid in calls and cid not in answers:
+            resp = rec.get("response") if isinstance(rec.get("response"), dict) else {}
+            failures.setdefault(cid, f"batch: {_msg(rec.get('error') or resp.get('body'))}")
     export_errors = {m["custom_id"]: m["export_error"] for m in meta_calls if "export_error" in m}
     results: list[Any] = [None] * len(reqs)
     missing = 0
@@ -173,6 +192,7 @@ def ingest_batch(requests_path: str | Path, outputs: list[str | Path], errors: l
         else:
             missing += 1
             msg = f"batch: no output line for custom_id {cid!r} (batch expired, cancelled or line dropped)"
+        msg = " ".join(msg.split())  # the line's text is untrusted: an error row stays one line
         for i in call.members:
             results[i] = StageError(f"{stage}: {msg}" if not msg.startswith(stage) else msg)
     info = {"stage": stage, "answered": len(answers), "failed": len(failures), "missing": missing,

@@ -92,7 +92,7 @@ def export_stage(cfg: RunConfig, stage: str, requests_path: str | Path) -> tuple
 
 def ingest_to_cache(requests_path: str | Path, outputs: list[str | Path]) -> dict[str, int]:
     """Store every successful answer line under its live-run cache key; returns counts."""
-    from visassoc.backends.batch import _iter_lines, read_meta
+    from visassoc.backends.batch import _answer, _iter_lines, read_meta
     from visassoc.backends.cache import CallCache, call_key
     from visassoc.lexicon import cache_dir
     from visassoc.stages.model_stages import make_stage
@@ -113,22 +113,12 @@ def ingest_to_cache(requests_path: str | Path, outputs: list[str | Path]) -> dic
     seen: set[str] = set()
     for rec in _iter_lines(outputs):
         cid = rec.get("custom_id")
-        resp = rec.get("response") or {}
-        if cid not in calls or cid in seen or resp.get("status_code") != 200:
-            skipped += 1
-            continue
-        try:
-            text = resp["body"]["choices"][0]["message"].get("content") or ""
-        except (KeyError, IndexError, TypeError):
-            skipped += 1
-            continue
-        if not text:
+        text, used, failure = _answer(rec)  # a malformed line is a failure, not an exception
+        if not isinstance(cid, str) or cid not in calls or cid in seen or failure is not None or not text:
             skipped += 1
             continue
         seen.add(cid)
-        u = resp["body"].get("usage") or {}
         c = calls[cid]
-        cache.put(call_key(header["backend"], c.messages, c.schema, c.params), text,
-                  Usage(u.get("prompt_tokens") or 0, u.get("completion_tokens") or 0, 1))
+        cache.put(call_key(header["backend"], c.messages, c.schema, c.params), text, used)
         stored += 1
     return {"calls": len(calls), "stored": stored, "skipped_lines": skipped, "missing": len(calls) - stored}
