@@ -552,10 +552,10 @@ def test_validate_caption_returns_none_or_a_one_line_reason(caption, association
 
 # ---- output directory problems ---------------------------------------------------------------
 @contextmanager
-def tmpfs(path: Path, size_kb: int, read_only: bool = False):
+def tmpfs(path: Path, size_kb: int, read_only: bool = False, inodes: int | None = None):
     """A size-limited tmpfs at ``path``; yields None when mounting is not permitted."""
     path.mkdir(parents=True, exist_ok=True)
-    opts = f"size={size_kb}k" + (",ro" if read_only else "")
+    opts = f"size={size_kb}k" + (",ro" if read_only else "") + (f",nr_inodes={inodes}" if inodes else "")
     if os.geteuid() != 0 or not shutil.which("mount") or subprocess.run(
             ["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(path)], capture_output=True).returncode != 0:
         yield None
@@ -601,28 +601,26 @@ def test_read_only_output_dir_is_a_one_line_error_and_changes_nothing(dataset, t
         assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
 
 
-def _pages(p: Path) -> int:
-    return -(-p.stat().st_size // 4096)
-
-
 def test_disk_full_mid_stage_stops_with_a_one_line_error_and_resumes_once_there_is_space(
         dataset, reference, tmp_path, monkeypatch):
-    """ENOSPC in the middle of the associate stage: a tmpfs holding a ballast file that leaves
-    room for the images, describe and salient parts of the reference run and half of its
-    associate parts (tmpfs counts whole 4 KiB pages). Where mounting is not permitted a write
-    hook raises the same ENOSPC at the same part instead, and the test says so in its name."""
-    ref_parts = {stage: sorted((reference / "_work").glob(f"{stage}-*/part-*")) for stage in STAGES}
-    room = sum(_pages(f) for stage in ("images", "describe", "salient") for f in ref_parts[stage])
-    room += sum(_pages(f) for f in ref_parts["associate"]) // 2
-    with tmpfs(tmp_path / "mnt", 64 * 1024) as mnt:
+    """ENOSPC inside the associate stage's 11th part, after its first data file: a tmpfs whose
+    free inodes (tmpfs answers ENOSPC when they run out, as when its pages do; inodes are counted
+    exactly, pages are not) are used up by ballast files but for what the reference run created
+    up to there. Where mounting is not permitted a write hook raises the same ENOSPC at the same
+    file instead. A marker written before its data would leave a "done" part without its data."""
+    work = reference / "_work"
+    room = 2 + sum(1 + len(list(d.iterdir())) for d in work.iterdir()  # lock file, _work, finished stages
+                   if d.name.split("-")[0] in ("images", "describe", "salient"))
+    room += 1 + 3 * (PARTS // 2) + 1  # associate's dir, 10 parts of 3 files, the next part's first table
+    with tmpfs(tmp_path / "mnt", 64 * 1024, inodes=room + 1000) as mnt:
         if mnt is not None:
             out = mnt / "run"
             out.mkdir()
-            vfs = os.statvfs(mnt)
             ballast = mnt / "ballast"
-            with open(ballast, "wb") as f:
-                os.posix_fallocate(f.fileno(), 0, (vfs.f_bavail * vfs.f_frsize // 4096 - room) * 4096)
-        else:  # a failing write hook, at the first table of the associate stage's 11th part
+            ballast.mkdir()
+            for i in range(os.statvfs(mnt).f_favail - room):
+                (ballast / str(i)).touch()
+        else:  # a failing write hook at the same file
             import errno
 
             import visassoc.run.store as store_mod
@@ -632,7 +630,7 @@ def test_disk_full_mid_stage_stops_with_a_one_line_error_and_resumes_once_there_
             def full(table, path):
                 if path.parent.name.startswith("associate-"):
                     n["associate"] += 1
-                    if n["associate"] > 2 * (PARTS // 2):  # two tables per part
+                    if n["associate"] > 2 * (PARTS // 2) + 1:  # two tables per part
                         raise OSError(errno.ENOSPC, "No space left on device (injected: cannot mount a tmpfs)")
                 real(table, path)
 
@@ -645,10 +643,14 @@ def test_disk_full_mid_stage_stops_with_a_one_line_error_and_resumes_once_there_
         committed, total = sum(len(c) for c in done.values()), len(STAGES) * N_IMAGES
         assert 0 < committed < total, f"{committed} of {total} stage keys committed before the resume"
         assert [len(done[s]) for s in ("images", "describe", "salient")] == [N_IMAGES] * 3
-        assert 0 < len(done["associate"]) < N_IMAGES and len(done["caption"]) == 0, {k: len(v) for k, v in done.items()}
+        assert len(done["associate"]) == CHUNK * (PARTS // 2) and len(done["caption"]) == 0, {
+            k: len(v) for k, v in done.items()}
+        unmarked = [p.name for p in out.glob("_work/associate-*/part-*.parquet")
+                    if not p.with_name(p.name.split(".")[0] + ".done.json").exists()]
+        assert len(unmarked) == 1 and unmarked[0].endswith(".associations.parquet"), unmarked  # a half-written part
         assert not (out / "captions.parquet").exists()
         if mnt is not None:
-            ballast.unlink()  # space again
+            shutil.rmtree(ballast)  # room again
         else:
             monkeypatch.setattr(store_mod, "write_table_atomic", real)
         res = visassoc.run(config(dataset, out))
@@ -656,3 +658,4 @@ def test_disk_full_mid_stage_stops_with_a_one_line_error_and_resumes_once_there_
         assert part_keys(out) == part_keys(reference)
         assert res.total_new == total - committed
         assert res.new_items["associate"] == N_IMAGES - len(done["associate"])
+        assert not list(out.glob("_work/*/.*.tmp")) and len(list(out.glob("_work/associate-*/part-*"))) == 3 * PARTS
