@@ -204,6 +204,29 @@ def test_sigkill_at_random_moments_then_resume_gives_the_reference_tables(seed, 
     assert_same_tables(out, reference)
 
 
+@pytest.mark.parametrize("stage,part", [("associate", 7)])
+def test_sigkill_between_a_parts_data_and_its_marker_then_resume(stage, part, dataset, reference, tmp_path):
+    """Deterministic: the CLI kills itself with SIGKILL right after the first Parquet file of a
+    stage's part is written (tests/hooked_cli.py), i.e. after some of the part's data and before
+    its done marker. The half-written part must count as not done and be redone on resume; a
+    store that wrote the marker first would leave a "done" part without its data."""
+    out = tmp_path / "run"
+    cmd = [sys.executable, str(Path(__file__).with_name("hooked_cli.py")), "kill", stage, str(2 * part - 1), "--",
+           *cli_args(dataset, out)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=900)  # a hang guard only
+    assert r.returncode == -signal.SIGKILL, f"exit status {r.returncode}:\n{r.stderr[-2000:]}"
+    work = next((out / "_work").glob(f"{stage}-*"))
+    unmarked = [p.name for p in work.glob("part-*.parquet") if not (work / (p.name.split(".")[0] + ".done.json")).exists()]
+    assert len(unmarked) == 1, unmarked  # the half-written part: data without a marker
+    before = part_keys(out)
+    assert len(before[stage]) == CHUNK * (part - 1) and not (out / "manifest.json").exists()
+    res = visassoc.run(config(dataset, out))
+    assert res.new_items[stage] == N_IMAGES - CHUNK * (part - 1)
+    assert part_keys(out) == part_keys(reference)
+    assert_same_tables(out, reference)
+    assert not [p for p in work.iterdir() if p.name.split(".")[0] == unmarked[0].split(".")[0]]  # leftover deleted
+
+
 # ---- bad image files ---------------------------------------------------------------------------
 def png(width: int, height: int, bit_depth: int, colour_type: int, row: bytes | None, rows: int | None = None) -> bytes:
     """A PNG written by hand, streaming ``rows`` copies of ``row`` through zlib (a 30k x 30k
