@@ -57,7 +57,10 @@ def test_metrics_json_has_every_section_per_level(run_dir, built):
     assert m["abstraction"]["association_concreteness"]["monotonicity"]["rho"] < -0.5
     assert m["abstraction"]["minilm_distance"]["monotonicity"]["rho"] > 0.3
     tr = m["grounding"]["text_retrieval"]
-    assert tr["pool_size"] == 12 and 0 <= tr["per_level"]["5"]["r_at_1"]["share"] <= 1
+    r5 = tr["per_level"]["5"]["r_at_1"]
+    n5 = sum(1 for r in pq.read_table(run_dir / "captions.parquet").to_pylist() if r["valid"] and r["level"] == 5)
+    assert tr["pool_size"] == 12 and r5["n"] == n5 > 0 and r5["share"] == r5["k"] / r5["n"]
+    assert r5["lo"] <= r5["share"] <= r5["hi"] and r5["hi"] - r5["lo"] > 0
     assert m["grounding"]["foil"]["n"] > 0 and m["grounding"]["foil"]["note"] is None
     assert "--clip" in m["grounding"]["clipscore"]["note"]
 
