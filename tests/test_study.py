@@ -207,7 +207,7 @@ def test_analyze_keep_failing_and_other_formats_agree(study, tmp_path):
         (pot / a).mkdir(parents=True, exist_ok=True)
         (pot / a / "user_state.json").write_text(json.dumps({"user_id": a, "instance_id_to_label_to_value": labels}))
     for src in (csv, pot):
-        other = analyze(src, tmp_path / src.name)
+        other = analyze(src, tmp_path / f"out-{src.name}", key=study / KEY_FILE)
         assert other["per_level"] == base["per_level"] and other["agreement"] == base["agreement"]
 
 
