@@ -1,4 +1,5 @@
-"""Shared fixtures. Nothing here needs ../shared or the network."""
+"""Shared fixtures. Nothing here needs ../shared or the network; tests/test_shared_data.py uses
+``SHARED`` (../shared/data beside the project, or $VISASSOC_SHARED_DATA) and skips without it."""
 from __future__ import annotations
 
 import json
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED = Path(os.environ.get("VISASSOC_SHARED_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data")
 
 
 @pytest.fixture(scope="session", autouse=True)
