@@ -135,7 +135,16 @@ def test_associate_salvages_loose_keys_and_level_names():
 
 
 def test_associate_paper_prompt_set_is_the_paper_shape():
-    with FakeOpenAI(responder=lambda body: ladder_answer(prompt_words(body))) as s:
+    def responder(body):  # two unrecoverable items besides the scripted (recoverable) faults
+        if "Description of im8." in prompt_text(body):
+            return Reply(status=400, error="injected: context too long")  # not retried: both words fail
+        words = prompt_words(body)
+        answer = json.loads(ladder_answer(words))
+        if "Description of im7." in prompt_text(body) and "park" in answer:  # re-asks get the same answer
+            answer["park"]["3"] = ["park", "parks", "parking"]  # only forms of the word itself
+        return json.dumps(answer)
+
+    with FakeOpenAI(responder=responder) as s:
         miner = LLMAssociationMiner(make_backend(s), prompt_set="paper")
         out = miner.mine(assoc_requests("i", ["ball", "boy"]))
         body = s.chat_requests()[0]["body"]
@@ -273,7 +282,16 @@ def test_every_image_word_level_ends_as_row_or_error_under_faults():
     from fake_openai_server import rate_limited, server_error, stall
     from visassoc.backends.batch import result_rows
 
-    with FakeOpenAI(responder=lambda body: ladder_answer(prompt_words(body))) as s:
+    def responder(body):  # two unrecoverable items besides the scripted (recoverable) faults
+        if "Description of im8." in prompt_text(body):
+            return Reply(status=400, error="injected: context too long")  # not retried: both words fail
+        words = prompt_words(body)
+        answer = json.loads(ladder_answer(words))
+        if "Description of im7." in prompt_text(body) and "park" in answer:  # re-asks get the same answer
+            answer["park"]["3"] = ["park", "parks", "parking"]  # only forms of the word itself
+        return json.dumps(answer)
+
+    with FakeOpenAI(responder=responder) as s:
         s.push(rate_limited("0.1"), server_error(), stall(1.5), Reply('{"dog": {"1": ["pup"'),  # truncated
                Reply("Here you go:\n```json\n" + ladder_answer(["dog", "park"]) + "\n```"), Reply('{"wrong": {}}'),
                Reply(""), Reply("I cannot help with that."), Reply("still no"))
@@ -287,4 +305,9 @@ def test_every_image_word_level_ends_as_row_or_error_under_faults():
     for r in reqs:
         for lv in LEVELS:
             assert ((r.image_id, r.word, lv) in covered) != ((r.image_id, r.word) in errored)
-    assert len(covered) >= 5 * 18  # most items survive the faults through retries and re-asks
+    assert {("im7", "park"), ("im8", "dog"), ("im8", "park")} <= errored  # the error branch, for real
+    msg = {(r["image_id"], r["word"]): r["message"] for r in rows["errors"]}
+    assert "distance(s) 3" in msg[("im7", "park")] and "form of it" in msg[("im7", "park")]
+    assert all("HTTP 400" in msg[("im8", w)] and "injected" in msg[("im8", w)] for w in ("dog", "park"))
+    assert all("\n" not in m for m in msg.values())
+    assert len(covered) >= 5 * 15  # the rest survive the scripted faults through retries and re-asks
