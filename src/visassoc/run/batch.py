@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from visassoc.backends.base import Usage
 from visassoc.config import RunConfig
 from visassoc.stages.interfaces import StageError
 
