@@ -28,6 +28,7 @@ BENCHMARKS = {
     "salient": ["bench_salient.py", "--n", "2000"],
     "lexical": ["bench_lexical.py", "--n", "100"],
     "http": ["bench_http.py"],
+    "fail_fast": ["bench_fail_fast.py"],
     "retrieval": ["bench_retrieval.py"],
     "train": ["bench_train.py", "--arch", "tiny"],
     "smollm": ["bench_smollm.py", "--max-tokens", "16", "--batch", "2"],

@@ -1,13 +1,15 @@
-"""Shared fixtures. Nothing here needs ../shared or the network."""
+"""Shared fixtures. Nothing here needs ../shared or the network; tests/test_shared_data.py uses
+``SHARED`` (../shared/data beside the project, or $VISASSOC_SHARED_DATA) and skips without it."""
 from __future__ import annotations
 
 import json
 import os
+import socket
 from pathlib import Path
 
 import pytest
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED = Path(os.environ.get("VISASSOC_SHARED_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -17,6 +19,14 @@ def _offline_env(tmp_path_factory):
     # keep the user's cache (MiniLM vocab embeddings, WordNet copy) shared across test runs;
     # a fresh clone simply builds it once.
     yield
+
+
+def dead_port() -> int:
+    """A loopback port nothing listens on: bound to an ephemeral port, then closed, so connecting
+    is refused (a fixed port such as 9 may be open on some machines)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def make_photo(path: Path, color=(200, 80, 40), size=(64, 48)) -> Path:

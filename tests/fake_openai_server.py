@@ -189,8 +189,9 @@ class FakeOpenAI:
         if rf == "json_schema" and not self.json_schema_supported:
             return 400, {"error": {"message": "response_format type json_schema is not supported",
                                    "type": "invalid_request_error"}}, {}, 0.0
-        if reply is None:
-            reply = Reply(content=self.responder(body), delay=self.latency)
+        if reply is None:  # a responder may answer with text or with a whole Reply (an error status)
+            answer = self.responder(body)
+            reply = answer if isinstance(answer, Reply) else Reply(content=answer, delay=self.latency)
         if reply.status != 200:
             return reply.status, {"error": {"message": reply.error, "type": "fake"}}, reply.headers, reply.delay
         content = reply.content if reply.content is not None else ""

@@ -209,3 +209,93 @@ def test_cli_export_from_a_requests_file(tmp_path):
     r = runner.invoke(batch_app, ["export", "--stage", "associate", "--requests", str(reqs), "--llm", "openai:fake",
                                   "--out", str(tmp_path / "b.jsonl")], env={"OPENAI_API_KEY": "k"})
     assert r.exit_code == 2 and "assoc_requests.jsonl:1: not a AssociationRequest" in r.output
+
+
+# ---- fuzz: any output line ingests as a result or a one-line error row -------------------------
+from hypothesis import HealthCheck, example, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from visassoc.engine.batch import ingest_to_cache  # noqa: E402
+from visassoc.engine.store import rows_to_table  # noqa: E402
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12),
+                     lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=8), c, max_size=3),
+                     max_leaves=12)
+_CIDS = ["associate|i0", "associate|i1", "associate|i2"]
+
+
+def _good_line(cid: str) -> dict:
+    ladder = {"dog": {str(lv): [f"dogq{lv}{k}" for k in "abc"] for lv in LEVELS}}
+    return {"custom_id": cid, "response": {"status_code": 200, "body": {
+        "choices": [{"message": {"content": json.dumps(ladder)}}], "usage": {"prompt_tokens": 5}}}, "error": None}
+
+
+def _spoil(line: dict, path: list[str], value) -> dict:
+    """``line`` with the node at ``path`` (keys, "0" for a list's first item) replaced by ``value``."""
+    line = json.loads(json.dumps(line))
+    node = line
+    for k in path[:-1]:
+        node = node[int(k)] if isinstance(node, list) else node[k]
+    if isinstance(node, list):
+        node[int(path[-1])] = value
+    else:
+        node[path[-1]] = value
+    return line
+
+
+_PATHS = [["custom_id"], ["response"], ["error"], ["response", "status_code"], ["response", "body"],
+          ["response", "body", "choices"], ["response", "body", "usage"], ["response", "body", "usage", "prompt_tokens"],
+          ["response", "body", "choices", "0"], ["response", "body", "choices", "0", "message"],
+          ["response", "body", "choices", "0", "message", "content"]]
+_LINE = st.one_of(
+    _JSON,  # any JSON value at all, object or not
+    st.builds(lambda cid, v: {"custom_id": cid, "response": v}, st.sampled_from(_CIDS), _JSON),
+    st.builds(lambda cid, path, v: _spoil(_good_line(cid), path, v), st.sampled_from(_CIDS), st.sampled_from(_PATHS),
+              _JSON),
+    st.builds(_good_line, st.sampled_from(_CIDS)))
+
+
+@pytest.fixture(scope="module")
+def assoc_export(tmp_path_factory):
+    """Three association requests exported once (no server: export only builds request bodies)."""
+    d = tmp_path_factory.mktemp("fuzzbatch")
+    reqs = [AssociationRequest(f"i{i}", "dog", "dog", "NOUN", "a dog on a beach", "A dog.") for i in range(3)]
+    b = OpenAIBackend("fake-llm", base_url="http://127.0.0.1:1/v1", show_progress=False)
+    export_batch(reqs, b, "associate", d / "requests.jsonl")
+    return d / "requests.jsonl", reqs
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(out_lines=st.lists(_LINE, max_size=4), err_lines=st.lists(_JSON | _LINE, max_size=2))
+@example(out_lines=[{"custom_id": "associate|i0", "response": "oops"}], err_lines=[]).via("the issue's line")
+@example(out_lines=[_spoil(_good_line("associate|i0"), ["response", "body", "choices", "0", "message"], "hi")],
+         err_lines=[]).via("the issue's line")
+@example(out_lines=[["a list"], "a string", {"custom_id": ["unhashable"]}], err_lines=[{"custom_id": {}}])
+def test_ingest_turns_any_output_line_into_a_result_or_a_one_line_error_row(assoc_export, tmp_path, out_lines,
+                                                                           err_lines):
+    req_path, reqs = assoc_export
+    outs, errs = tmp_path / "out.jsonl", tmp_path / "err.jsonl"
+    outs.write_text("".join(json.dumps(x) + "\n" for x in out_lines))
+    errs.write_text("".join(json.dumps(x) + "\n" for x in err_lines))
+    got, results, info = ingest_batch(req_path, [outs], [errs])
+    assert len(results) == len(reqs)
+    lines_for = {cid: [x for x in out_lines if isinstance(x, dict) and x.get("custom_id") == cid] for cid in _CIDS}
+    for req, res in zip(reqs, results):
+        mine = lines_for[f"associate|{req.image_id}"]
+        if mine and all(x == _good_line(f"associate|{req.image_id}") for x in mine):
+            assert not isinstance(res, StageError), res  # well-formed answers are kept
+        if isinstance(res, StageError):
+            assert res.message.strip() and "\n" not in res.message, res.message
+            if not mine and not any(isinstance(x, dict) and x.get("custom_id") == f"associate|{req.image_id}"
+                                    for x in err_lines):
+                assert "no output line" in res.message, res.message  # never mentioned: reported missing
+        else:
+            assert sorted(res) == list(LEVELS)
+    rows = associate.result_rows(reqs, results, "openai:fake-llm", 3)
+    assert len({r["image_id"] for r in rows["associations"]} | {e["image_id"] for e in rows["errors"]}) == 3
+    assert not {r["image_id"] for r in rows["associations"]} & {e["image_id"] for e in rows["errors"]}
+    rows_to_table("associations", rows["associations"])
+    rows_to_table("errors", rows["errors"])
+    counts = ingest_to_cache(req_path, [outs])  # the run's cache path reads the same lines
+    assert counts["stored"] + counts["missing"] == counts["calls"] == 3

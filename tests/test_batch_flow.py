@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import yaml
 from typer.testing import CliRunner
 
-from conftest import make_photo
+from conftest import dead_port, make_photo
 from test_pipeline_models import responder
 from visassoc.cli import app
 
@@ -36,8 +36,8 @@ def test_batch_describe_round_trip_through_the_call_cache(tmp_path, monkeypatch)
     for i in range(6):
         make_photo(photos / f"u{i}.jpg", color=(30 * i, 120, 200 - 20 * i))
     cfg = tmp_path / "backends.yaml"
-    cfg.write_text(yaml.safe_dump({"backends": {"openai:vlm": {"base_url": "http://127.0.0.1:9/v1", "timeout": 1.0,
-                                                               "max_retries": 0}}}))
+    cfg.write_text(yaml.safe_dump({"backends": {"openai:vlm": {"base_url": f"http://127.0.0.1:{dead_port()}/v1",
+                                                               "timeout": 1.0, "max_retries": 0}}}))
     run_dir, req = tmp_path / "run", tmp_path / "batch" / "describe.jsonl"
     cli = CliRunner()
     r = cli.invoke(app, ["batch", "export", "--stage", "describe", "--run", str(run_dir), "--images", str(photos),

@@ -18,6 +18,8 @@ from visassoc.engine.estimate import (caption_attempts, estimate, format_estimat
 from visassoc.sources import load_demo
 from visassoc.stages.salient import SalientConfig, choose_caption, extract_salient
 
+from conftest import dead_port
+
 M = "openai:gpt-4o-mini"
 ALL_MODEL = ["--describe", M, "--associate", M, "--caption", M]
 
@@ -136,7 +138,7 @@ def test_unknown_model_cost_is_unknown_not_zero():
 def test_backend_config_prices_and_options_are_used(tmp_path):
     cfg_file = tmp_path / "backends.yaml"
     cfg_file.write_text(yaml.safe_dump({
-        "backends": {"gpu": {"spec": "openai:my-vlm", "base_url": "http://127.0.0.1:9/v1",  # closed port
+        "backends": {"gpu": {"spec": "openai:my-vlm", "base_url": f"http://127.0.0.1:{dead_port()}/v1",  # refused
                              "params": {"max_tokens": 40}}},
         "stages": {"caption": "gpu"},
         "prices": {"my-vlm": {"input": 1.0, "output": 2.0}},

@@ -4,14 +4,14 @@ directory failures. Every fault must end in identical tables after a resume, an 
 clear one-line error, never a traceback or a silently lost item.
 
 Mounting tmpfs (disk full, read-only) needs root with CAP_SYS_ADMIN; without it the disk-full
-test falls back to RLIMIT_FSIZE and the read-only test skips, saying so.
+test falls back to a write hook raising ENOSPC at the same part, and the read-only test skips,
+saying so.
 """
 from __future__ import annotations
 
 import json
 import os
 import random
-import resource
 import shutil
 import signal
 import struct
@@ -203,6 +203,29 @@ def test_sigkill_at_random_moments_then_resume_gives_the_reference_tables(seed, 
         marked = {m.name.split(".")[0] for m in d.glob("*.done.json")}
         assert all(p.name.split(".")[0] in marked for p in d.iterdir()), sorted(p.name for p in d.iterdir())
     assert_same_tables(out, reference)
+
+
+@pytest.mark.parametrize("stage,part", [("associate", 7)])
+def test_sigkill_between_a_parts_data_and_its_marker_then_resume(stage, part, dataset, reference, tmp_path):
+    """Deterministic: the CLI kills itself with SIGKILL right after the first Parquet file of a
+    stage's part is written (tests/hooked_cli.py), i.e. after some of the part's data and before
+    its done marker. The half-written part must count as not done and be redone on resume; a
+    store that wrote the marker first would leave a "done" part without its data."""
+    out = tmp_path / "run"
+    cmd = [sys.executable, str(Path(__file__).with_name("hooked_cli.py")), "kill", stage, str(2 * part - 1), "--",
+           *cli_args(dataset, out)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=900)  # a hang guard only
+    assert r.returncode == -signal.SIGKILL, f"exit status {r.returncode}:\n{r.stderr[-2000:]}"
+    work = next((out / "_work").glob(f"{stage}-*"))
+    unmarked = [p.name for p in work.glob("part-*.parquet") if not (work / (p.name.split(".")[0] + ".done.json")).exists()]
+    assert len(unmarked) == 1, unmarked  # the half-written part: data without a marker
+    before = part_keys(out)
+    assert len(before[stage]) == CHUNK * (part - 1) and not (out / "manifest.json").exists()
+    res = visassoc.run(config(dataset, out))
+    assert res.new_items[stage] == N_IMAGES - CHUNK * (part - 1)
+    assert part_keys(out) == part_keys(reference)
+    assert_same_tables(out, reference)
+    assert not [p for p in work.iterdir() if p.name.split(".")[0] == unmarked[0].split(".")[0]]  # leftover deleted
 
 
 # ---- bad image files ---------------------------------------------------------------------------
@@ -553,10 +576,10 @@ def test_validate_caption_returns_none_or_a_one_line_reason(caption, association
 
 # ---- output directory problems ---------------------------------------------------------------
 @contextmanager
-def tmpfs(path: Path, size_kb: int, read_only: bool = False):
+def tmpfs(path: Path, size_kb: int, read_only: bool = False, inodes: int | None = None):
     """A size-limited tmpfs at ``path``; yields None when mounting is not permitted."""
     path.mkdir(parents=True, exist_ok=True)
-    opts = f"size={size_kb}k" + (",ro" if read_only else "")
+    opts = f"size={size_kb}k" + (",ro" if read_only else "") + (f",nr_inodes={inodes}" if inodes else "")
     if os.geteuid() != 0 or not shutil.which("mount") or subprocess.run(
             ["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(path)], capture_output=True).returncode != 0:
         yield None
@@ -569,21 +592,6 @@ def tmpfs(path: Path, size_kb: int, read_only: bool = False):
 
 def remount(path: Path, opts: str) -> None:
     subprocess.run(["mount", "-o", f"remount,{opts}", str(path)], check=True, capture_output=True)
-
-
-@contextmanager
-def file_size_limit(nbytes: int):
-    """RLIMIT_FSIZE in this process: bigger writes fail with EFBIG (Python ignores SIGXFSZ)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (nbytes, hard))
-    try:
-        yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
-
-
-def du_kb(path: Path) -> int:
-    return sum(-(-p.stat().st_size // 4096) * 4 + 4 for p in path.rglob("*"))
 
 
 @pytest.mark.parametrize("case", ["out_is_a_file", "out_under_a_file", "work_is_a_file"])
@@ -617,26 +625,61 @@ def test_read_only_output_dir_is_a_one_line_error_and_changes_nothing(dataset, t
         assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
 
 
-def test_disk_full_stops_with_a_one_line_error_and_resumes_once_there_is_space(dataset, reference, tmp_path):
-    """A tmpfs holding ~half of a finished run (ENOSPC mid-run); RLIMIT_FSIZE (EFBIG on the
-    larger files) where mounting is not permitted."""
-    mnt = tmp_path / "mnt"
-    with tmpfs(mnt, du_kb(reference) // 2) as small:
-        out = (small or tmp_path) / "run"
-        if small is None:
-            with file_size_limit(8192):
-                r = CliRunner().invoke(app, cli_args(dataset, out))
-            expected = "file too large"
-        else:
-            r = CliRunner().invoke(app, cli_args(dataset, out))
-            expected = "no space left"
-        assert r.exit_code == 1
-        assert expected in one_line_error(r.output).lower()
+def test_disk_full_mid_stage_stops_with_a_one_line_error_and_resumes_once_there_is_space(
+        dataset, reference, tmp_path, monkeypatch):
+    """ENOSPC inside the associate stage's 11th part, after its first data file: a tmpfs whose
+    free inodes (tmpfs answers ENOSPC when they run out, as when its pages do; inodes are counted
+    exactly, pages are not) are used up by ballast files but for what the reference run created
+    up to there. Where mounting is not permitted a write hook raises the same ENOSPC at the same
+    file instead. A marker written before its data would leave a "done" part without its data."""
+    work = reference / "_work"
+    room = 2 + sum(1 + len(list(d.iterdir())) for d in work.iterdir()  # lock file, _work, finished stages
+                   if d.name.split("-")[0] in ("images", "describe", "salient"))
+    room += 1 + 3 * (PARTS // 2) + 1  # associate's dir, 10 parts of 3 files, the next part's first table
+    with tmpfs(tmp_path / "mnt", 64 * 1024, inodes=room + 1000) as mnt:
+        if mnt is not None:
+            out = mnt / "run"
+            out.mkdir()
+            ballast = mnt / "ballast"
+            ballast.mkdir()
+            for i in range(os.statvfs(mnt).f_favail - room):
+                (ballast / str(i)).touch()
+        else:  # a failing write hook at the same file
+            import errno
+
+            import visassoc.engine.store as store_mod
+
+            out, real, n = tmp_path / "run", store_mod.write_table_atomic, {"associate": 0}
+
+            def full(table, path):
+                if path.parent.name.startswith("associate-"):
+                    n["associate"] += 1
+                    if n["associate"] > 2 * (PARTS // 2) + 1:  # two tables per part
+                        raise OSError(errno.ENOSPC, "No space left on device (injected: cannot mount a tmpfs)")
+                real(table, path)
+
+            monkeypatch.setattr(store_mod, "write_table_atomic", full)
+        r = CliRunner().invoke(app, cli_args(dataset, out))
+        assert r.exit_code == 1, r.output
+        assert "no space left" in one_line_error(r.output).lower()
         done = part_keys(out)
         assert all(v == 1 for c in done.values() for v in c.values())
-        if small is not None:
-            remount(small, "size=256m")
+        committed, total = sum(len(c) for c in done.values()), len(STAGES) * N_IMAGES
+        assert 0 < committed < total, f"{committed} of {total} stage keys committed before the resume"
+        assert [len(done[s]) for s in ("images", "describe", "salient")] == [N_IMAGES] * 3
+        assert len(done["associate"]) == CHUNK * (PARTS // 2) and len(done["caption"]) == 0, {
+            k: len(v) for k, v in done.items()}
+        unmarked = [p.name for p in out.glob("_work/associate-*/part-*.parquet")
+                    if not p.with_name(p.name.split(".")[0] + ".done.json").exists()]
+        assert len(unmarked) == 1 and unmarked[0].endswith(".associations.parquet"), unmarked  # a half-written part
+        assert not (out / "captions.parquet").exists()
+        if mnt is not None:
+            shutil.rmtree(ballast)  # room again
+        else:
+            monkeypatch.setattr(store_mod, "write_table_atomic", real)
         res = visassoc.run(config(dataset, out))
         assert_same_tables(out, reference)
         assert part_keys(out) == part_keys(reference)
-        assert res.total_new == len(STAGES) * N_IMAGES - sum(len(c) for c in done.values())
+        assert res.total_new == total - committed
+        assert res.new_items["associate"] == N_IMAGES - len(done["associate"])
+        assert not list(out.glob("_work/*/.*.tmp")) and len(list(out.glob("_work/associate-*/part-*"))) == 3 * PARTS

@@ -10,6 +10,7 @@ import statistics
 import pytest
 
 from visassoc.lexicon import concreteness, wordnet
+from visassoc.records import LEVELS
 from visassoc.stages.interfaces import AssociationMiner, AssociationRequest, StageError
 from visassoc.stages.lexical import LexicalMiner, bands
 from visassoc.stages.lexical_vocab import is_excluded
@@ -158,9 +159,13 @@ def test_one_result_per_input_and_clear_errors():
 def test_unknown_word_still_gets_a_ladder_or_a_one_line_error():
     req = AssociationRequest("z", "zorblax", "zorblax", "NOUN", "A zorblax on a table.", "A zorblax on a table.")
     (res,) = LexicalMiner().mine([req])
-    assert isinstance(res, (dict, StageError))
     if isinstance(res, StageError):
         assert "level" in res.message and "\n" not in res.message
+    else:  # a ladder: the same contract as for a known word
+        assert isinstance(res, dict) and sorted(res) == list(LEVELS)
+        for assocs in res.values():
+            assert assocs and len(set(assocs)) == len(assocs)
+            assert all(isinstance(a, str) and a.strip() == a and "zorblax" not in a for a in assocs)
 
 
 def test_same_word_rule():

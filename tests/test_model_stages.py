@@ -10,7 +10,6 @@ from PIL import Image
 
 from fake_openai_server import FakeOpenAI, Reply, image_urls, prompt_text
 from visassoc.backends import images as images_mod
-from visassoc.backends.base import Message
 from visassoc.backends.openai_compat import OpenAIBackend, RetryPolicy
 from visassoc.records import LEVELS
 from visassoc.stages.interfaces import (AssociationRequest, CaptionRequest, DescribeRequest, DescribeResult,
@@ -20,6 +19,8 @@ from visassoc.stages.caption import VLMCaptionWriter, caption_word_list
 from visassoc.stages.describe import VLMDescriber
 from visassoc.stages.model import is_form_of
 from visassoc.stages.prompts import load_prompt, prompt_hashes
+
+from conftest import dead_port
 
 FAST = RetryPolicy(max_retries=2, backoff_base=0.02, backoff_max=0.1)
 
@@ -80,13 +81,13 @@ def test_describe_every_image_ends_as_result_or_error(photo, tmp_path):
 
 
 def test_describe_needs_a_vlm():
-    b = OpenAIBackend("m", base_url="http://127.0.0.1:9/v1", supports_images=False)
+    b = OpenAIBackend("m", base_url=f"http://127.0.0.1:{dead_port()}/v1", supports_images=False)
     with pytest.raises(ValueError, match="does not accept images"):
         VLMDescriber(b)
 
 
 def test_caption_with_a_text_only_llm_gets_the_description_instead_of_the_image():
-    b = OpenAIBackend("m", base_url="http://127.0.0.1:9/v1", supports_images=False)
+    b = OpenAIBackend("m", base_url=f"http://127.0.0.1:{dead_port()}/v1", supports_images=False)
     w = VLMCaptionWriter(b)
     req = CaptionRequest("i", "/nonexistent.jpg", "dog", "NOUN", "A dog runs.", "A brown dog runs on grass.", 3, "game")
     (call,) = w.build_calls([req])
@@ -137,17 +138,28 @@ def test_associate_salvages_loose_keys_and_level_names():
 
 
 def test_associate_paper_prompt_set_is_the_paper_shape():
-    with FakeOpenAI(responder=lambda body: ladder_answer(prompt_words(body))) as s:
+    def responder(body):  # two unrecoverable items besides the scripted (recoverable) faults
+        if "Description of im8." in prompt_text(body):
+            return Reply(status=400, error="injected: context too long")  # not retried: both words fail
+        words = prompt_words(body)
+        answer = json.loads(ladder_answer(words))
+        if "Description of im7." in prompt_text(body) and "park" in answer:  # re-asks get the same answer
+            answer["park"]["3"] = ["park", "parks", "parking"]  # only forms of the word itself
+        return json.dumps(answer)
+
+    with FakeOpenAI(responder=responder) as s:
         miner = LLMAssociationMiner(make_backend(s), prompt_set="paper")
         out = miner.mine(assoc_requests("i", ["ball", "boy"]))
         body = s.chat_requests()[0]["body"]
     assert all(isinstance(r, dict) for r in out)
     system, user = body["messages"]
     assert user["content"] == '["ball", "boy"]'
-    for needle in ("Ball -> Sphere", "Ball -> Toy", "Ball -> Game", "Ball -> Competition", "Ball -> Journey",
-                   "Description of i.", "a boy kicks a ball on the grass", "Generate 3 words"):
+    for needle in ('"ball": sphere', '"ball": toy', '"ball": game', '"ball": competition', '"ball": journey',
+                   "Description of i.", "a boy kicks a ball on the grass", "Give 3 words"):
         assert needle in system["content"]
-    assert body["max_tokens"] == 1000 and body["temperature"] == 1.0
+    # the authors' settings: at most 1000 tokens, the provider's default temperature (not sent), JSON-object mode
+    assert body["max_tokens"] == 1000 and "temperature" not in body
+    assert body["response_format"] == {"type": "json_object"}
 
 
 def test_caption_writer_feedback_word_list_and_image(photo):
@@ -185,8 +197,8 @@ def test_caption_paper_prompt_plain_text_and_cleanup(photo):
         body = s.chat_requests()[0]["body"]
     assert out == ["Strangers share the quiet street."]
     assert "response_format" not in body and body["temperature"] == 0.7 and body["top_p"] == 0.9
-    assert "The caption MUST contain strangers." in prompt_text(body)
-    assert "these words: strangers, street," in prompt_text(body)
+    assert 'The word "strangers" has to appear in the caption.' in prompt_text(body)
+    assert "these words: strangers, street." in prompt_text(body)
 
 
 def test_caption_plain_answer_to_json_prompt_is_salvaged_empty_is_error(photo):
@@ -206,7 +218,7 @@ def test_prompt_files_are_versioned_and_hashed():
     assert set(h1) == {"describe", "associate", "caption"} and all(re.fullmatch("[0-9a-f]{64}", v) for v in h1.values())
     assert h1["associate"] != h2["associate"]
     for st in ("describe", "associate", "caption"):
-        assert "RECONSTRUCTION" in load_prompt("paper", st).header
+        assert "not the authors' text" in load_prompt("paper", st).header
         assert load_prompt("visassoc", st).version == "1" and "RECONSTRUCTION" not in load_prompt("visassoc", st).header
     with pytest.raises(ValueError, match="unknown prompt set"):
         prompt_hashes("nope")
@@ -237,7 +249,6 @@ def test_stage_names_and_generic_backend_path():
     assert m.name == "echo:e1" and m.model == "e1"
     out = m.mine(assoc_requests("i", ["ball"]))
     assert out[0][3] == ["ballx3a", "ballx3b", "ballx3c"]
-    assert isinstance(Message("user", "x"), Message)
 
 
 def test_usage_per_stage_with_cost(photo):
@@ -277,7 +288,16 @@ def test_every_image_word_level_ends_as_row_or_error_under_faults():
     from fake_openai_server import rate_limited, server_error, stall
     from visassoc.stages.associate import result_rows
 
-    with FakeOpenAI(responder=lambda body: ladder_answer(prompt_words(body))) as s:
+    def responder(body):  # two unrecoverable items besides the scripted (recoverable) faults
+        if "Description of im8." in prompt_text(body):
+            return Reply(status=400, error="injected: context too long")  # not retried: both words fail
+        words = prompt_words(body)
+        answer = json.loads(ladder_answer(words))
+        if "Description of im7." in prompt_text(body) and "park" in answer:  # re-asks get the same answer
+            answer["park"]["3"] = ["park", "parks", "parking"]  # only forms of the word itself
+        return json.dumps(answer)
+
+    with FakeOpenAI(responder=responder) as s:
         s.push(rate_limited("0.1"), server_error(), stall(1.5), Reply('{"dog": {"1": ["pup"'),  # truncated
                Reply("Here you go:\n```json\n" + ladder_answer(["dog", "park"]) + "\n```"), Reply('{"wrong": {}}'),
                Reply(""), Reply("I cannot help with that."), Reply("still no"))
@@ -291,4 +311,9 @@ def test_every_image_word_level_ends_as_row_or_error_under_faults():
     for r in reqs:
         for lv in LEVELS:
             assert ((r.image_id, r.word, lv) in covered) != ((r.image_id, r.word) in errored)
-    assert len(covered) >= 5 * 18  # most items survive the faults through retries and re-asks
+    assert {("im7", "park"), ("im8", "dog"), ("im8", "park")} <= errored  # the error branch, for real
+    msg = {(r["image_id"], r["word"]): r["message"] for r in rows["errors"]}
+    assert "distance(s) 3" in msg[("im7", "park")] and "form of it" in msg[("im7", "park")]
+    assert all("HTTP 400" in msg[("im8", w)] and "injected" in msg[("im8", w)] for w in ("dog", "park"))
+    assert all("\n" not in m for m in msg.values())
+    assert len(covered) >= 5 * 15  # the rest survive the scripted faults through retries and re-asks

@@ -71,7 +71,7 @@ def test_config_errors_are_one_line(tmp_path):
         load_config(p)
     p.write_text("stages: {paint: openai:x}\n")
     with pytest.raises(ValueError, match="unknown stage 'paint'"):
-        load_config(p)
+        load_config(p, stages=tuple(ROLES))
     with pytest.raises(ValueError, match="not found"):
         load_config(tmp_path / "missing.yaml")
     with pytest.raises(ValueError, match="no backend for stage associate"):

@@ -14,7 +14,7 @@ import visassoc
 from fake_openai_server import FakeOpenAI, Reply, image_urls, prompt_text, rate_limited, server_error, stall
 from visassoc.config import RunConfig
 
-from conftest import make_photo
+from conftest import dead_port, make_photo
 
 N_IMAGES = 59
 
@@ -96,6 +96,77 @@ def test_model_backed_run_accounts_for_every_item_under_faults(uncaptioned, tmp_
     assert pq.read_table(tmp_path / "run2" / "captions.parquet").to_pylist() == t["captions"]
 
 
+def _width(body: dict) -> int | None:
+    import base64
+    import io
+
+    from PIL import Image
+
+    urls = image_urls(body)
+    return Image.open(io.BytesIO(base64.b64decode(urls[0].split(",", 1)[1]))).width if urls else None
+
+
+def faulty_responder(body: dict):
+    """``responder``, with one fault per stage that no retry or re-ask can mend (HTTP 400, not
+    retried): describing the 41 px wide photo; associating for the photo described with a
+    "garden" (the 42 px one); captioning the 43 px photo at distance 4."""
+    text, width = prompt_text(body), _width(body)
+    if width == 41 and "short_caption" in json.dumps(body.get("response_format") or {}):
+        return Reply(status=400, error="injected: image rejected")
+    if "garden" in text and 'association "' not in text:
+        return Reply(status=400, error="injected: context too long")
+    m = re.search(r'association "[a-z]+(\d)[abc]"', text)
+    if m and width == 43 and m.group(1) == "4":
+        return Reply(status=400, error="injected: caption refused")
+    answer = responder(body)
+    if width == 42 and "short_caption" in answer:
+        answer = answer.replace("bright kitchen", "sunny garden")
+    return answer
+
+
+def test_unrecoverable_fault_in_each_stage_ends_as_error_rows(tmp_path, monkeypatch):
+    """Every model stage meets an item it cannot do: exactly those items end as one-line error
+    rows naming the fault, nothing downstream of them is attempted, every other item is a row."""
+    monkeypatch.setenv("VISASSOC_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    photos = tmp_path / "photos"
+    for w in range(40, 46):
+        make_photo(photos / f"w{w}.jpg", color=(w * 5 % 256, 120, 90), size=(w, 32))
+    with FakeOpenAI(responder=faulty_responder) as s:
+        visassoc.run(RunConfig(out=tmp_path / "run", images=photos, describe="openai:fake-vlm",
+                               associate="openai:fake-vlm", caption="openai:fake-vlm",
+                               backend_config=backend_config(tmp_path, s), progress=False, chunk_size=4))
+    t = {n: pq.read_table(tmp_path / "run" / f"{n}.parquet").to_pylist()
+         for n in ("images", "descriptions", "salient", "associations", "captions", "errors")}
+    assert all("\n" not in e["message"] for e in t["errors"])
+    by_stage = {st: [e for e in t["errors"] if e["stage"] == st] for st in ("describe", "associate", "caption")}
+    # describe: w41 only, and nothing after it
+    assert [(e["image_id"], e["word"], e["level"]) for e in by_stage["describe"]] == [("w41", None, None)]
+    assert "HTTP 400" in by_stage["describe"][0]["message"] and "injected: image rejected" in by_stage["describe"][0][
+        "message"]
+    assert "w41" not in {r["image_id"] for r in t["descriptions"] + t["salient"] + t["captions"]}
+    # associate: every salient word of w42, and no ladder or caption for it
+    w42_words = {r["word"] for r in t["salient"] if r["image_id"] == "w42"}
+    assert w42_words and {(e["image_id"], e["word"]) for e in by_stage["associate"]} == {
+        ("w42", w) for w in w42_words}
+    assert all("injected: context too long" in e["message"] and e["level"] is None for e in by_stage["associate"])
+    assert "w42" not in {r["image_id"] for r in t["associations"] + t["captions"]}
+    # caption: w43 at distance 4, for each of its words; its other levels are captioned
+    w43_words = {r["word"] for r in t["associations"] if r["image_id"] == "w43"}
+    assert w43_words and {(e["image_id"], e["word"], e["level"]) for e in by_stage["caption"]} == {
+        ("w43", w, 4) for w in w43_words}
+    assert all("injected: caption refused" in e["message"] for e in by_stage["caption"])
+    assert {(r["word"], r["level"]) for r in t["captions"] if r["image_id"] == "w43"} == {
+        (w, lv) for w in w43_words for lv in (1, 2, 3, 5)}
+    # everything else: rows, no errors
+    ok = {"w40", "w44", "w45"}
+    assert not ok & {e["image_id"] for e in t["errors"]}
+    for i in ok:
+        words = {r["word"] for r in t["salient"] if r["image_id"] == i}
+        assert words and {(r["word"], r["level"]) for r in t["captions"] if r["image_id"] == i} == {
+            (w, lv) for w in words for lv in range(1, 6)}
+
+
 def test_dead_server_fails_fast_with_one_line(uncaptioned, tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
@@ -103,7 +174,7 @@ def test_dead_server_fails_fast_with_one_line(uncaptioned, tmp_path, monkeypatch
 
     monkeypatch.setenv("VISASSOC_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("OPENAI_API_KEY", "test-key")
-    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # discard port: nothing listens
+    monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{dead_port()}/v1")  # refused
     r = CliRunner().invoke(app, ["run", "--images", str(uncaptioned), "--vlm", "openai:m", "--llm", "openai:m",
                                  "--out", str(tmp_path / "dead"), "-q"])
     assert r.exit_code == 1

@@ -57,7 +57,10 @@ def test_metrics_json_has_every_section_per_level(run_dir, built):
     assert m["abstraction"]["association_concreteness"]["monotonicity"]["rho"] < -0.5
     assert m["abstraction"]["minilm_distance"]["monotonicity"]["rho"] > 0.3
     tr = m["grounding"]["text_retrieval"]
-    assert tr["pool_size"] == 12 and 0 <= tr["per_level"]["5"]["r_at_1"]["share"] <= 1
+    r5 = tr["per_level"]["5"]["r_at_1"]
+    n5 = sum(1 for r in pq.read_table(run_dir / "captions.parquet").to_pylist() if r["valid"] and r["level"] == 5)
+    assert tr["pool_size"] == 12 and r5["n"] == n5 > 0 and r5["share"] == r5["k"] / r5["n"]
+    assert r5["lo"] <= r5["share"] <= r5["hi"] and r5["hi"] - r5["lo"] > 0
     assert m["grounding"]["foil"]["n"] > 0 and m["grounding"]["foil"]["note"] is None
     assert "--clip" in m["grounding"]["clipscore"]["note"]
 
@@ -137,6 +140,66 @@ def test_clipscore_with_a_tiny_clip(tmp_path, run_dir):
         assert 0 <= cs["per_level"][lv]["mean"] <= 2.5
     assert cs["below_foil"] == [lv for lv in range(1, 6) if cs["per_level"][str(lv)]["mean"] < cs["foil"]["mean"]]
     assert "CLIPScore" in (tmp_path / "o" / "report.html").read_text()
+
+
+def _independent_clipscore(model_dir, pairs):
+    """2.5 * max(cos, 0) per (image path, text) pair through CLIPModel's own forward pass
+    (logits_per_image / logit_scale is the cosine matrix), one pair at a time: nothing shared
+    with report.grounding.clip_scores but the saved model, tokenizer and image processor."""
+    import numpy as np
+    import torch
+    from PIL import Image
+    from transformers import AutoImageProcessor, AutoTokenizer, CLIPModel
+
+    clip = CLIPModel.from_pretrained(str(model_dir)).eval()
+    tok, proc = AutoTokenizer.from_pretrained(str(model_dir)), AutoImageProcessor.from_pretrained(str(model_dir))
+    out = []
+    for path, text in pairs:
+        t = tok([text], return_tensors="pt", truncation=True, max_length=77)
+        px = proc(images=[Image.open(path).convert("RGB")], return_tensors="pt")["pixel_values"]
+        with torch.no_grad():
+            r = clip(input_ids=t["input_ids"], attention_mask=t["attention_mask"], pixel_values=px)
+            cos = float(r.logits_per_image[0, 0] / clip.logit_scale.exp())
+        out.append(2.5 * max(cos, 0.0))
+    return np.array(out)
+
+
+def test_clipscore_matches_an_independent_computation_with_the_right_pairing(tmp_path, run_dir):
+    """Each group's mean CLIPScore (human caption, FOIL, each level) equals the mean of an
+    independent 2.5*max(cos, 0) over (its own image, text) pairs; the tiny random CLIP is first
+    checked to tell right pairs from wrong ones and to give non-zero scores, so that a score of 0
+    everywhere or texts scored against other images cannot pass."""
+    import numpy as np
+    import torch
+
+    from visassoc.report import grounding
+    from visassoc.report.data import load_run
+
+    torch.manual_seed(0)
+    model = _tiny_clip(tmp_path / "clip")
+    run = load_run(run_dir)
+    foils, _ = grounding.foil_negatives(run, grounding.instances_path_for(run))
+    groups = {"human": [(im, c) for im, (_, c) in sorted(run.short_caption.items())],
+              "foil": [(f["image_id"], f["caption"]) for f in foils],
+              **{str(lv): [(r["image_id"], r["caption"]) for r in run.captions if r["valid"] and r["level"] == lv]
+                 for lv in range(1, 6)}}
+    assert all(groups.values()) and len(groups["human"]) == 12
+    want = {g: _independent_clipscore(model, [(run.image_path(im), c) for im, c in rows]) for g, rows in groups.items()}
+    # the test can fail: scores are not all 0, and another image gives another score
+    human = groups["human"]
+    shifted = _independent_clipscore(model, [(run.image_path(human[(k + 1) % len(human)][0]), c)
+                                             for k, (_, c) in enumerate(human)])
+    assert (want["human"] > 0.05).sum() >= 6 and np.abs(shifted - want["human"]).max() > 1e-3
+
+    m = build_report(run_dir, out_dir=tmp_path / "o", clip=str(model), gallery=1, n_boot=50)
+    cs = m["grounding"]["clipscore"]
+    got = {"human": cs["human_caption"], "foil": cs["foil"], **cs["per_level"]}
+    for g, scores in want.items():
+        assert got[g]["n"] == len(scores), g
+        assert got[g]["mean"] == pytest.approx(float(scores.mean()), abs=2e-5), g
+    pairs = [(run.image_path(im), c) for im, c in human]
+    assert np.allclose(grounding.clip_scores(str(model), pairs, batch_size=5), want["human"], atol=2e-5)
+    assert cs["below_foil"] == [lv for lv in range(1, 6) if want[str(lv)].mean() < want["foil"].mean()]
 
 
 def test_clip_that_cannot_load_is_a_clear_error(tmp_path, run_dir):

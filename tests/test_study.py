@@ -192,10 +192,10 @@ def test_analyze_keep_failing_and_other_formats_agree(study, tmp_path):
     base = analyze(study / "export.json", tmp_path / "a")
     # the same answers as a plain CSV and as Potato user_state.json files give the same numbers
     rows = _rows()
-    csv = study / "flat.csv"
+    csv = tmp_path / "flat.csv"  # not in the module-scoped `study` dir: a re-run starts clean
     csv.write_text("item_id,annotator,grounded,abstraction\n"
                    + "".join(f"{r['item_id']},{r['annotator']},{r['grounded']},{r['abstraction'] or ''}\n" for r in rows))
-    pot = study / "annotation_output"
+    pot = tmp_path / "annotation_output"
     for a in "ABCDE":
         labels = {}
         for r in rows:
@@ -204,10 +204,10 @@ def test_analyze_keep_failing_and_other_formats_agree(study, tmp_path):
                 if r["abstraction"] is not None:
                     pairs.append([{"schema": "abstraction", "name": str(r["abstraction"])}, str(r["abstraction"])])
                 labels[r["item_id"]] = pairs
-        (pot / a).mkdir(parents=True)
+        (pot / a).mkdir(parents=True, exist_ok=True)
         (pot / a / "user_state.json").write_text(json.dumps({"user_id": a, "instance_id_to_label_to_value": labels}))
     for src in (csv, pot):
-        other = analyze(src, tmp_path / src.name)
+        other = analyze(src, tmp_path / f"out-{src.name}", key=study / KEY_FILE)
         assert other["per_level"] == base["per_level"] and other["agreement"] == base["agreement"]
 
 
@@ -243,10 +243,14 @@ def test_study_cli_round_trip(tmp_path, study):
 
 
 # ---------------------------------------------------------------- Potato, for real, on loopback
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _listening_socket() -> socket.socket:
+    """A loopback socket bound to an ephemeral port and listening, handed to Potato as it is
+    (no window in which another process could take the port between choosing and binding)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(64)
+    s.set_inheritable(True)
+    return s
 
 
 @pytest.mark.slow
@@ -256,20 +260,25 @@ def test_potato_serves_the_exported_project_and_round_trips(tmp_path):
         pytest.skip("potato-annotation not installed (pip install potato-annotation): integration test skipped")
     requests = pytest.importorskip("requests")
     run = make_synthetic_run(tmp_path / "r", n_images=8)
-    port = _free_port()
+    sock = _listening_socket()
+    port = sock.getsockname()[1]
     export_study(run, tmp_path / "proj", n=12, tool="potato", port=port)
     items = {it["item_id"]: it for it in json.loads((tmp_path / "proj" / KEY_FILE).read_text())["items"]}
     log = open(tmp_path / "potato.log", "w")
+    # Potato serves with Flask's app.run -> werkzeug.run_simple, which takes an already bound
+    # socket from WERKZEUG_SERVER_FD when WERKZEUG_RUN_MAIN is "true" (its reloader's hand-over)
     proc = subprocess.Popen([potato, "start", "config.yaml", "-p", str(port), "--host", "127.0.0.1"],
-                            cwd=tmp_path / "proj", stdout=log, stderr=subprocess.STDOUT,
-                            env={**os.environ, "NO_PROXY": "127.0.0.1"})
+                            cwd=tmp_path / "proj", stdout=log, stderr=subprocess.STDOUT, pass_fds=(sock.fileno(),),
+                            env={**os.environ, "NO_PROXY": "127.0.0.1", "WERKZEUG_RUN_MAIN": "true",
+                                 "WERKZEUG_SERVER_FD": str(sock.fileno())})
+    sock.close()  # the child holds its own copy
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(240):  # up to 120 s to start
             try:
-                if requests.get(base + "/health", timeout=2).status_code == 200:
+                if requests.get(base + "/health", timeout=5).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except requests.RequestException:  # refused never happens here: a timeout while it starts
                 pass
             assert proc.poll() is None, (tmp_path / "potato.log").read_text()[-3000:]
             time.sleep(0.5)
@@ -311,4 +320,6 @@ def test_potato_serves_the_exported_project_and_round_trips(tmp_path):
         if g["annotations"]:
             assert g["grounded_yes"]["share"] == 0.5 and g["abstraction"]["mean"] == int(lv)
     assert s["abstraction_vs_level"]["rho"] == pytest.approx(1.0)
-    assert not math.isnan(s["agreement"]["grounded_nominal"] or 0.0)
+    # ann1 always "yes", ann2 always "partly": the test's own alpha of exactly those answers
+    got_rows = [{"item_id": iid, "annotator": user, "grounded": g} for (user, iid), (g, _) in answers.items()]
+    assert s["agreement"]["grounded_nominal"] == pytest.approx(_nominal_alpha(got_rows, "grounded"))

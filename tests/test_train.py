@@ -64,6 +64,47 @@ def test_losses_match_definitions():
     assert clip_loss(a, b, s, ignore) < clip_loss(a, b, s) + 1e-6
 
 
+def _brute_force_losses(a, b, s, bias, ignore):
+    """The masked losses as documented, one term at a time in float64: ``ignore[i, j]`` (image i,
+    text j, i != j) is not a negative, so that pair leaves the softmax denominators of image i and
+    of text j (CLIP) and its sigmoid term (SigLIP); the diagonal is never ignored."""
+    import math
+
+    a, b = a.double().tolist(), b.double().tolist()
+    n, t = len(a), math.exp(float(s))
+    cos = [[sum(x * y for x, y in zip(a[i], b[j])) for j in range(n)] for i in range(n)]
+    keep = [[i == j or not bool(ignore[i, j]) for j in range(n)] for i in range(n)]
+    i2t = sum(-t * cos[i][i] + math.log(sum(math.exp(t * cos[i][j]) for j in range(n) if keep[i][j]))
+              for i in range(n)) / n
+    t2i = sum(-t * cos[j][j] + math.log(sum(math.exp(t * cos[i][j]) for i in range(n) if keep[i][j]))
+              for j in range(n)) / n
+    logsig = lambda x: -math.log1p(math.exp(-x))  # noqa: E731
+    sig = -sum(logsig((1 if i == j else -1) * (t * cos[i][j] + float(bias)))
+               for i in range(n) for j in range(n) if keep[i][j]) / n
+    return (i2t + t2i) / 2, sig
+
+
+def test_loss_masks_equal_a_brute_force_computation():
+    """Strict: a loss that ignores the mask (or applies it to the wrong pairs) is off by far more
+    than the tolerance; the mask is checked with a symmetric and a one-sided pattern."""
+    torch.manual_seed(1)
+    a, b = torch.nn.functional.normalize(torch.randn(6, 8), dim=-1), torch.nn.functional.normalize(torch.randn(6, 8), dim=-1)
+    s, bias = torch.tensor(2.3), torch.tensor(-1.5)
+    symmetric = torch.zeros(6, 6, dtype=torch.bool)
+    symmetric[0, 1] = symmetric[1, 0] = symmetric[2, 4] = symmetric[4, 2] = True
+    one_sided = torch.zeros(6, 6, dtype=torch.bool)
+    one_sided[3, 5] = one_sided[0, 2] = True
+    one_sided[1, 1] = True  # the diagonal is a positive whatever the mask says
+    for ignore in (symmetric, one_sided):
+        want_clip, want_sig = _brute_force_losses(a, b, s, bias, ignore)
+        unmasked_clip, unmasked_sig = _brute_force_losses(a, b, s, bias, torch.zeros_like(ignore))
+        assert abs(want_clip - unmasked_clip) > 1e-2 and abs(want_sig - unmasked_sig) > 1e-2  # the mask matters
+        assert float(clip_loss(a, b, s, ignore)) == pytest.approx(want_clip, abs=1e-5)
+        assert float(siglip_loss(a, b, s, bias, ignore)) == pytest.approx(want_sig, abs=1e-5)
+        assert float(clip_loss(a, b, s)) == pytest.approx(unmasked_clip, abs=1e-5)
+        assert float(siglip_loss(a, b, s, bias)) == pytest.approx(unmasked_sig, abs=1e-5)
+
+
 def test_checkpoint_round_trip_identical_embeddings(tmp_path):
     enc = PromptedEncoder(load_backbone("tiny-random-siglip", quiet=True), 3, position="prepend", seed=4)
     enc.configure_trainable(unfreeze_last=1, lora_rank=2)

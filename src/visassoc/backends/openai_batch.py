@@ -131,7 +131,7 @@ def answer_of(rec: dict) -> tuple[str | None, Usage, str | None]:
     except (KeyError, IndexError, TypeError, AttributeError):
         return None, Usage(), "batch: response body has no choices[0].message.content"
     u = _dict(body.get("usage"))
-    num = lambda v: v if isinstance(v, int) and not isinstance(v, bool) else 0  # noqa: E731
+    num = lambda v: v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else 0  # noqa: E731
     return text, Usage(num(u.get("prompt_tokens")), num(u.get("completion_tokens")), 1), None
 
 
@@ -168,6 +168,10 @@ def read_answers(calls: dict[str, Call], outputs: Iterable[str | Path], errors: 
 
 
 def _msg(err: Any) -> str:
+    return " ".join(_msg_raw(err).split()) or "unknown error"
+
+
+def _msg_raw(err: Any) -> str:
     if isinstance(err, dict):
         inner = err.get("error") if isinstance(err.get("error"), dict) else err
         return " ".join(f"{inner.get('code') or ''} {inner.get('message') or ''}".split())[:200] or "unknown error"

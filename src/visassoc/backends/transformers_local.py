@@ -27,7 +27,8 @@ def load_image(src: bytes | str | Path):
     try:
         return open_rgb(src)
     except ImageError as e:
-        raise ValueError(f"cannot read image: {e}"[:300]) from None
+        where = f"{len(src)} bytes" if isinstance(src, (bytes, bytearray)) else str(src)
+        raise ValueError(f"cannot read image ({where}): {e}"[:300]) from None
 
 
 def weights_sha(path: Path) -> str:
