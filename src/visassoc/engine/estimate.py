@@ -48,6 +48,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from visassoc.backends.prefix_cache import cacheable, shared_prefix_tokens
 from visassoc.backends.pricing import (estimate_cost, image_rule, image_tokens, longest_key, price_table, sent_size,
                                       token_counter)
 from visassoc.config import RunConfig
@@ -82,6 +83,8 @@ class StageEstimate:
     price_source: str | None = None
     image_rule: str | None = None
     image_tokens_per_image: float | None = None
+    cacheable_input_tokens: float = 0.0  # input a provider's prefix cache can serve (requests of one image sent together)
+    cost_cached_usd: float | None = None  # cost_usd with those tokens at the model's cached-input price
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -336,17 +339,26 @@ def estimate(config: RunConfig, sample: int = DEFAULT_SAMPLE, reask_rate: float 
             # one association per level (the prompts' example words) stands for the full ladder
             up["associations"] = {iid: [{"word": r.word, "level": lv, "rank": 0, "association": EXAMPLE_ASSOCIATIONS[lv - 1]}
                                         for r in recs for lv in LEVELS]}
-            for group in caption.request_groups([iid], up):
-                r = group[0]
-                t, im = _messages_tokens(st.impl.build_calls([r])[0].messages, counter.count,
-                                         per_image_tokens("caption"))
-                r.feedback = (f"The previous caption {r.caption!r} was rejected: does not contain the association "
-                              f"{r.association!r}.")
-                t_re, _ = _messages_tokens(st.impl.build_calls([r])[0].messages, counter.count, lambda p: 0)
-                ans = json.dumps({"caption": r.caption}) if st.impl.prompt.output == "json" else r.caption
+            # the stage's own call builder: one call per (word, level), or per word with --caption-mode per-word
+            firsts = [g[0] for g in caption.request_groups([iid], up)]
+            calls = st.impl.build_calls(firsts)
+            c = acc["caption"]
+            n = per_group * calls_per
+            if len(calls) > 1:  # what two caption calls of this image share from the start (image, instructions)
+                img_tok = per_image_tokens("caption")(it.path) if not st.impl.text_only else 0
+                shared, _ = shared_prefix_tokens(calls[0].messages, calls[1].messages, counter.count, img_tok)
+                c["cached"] = c.get("cached", 0.0) + (len(calls) * n - 1) * cacheable(shared)
+            for call in calls:
+                members = [firsts[k] for k in call.members]
+                t, im = _messages_tokens(call.messages, counter.count, per_image_tokens("caption"))
+                for r in members:
+                    r.feedback = (f"The previous caption {r.caption!r} was rejected: does not contain the association "
+                                  f"{r.association!r}.")
+                t_re, _ = _messages_tokens(st.impl.build_calls(members)[0].messages, counter.count, lambda p: 0)
+                ans = (json.dumps({str(k): r.caption for k, r in enumerate(members, 1)}) if len(members) > 1
+                       else json.dumps({"caption": members[0].caption}) if st.impl.prompt.output == "json"
+                       else members[0].caption)
                 out = min(counter.count(ans), st.max_tokens)
-                n = per_group * calls_per
-                c = acc["caption"]
                 c["first"] += per_group
                 c["req"] += n
                 c["text"] += per_group * (t + (calls_per - 1) * t_re)
@@ -368,7 +380,8 @@ def estimate(config: RunConfig, sample: int = DEFAULT_SAMPLE, reask_rate: float 
         st, a = setups[stage], acc[stage]
         se = StageEstimate(stage, st.spec, False, st.model, requests=a["req"] * per, first_requests=round(a["first"] * per),
                            input_text_tokens=a["text"] * per, image_tokens=a["img"] * per,
-                           output_tokens=a["out"] * per, output_tokens_max=a["out_max"] * per, max_tokens=st.max_tokens)
+                           output_tokens=a["out"] * per, output_tokens_max=a["out_max"] * per, max_tokens=st.max_tokens,
+                           cacheable_input_tokens=a.get("cached", 0.0) * per)
         msgs_with_images = stage in ("describe", "caption") and getattr(st.impl, "text_only", False) is False
         if msgs_with_images:
             se.image_rule = image_rule(st.model, st.options.image_detail, image_tokens_override)
@@ -435,6 +448,10 @@ def _cost(se: StageEstimate, st: _StageSetup, prices: dict) -> None:
         se.notes.append("no price for this model: add it under `prices` in the backend config"
                         if st.provider in OPENAI_LIKE else "local weights: no API price")
         return
+    if se.cacheable_input_tokens:
+        se.cost_cached_usd = estimate_cost(st.model, Usage(prompt_tokens=round(se.input_tokens),
+                                                           completion_tokens=round(se.output_tokens),
+                                                           cached_tokens=round(se.cacheable_input_tokens)), prices)
     worst = Usage(prompt_tokens=round(se.input_tokens), completion_tokens=round(se.output_tokens_max))
     se.cost_max_usd = estimate_cost(st.model, worst, prices)
     if st.provider in OPENAI_LIKE:
@@ -492,6 +509,10 @@ def format_estimate(est: Estimate) -> str:
             bits.append(f"images: {s.image_rule}, mean {s.image_tokens_per_image or 0:,.0f} tokens/image as sent")
         if s.cost_max_usd is not None:
             bits.append(f"worst case (every call at max_tokens={s.max_tokens}) {_usd(s.cost_max_usd)}")
+        if s.cacheable_input_tokens:
+            share = s.cacheable_input_tokens / s.input_tokens if s.input_tokens else 0.0
+            bits.append(f"prefix caching (one image's requests sent together): {share:.0%} of input cacheable, "
+                        f"{_usd(s.cost_usd)} without caching -> {_usd(s.cost_cached_usd)} with it")
         bits += s.notes
         lines.append(f"{s.stage}: {'; '.join(bits) if bits else 'no notes'}")
     if all(s.offline for s in est.stages):
