@@ -7,10 +7,12 @@ from typing import Annotated, Optional
 
 import typer
 
+from visassoc.cli.common import typer_app
+
 from visassoc.backends.base import BackendError
 
-backends_app = typer.Typer(help="Inspect model backends.", no_args_is_help=True)
-batch_app = typer.Typer(help="OpenAI Batch API / vllm run-batch workflows.", no_args_is_help=True)
+backends_app = typer_app(help="Inspect model backends.")
+batch_app = typer_app(help="OpenAI Batch API / vllm run-batch workflows.")
 
 
 @backends_app.callback()

@@ -8,7 +8,6 @@ from typing import Optional
 
 import typer
 
-from visassoc.encoders.models import TINY_MODELS
 
 
 def _fail(e: Exception) -> None:
@@ -18,7 +17,9 @@ def _fail(e: Exception) -> None:
 
 def train_command(
     data: list[Path] = typer.Option(..., "--data", help="run dir(s) written by `visassoc run`; repeat --data for several"),
-    model: str = typer.Option("tiny-random-clip", help="HF id, local dir, or tiny-random-clip|tiny-random-siglip"),
+    model: str = typer.Option("tiny-random-clip", help="Backbone: a Hugging Face id already in the local cache "
+                              "(e.g. openai/clip-vit-base-patch32), a local folder, or tiny-random-clip / "
+                              "tiny-random-siglip (random smoke-test models)."),
     out: Path = typer.Option(..., help="output dir: checkpoint, log, plot, manifest"),
     epochs: int = typer.Option(10),
     max_steps: Optional[int] = typer.Option(None, help="cap on optimizer steps"),
@@ -32,7 +33,7 @@ def train_command(
     val_fraction: float = typer.Option(0.1),
     patience: int = typer.Option(5, help="evaluations without val R@1 gain before early stop"),
     seed: int = typer.Option(0),
-    device: str = typer.Option("auto"),
+    device: str = typer.Option("auto", help="auto (cuda when available, else cpu), cpu, cuda, cuda:N or mps"),
     resume: bool = typer.Option(False, help="continue the run saved in --out"),
 ) -> None:
     """Train distance prompt tokens on a run's creative captions (frozen CLIP/SigLIP)."""
@@ -46,6 +47,8 @@ def train_command(
         res = train(cfg)
     except (ValueError, FileNotFoundError, NotADirectoryError) as e:
         _fail(e)
+    from visassoc.encoders.models import TINY_MODELS
+
     if model in TINY_MODELS:
         typer.echo(f"NOTE: {model} is a tiny random model: a smoke run, not a real encoder.")
     typer.echo(f"trained {res.steps}/{res.total_steps} steps; best val R@1 {res.best_val:.4f} at step {res.best_step} "
@@ -62,14 +65,15 @@ def eval_command(
     val_fraction: float = typer.Option(0.2, help="share of queries used to pick the best level"),
     n_boot: int = typer.Option(1000, help="bootstrap resamples for 95% CIs"),
     seed: int = typer.Option(0),
-    device: str = typer.Option("cpu"),
+    device: str = typer.Option("auto", help="auto (cuda when available, else cpu), cpu, cuda, cuda:N or mps"),
+    limit: Optional[int] = typer.Option(None, min=1, help="only the first N rows / records / folders (a quick check)"),
 ) -> None:
     """Full-gallery evaluation; writes results.json/.md and the score matrices to --out."""
     from visassoc.evaluate import evaluate
 
     try:
         evaluate(benchmark, root, out, ckpt=ckpt, model=model, images=images, val_fraction=val_fraction,
-                 seed=seed, n_boot=n_boot, device=device)
+                 seed=seed, n_boot=n_boot, device=device, limit=limit)
     except (ValueError, FileNotFoundError, NotADirectoryError) as e:
         _fail(e)
     typer.echo((out / "results.md").read_text())
@@ -78,12 +82,13 @@ def eval_command(
 def search_command(
     images: Path = typer.Option(..., help="folder of images to rank"),
     query: str = typer.Option(..., help="a poem, a metaphor or a mood"),
-    ckpt: Optional[Path] = typer.Option(None),
+    ckpt: Optional[Path] = typer.Option(None, help="trained checkpoint dir from `visassoc train` (its levels "
+                                        "become available to --level)"),
     model: Optional[str] = typer.Option(None, help="plain model instead of --ckpt (no levels)"),
     level: Optional[int] = typer.Option(None, help="distance level 1..5 (default: baseline, no tokens)"),
     top: int = typer.Option(10),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
-    device: str = typer.Option("cpu"),
+    device: str = typer.Option("auto", help="auto (cuda when available, else cpu), cpu, cuda, cuda:N or mps"),
 ) -> None:
     """Rank a photo collection for a creative query."""
     from visassoc.evaluate.search import search

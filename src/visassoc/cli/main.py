@@ -6,10 +6,11 @@ import sys
 
 import typer
 
-app = typer.Typer(
+from visassoc.cli.common import typer_app
+
+app = typer_app(
     name="visassoc",
     help="Mine contextualized visual associations and creative captions from images.",
-    no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )

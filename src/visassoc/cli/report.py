@@ -11,8 +11,9 @@ from typing import Annotated, Optional
 
 import typer
 
-study_app = typer.Typer(help="Human study: export a Potato / Label Studio project, analyze its annotations.",
-                        no_args_is_help=True)
+from visassoc.cli.common import typer_app
+
+study_app = typer_app(help="Human study: export a Potato / Label Studio project, analyze its annotations.")
 
 
 def _fail(exc: Exception) -> None:

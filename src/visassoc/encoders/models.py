@@ -94,7 +94,12 @@ def build_tiny(family: str, seed: int = 0, image_size: int = 32, patch_size: int
     return Backbone(model, tok, proc, family, f"tiny-random-{family}", max_len, pad)
 
 
-def load_backbone(name: str, device: str = "cpu", seed: int = 0, quiet: bool = False) -> Backbone:
+def resolve_device(name: str = "auto") -> str:
+    """``auto`` -> cuda when there is one, else cpu; anything else as given (cpu, cuda:1, mps)."""
+    return ("cuda" if torch.cuda.is_available() else "cpu") if name in (None, "", "auto") else name
+
+
+def load_backbone(name: str, device: str = "auto", seed: int = 0, quiet: bool = False) -> Backbone:
     """Load ``name``: ``tiny-random-clip|siglip``, a local dir saved by ``save_pretrained``, or an HF id (cache only)."""
     if name in TINY_MODELS:
         bb = build_tiny(TINY_MODELS[name], seed=seed)
@@ -102,7 +107,7 @@ def load_backbone(name: str, device: str = "cpu", seed: int = 0, quiet: bool = F
         bb = _load_pretrained(name)
     if bb.is_tiny and not quiet:
         print(TINY_WARNING.format(name=bb.name, family=bb.family.upper()), file=sys.stderr)
-    bb.model.to(device)
+    bb.model.to(resolve_device(device))
     for p in bb.model.parameters():
         p.requires_grad_(False)
     return bb

@@ -50,12 +50,19 @@ class _Gallery:
         return None, self.bad[p]
 
 
-def _rows(path: Path) -> list[dict]:
+def _rows(path: Path, required: tuple[str, ...] = (), optional: tuple[str, ...] = ()) -> list[dict]:
+    """The file's rows; a CSV header (or JSONL rows) without ``required`` columns is one clear error,
+    not an empty benchmark."""
     if not path.is_file():
         raise FileNotFoundError(f"benchmark file not found: {path}")
+    expected = ", ".join(required) + (f" (optional: {', '.join(optional)})" if optional else "")
     if path.suffix.lower() == ".csv":
-        with open(path, newline="") as f:
-            return list(csv.DictReader(f))
+        with open(path, newline="", encoding="utf-8", errors="replace") as f:
+            reader = csv.DictReader(f)
+            header = [h.strip() for h in (reader.fieldnames or [])]
+            if not set(required) <= set(header):
+                raise ValueError(f"{path.name}: columns {', '.join(header) or '(none)'}; expected {expected}")
+            return [{(k or "").strip(): v for k, v in r.items()} for r in reader]
     rows = []
     for n, line in enumerate(path.read_text().splitlines(), 1):
         if line.strip():
@@ -63,14 +70,17 @@ def _rows(path: Path) -> list[dict]:
                 rows.append(json.loads(line))
             except json.JSONDecodeError as e:
                 rows.append({"_error": f"line {n}: invalid JSON ({e.msg})"})
-    return rows
+    objs = [r for r in rows if isinstance(r, dict) and "_error" not in r]
+    if required and objs and not any(set(required) <= set(r) for r in objs):
+        raise ValueError(f"{path.name}: no row has the keys {', '.join(required)}; expected {expected}")
+    return [r if isinstance(r, dict) else {"_error": "row is not a JSON object"} for r in rows]
 
 
-def load_pairs(root: Path) -> Benchmark:
+def load_pairs(root: Path, limit: int | None = None) -> Benchmark:
     """JSONL/CSV rows {image, text, group?}: a text's positives are the images of rows sharing its group
     (no group: the row's own image). Image paths are relative to the file's folder unless absolute."""
     g, texts, ids, pos, missing, key = _Gallery(), [], [], [], [], {}
-    rows = _rows(root)
+    rows = _rows(root, ("image", "text"), ("group",))[:limit]
     groups: dict[str, set[int]] = {}
     pending = []
     for n, r in enumerate(rows):
@@ -91,11 +101,11 @@ def load_pairs(root: Path) -> Benchmark:
     return Benchmark("pairs", texts, ids, g.paths, pos, missing=missing)
 
 
-def load_multim_poem(root: Path, images: Path | None) -> Benchmark:
+def load_multim_poem(root: Path, images: Path | None, limit: int | None = None) -> Benchmark:
     """multim_poem.json [{id, poem, image_url}] with local images ``<images>/<id>.jpg``."""
     if images is None:
         raise ValueError("multim-poem needs --images DIR holding <id>.jpg files (the JSON has only URLs)")
-    recs = json.loads(Path(root).read_text())
+    recs = json.loads(Path(root).read_text())[:limit]
     g, texts, ids, pos, missing = _Gallery(), [], [], [], []
     for r in recs:
         col, err = g.add(Path(images) / f"{r['id']}.jpg")
@@ -106,12 +116,12 @@ def load_multim_poem(root: Path, images: Path | None) -> Benchmark:
     return Benchmark("multim-poem", texts, ids, g.paths, pos, missing=missing)
 
 
-def load_haivmet(root: Path) -> Benchmark:
+def load_haivmet(root: Path, limit: int | None = None) -> Benchmark:
     """``root/<metaphor text>/<images>``: the folder name is the text, its images are the positives."""
     if not Path(root).is_dir():
         raise NotADirectoryError(f"haivmet root must be a folder of metaphor folders: {root}")
     g, texts, ids, pos, missing = _Gallery(), [], [], [], []
-    for d in sorted(p for p in Path(root).iterdir() if p.is_dir()):
+    for d in sorted(p for p in Path(root).iterdir() if p.is_dir())[:limit]:
         cols = []
         for f in sorted(d.rglob("*")):
             if f.is_file() and f.suffix.lower() in IMAGE_EXTS:
@@ -124,10 +134,10 @@ def load_haivmet(root: Path) -> Benchmark:
     return Benchmark("haivmet", texts, ids, g.paths, pos, missing=missing)
 
 
-def load_pairwise(root: Path) -> Benchmark:
+def load_pairwise(root: Path, limit: int | None = None) -> Benchmark:
     """Rows {text, image_a, image_b, better: a|b (or 0|1)}: accuracy of preferring the better image."""
     g, texts, ids, trip, missing, key = _Gallery(), [], [], [], [], {}
-    for n, r in enumerate(_rows(root)):
+    for n, r in enumerate(_rows(root, ("text", "image_a", "image_b", "better"), ("id",))[:limit]):
         better = str(r.get("better", "")).strip().lower()
         if "_error" in r or better not in {"a", "b", "0", "1"} or not (r.get("text") or "").strip():
             missing.append({"row": n, "reason": r.get("_error", "row needs text, image_a, image_b, better in a|b|0|1")})
@@ -148,14 +158,16 @@ def load_pairwise(root: Path) -> Benchmark:
     return Benchmark("pairwise", texts, ids, g.paths, pos, pairs=trip, missing=missing)
 
 
-def load_benchmark(name: str, root: str | Path, images: str | Path | None = None) -> Benchmark:
+def load_benchmark(name: str, root: str | Path, images: str | Path | None = None,
+                   limit: int | None = None) -> Benchmark:
+    """``limit``: only the first N rows (pairs, pairwise), records (multim-poem) or folders (haivmet)."""
     root = Path(root)
     if name == "pairs":
-        return load_pairs(root)
+        return load_pairs(root, limit)
     if name == "multim-poem":
-        return load_multim_poem(root, Path(images) if images else None)
+        return load_multim_poem(root, Path(images) if images else None, limit)
     if name == "haivmet":
-        return load_haivmet(root)
+        return load_haivmet(root, limit)
     if name == "pairwise":
-        return load_pairwise(root)
+        return load_pairwise(root, limit)
     raise ValueError(f"unknown benchmark {name!r}; choose one of {', '.join(BENCHMARKS)}")

@@ -48,17 +48,19 @@ def _key(m: dict) -> float:
 def evaluate(benchmark: str, root: str | Path, out: str | Path, ckpt: str | Path | None = None,
              model: str | None = None, images: str | Path | None = None, levels=(1, 2, 3, 4, 5),
              val_fraction: float = 0.2, seed: int = 0, n_boot: int = 1000, batch_size: int = 32,
-             device: str = "cpu") -> dict:
+             device: str = "auto", limit: int | None = None) -> dict:
     """Evaluate ``ckpt`` (baseline = its untouched base model; level_k = its tokens for level k; best_level =
     the level with the best *validation* score, reported on test) or a plain ``model`` (baseline only)."""
     if (ckpt is None) == (model is None):
         raise ValueError("give exactly one of ckpt (a trained checkpoint dir) or model (a base model)")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    bench = load_benchmark(benchmark, root, images)
+    bench = load_benchmark(benchmark, root, images, limit)
     if not bench.texts or not bench.images:
         raise ValueError(f"{benchmark} at {root}: {len(bench.texts)} texts, {len(bench.images)} usable images "
                          f"({len(bench.missing)} missing); nothing to evaluate")
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {out} is a file, not a folder")
+    out.mkdir(parents=True, exist_ok=True)  # only once the input is known to be usable
     split = split_queries(len(bench.texts), len(bench.images), val_fraction, seed)
     base = load_encoder(ckpt, device, trained=False) if ckpt else PromptedEncoder(load_backbone(model, device), 0)
     variants: dict[str, np.ndarray] = {}
