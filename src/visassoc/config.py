@@ -23,6 +23,8 @@ class RunConfig(BaseModel):
     captions: Path | None = Field(None, description="captions file (JSONL or CSV) for an image folder")
     manifest: Path | None = Field(None, description="JSONL manifest of {id, image, captions}")
     limit: int | None = Field(None, ge=1, description="use only the first N images of the source")
+    allow_outside_paths: bool = Field(False, description="let the source name images outside its own folder "
+                                                        "(absolute paths, ../, symlinks out)")
 
     seed: int = 0
     top_k: int = Field(5, ge=1, le=20, description="salient words per image")

@@ -17,6 +17,7 @@ from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
 from visassoc.run import factory as stages_factory
+from visassoc.run import guard
 from visassoc.config import RunConfig
 from visassoc.run.executors import backend_usage, make_executor, merge_usage
 from visassoc.sources import SourceItem, load_coco, load_demo, load_folder, load_manifest
@@ -58,11 +59,12 @@ class RunResult:
 def load_items(cfg: RunConfig) -> list[SourceItem]:
     if cfg.demo:
         return load_demo(cfg.limit)
+    outside = cfg.allow_outside_paths
     if cfg.coco:
-        return load_coco(cfg.coco, cfg.images, cfg.limit)
+        return load_coco(cfg.coco, cfg.images, cfg.limit, allow_outside=outside)
     if cfg.manifest:
-        return load_manifest(cfg.manifest, cfg.limit)
-    return load_folder(cfg.images, cfg.captions, cfg.limit)
+        return load_manifest(cfg.manifest, cfg.limit, allow_outside=outside)
+    return load_folder(cfg.images, cfg.captions, cfg.limit, allow_outside=outside)
 
 
 def _utf8_safe(it: SourceItem) -> SourceItem:
@@ -169,7 +171,8 @@ def resolve_stage_backends(cfg: RunConfig) -> RunConfig:
     return cfg.model_copy(update=update) if update else cfg
 
 
-def run(config: RunConfig | None = None, log: Callable[[str], None] = print, **kwargs) -> RunResult:
+def run(config: RunConfig | None = None, log: Callable[[str], None] = print, overwrite: bool = False,
+        **kwargs) -> RunResult:
     """Run the whole pipeline (resuming whatever an earlier run in ``out`` finished).
 
     >>> import visassoc
@@ -177,23 +180,30 @@ def run(config: RunConfig | None = None, log: Callable[[str], None] = print, **k
     """
     cfg = resolve_stage_backends(config or RunConfig(**kwargs))
     source = load_items(cfg)  # first: a bad source fails before the output dir is created
+    diff = guard.check_out(cfg, overwrite)  # never a user's folder, never silently another run's
+    runner = Runner(cfg, log)  # a bad backend spec fails here, still before anything is created
     out = Path(cfg.out)
-    lock = FileLock(str(out / ".visassoc.lock"))
+    created = not out.exists()
+    lock = FileLock(str(out / guard.LOCK))
     try:
         out.mkdir(parents=True, exist_ok=True)
         lock.acquire(timeout=0)
+        guard.claim_out(cfg, diff, overwrite, log)
     except Timeout:
-        raise RunLocked(f"another visassoc run is using {out} (lock file {out / '.visassoc.lock'})") from None
+        raise RunLocked(f"another visassoc run is using {out} (lock file {out / guard.LOCK})") from None
     except OSError as e:  # a file where the dir should be, read-only, permissions
+        lock.release()
+        guard.release_if_unused(out, created)
         raise OutputError(f"cannot use output directory {out}: {_one_line(e)}") from e
     quiet = not cfg.progress and "TQDM_DISABLE" not in os.environ
     if quiet:  # also silences the per-request bars of model backends
         os.environ["TQDM_DISABLE"] = "1"
     try:
-        return Runner(cfg, log).run(source)
+        return runner.run(source)
     except OSError as e:  # disk full, read-only, ...: finished parts are kept
         raise OutputError(f"{_one_line(e)} (fix it and re-run the same command to resume)") from e
     finally:
         if quiet:
             os.environ.pop("TQDM_DISABLE", None)
         lock.release()
+        guard.release_if_unused(out, created)

@@ -23,6 +23,7 @@ from tqdm import tqdm
 from ..backends.base import BackendError, GenParams, Generation, Message, Usage
 from ..backends.jsonparse import parse_json_loose
 from ..records import LEVEL_NAMES, LEVELS
+from ..untrusted import unsafe_reason
 from .interfaces import (AssociationRequest, CaptionRequest, DescribeRequest, DescribeResult, Ladder,
                          StageError)
 
@@ -270,9 +271,9 @@ class VLMDescriber(_ModelStage):
         data = gen.parsed if gen.error is None else None
         desc = " ".join(str((data or {}).get("description", "")).split())
         short = clean_caption(str((data or {}).get("short_caption", "")))
-        if gen.error or not desc:
-            err = StageError(f"describe: {gen.error or 'empty description'}{_said(gen)}")
-            return [err] * len(call.members)
+        why = gen.error or ("empty description" if not desc else unsafe_reason(f"{desc}\n{short}"))
+        if why:
+            return [StageError(f"describe: {why}{_said(gen)}")] * len(call.members)
         return [DescribeResult(desc, "vlm", short or None, self.model)] * len(call.members)
 
 
@@ -360,7 +361,9 @@ class LLMAssociationMiner(_ModelStage):
                 kept, rejected = [], []
                 for raw in levels.get(lv, []):
                     a = clean_term(raw)
-                    if not a or not re.search(r"[a-z]", a) or len(a.split()) > 3:
+                    if unsafe := unsafe_reason(str(raw)):  # markup, control or bidi characters
+                        rejected.append(unsafe)
+                    elif not a or not re.search(r"[a-z]", a) or len(a.split()) > 3:
                         rejected.append(f"{str(raw)[:30]!r} is not a word")
                     elif is_form_of(a, w, lemma.get(w)):
                         rejected.append(f'"{a}" is the word itself or a form of it')
