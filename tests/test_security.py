@@ -21,6 +21,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+import visassoc
+
 from conftest import make_photo
 from fake_openai_server import FakeOpenAI, prompt_text
 from visassoc.cli import app
@@ -28,7 +30,6 @@ from visassoc.config import RunConfig
 from visassoc.records import SCHEMAS
 from visassoc.sources import SourceError, load_coco, load_folder, load_manifest
 from visassoc.sources.base import clean_captions
-from visassoc.untrusted import normalize_human, path_under, safe_filename, unsafe_reason
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -55,6 +56,8 @@ def one_line_error(r) -> None:
 @example(text="/root/.bashrc")
 @example(text="../../../etc/passwd")
 def test_file_names_made_from_data_stay_under_the_folder(text, tmp_path):
+    from visassoc.untrusted import path_under, safe_filename
+
     name = safe_filename(text, ".jpg")
     assert "/" not in name and "\\" not in name and not name.startswith(".") and name.endswith(".jpg")
     assert path_under(tmp_path, name).parent == tmp_path.resolve()
@@ -63,6 +66,8 @@ def test_file_names_made_from_data_stay_under_the_folder(text, tmp_path):
 
 @pytest.mark.parametrize("bad", ["../x", "/etc/passwd", "a/../../b"])
 def test_path_under_refuses_escapes(tmp_path, bad):
+    from visassoc.untrusted import path_under
+
     with pytest.raises(ValueError, match="outside"):
         path_under(tmp_path / "media", bad)
 
@@ -154,7 +159,7 @@ def refuse(*a, **k):
     tries.append(a)
     raise OSError("network blocked by the test")
 socket.socket.connect = socket.socket.connect_ex = refuse
-socket.create_connection = refuse
+socket.create_connection = socket.getaddrinfo = refuse
 from visassoc.cli import app
 try:
     app(prog_name="visassoc", args=sys.argv[1:])
@@ -168,7 +173,7 @@ def test_unknown_hf_model_fails_offline_in_one_line_without_any_connection(tmp_p
 
     run = make_synthetic_run(tmp_path / "run", n_images=4, with_instances=False)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TRANSFORMERS_"))}
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")])
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(visassoc.__file__).parents[1]), env.get("PYTHONPATH", "")])
     env["HF_HOME"] = str(tmp_path / "hf")  # an empty cache: the id cannot be there
     p = subprocess.run([sys.executable, "-c", BLOCK, "train", "--data", str(run), "--model", "nosuch/model",
                         "--out", str(tmp_path / "ckpt"), "--device", "cpu"], capture_output=True, text=True,
@@ -184,6 +189,7 @@ def test_unknown_hf_model_fails_offline_in_one_line_without_any_connection(tmp_p
                                   "javascript:alert(1)"])
 def test_markup_and_control_characters_in_model_output_are_rejected(text):
     from visassoc.text import validate_caption
+    from visassoc.untrusted import unsafe_reason
 
     assert unsafe_reason(text)
     assert validate_caption(f"a puppy {text}", "puppy", "a dog", max_words=20)
@@ -193,6 +199,8 @@ def test_markup_and_control_characters_in_model_output_are_rejected(text):
 @given(st.text(max_size=30), st.sampled_from(["\x00", "\x1b", "\x7f", "\x9b", "\u202e", "\u2066", "\u200f"]),
        st.text(max_size=30))
 def test_any_control_or_bidi_character_is_a_reason_and_is_removed_from_human_text(a, bad, b):
+    from visassoc.untrusted import normalize_human, unsafe_reason
+
     assert unsafe_reason(a + bad + b)
     clean = normalize_human(a + bad + b)
     assert bad not in clean and unsafe_reason(clean.replace("<", "").replace("&", "")) is None or "markup" in (
@@ -201,6 +209,8 @@ def test_any_control_or_bidi_character_is_a_reason_and_is_removed_from_human_tex
 
 
 def test_plain_model_text_passes():
+    from visassoc.untrusted import unsafe_reason
+
     for ok in ["a puppy in the park", "joy, sweetness & abundance", "a 5 > 3 day", "l'été à Paris"]:
         assert unsafe_reason(ok) is None, ok
 
