@@ -68,7 +68,7 @@ def check_out(cfg, overwrite: bool = False) -> list[str]:
         return []
     if not out.is_dir():
         raise OutDirRefused(f"--out {out} is a file, not a folder")
-    if not any(out.iterdir()):
+    if all(p.name in (LOCK, f"{MARKER}.tmp") for p in out.iterdir()):  # empty, or a lock left by a failed start
         return []
     old = _recorded(out)
     if old is None:
