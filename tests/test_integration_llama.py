@@ -36,12 +36,14 @@ def _free_port() -> int:
 
 def _start(gguf: Path, log: Path) -> tuple[subprocess.Popen, str]:
     """The server on a free loopback port; a port taken between the probe and the server's bind
-    (the only race left) makes the server exit, and another port is tried."""
+    (the only race left) makes the server exit, and another port is tried. One thread: llama.cpp's
+    threads spin while they wait, and on a shared machine two of them ran 30x slower than one
+    (0.9 vs 30 tokens/s measured); interrupt_requests=false, or each request cancels the one before."""
     for _ in range(3):
         port = _free_port()
         cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", MODEL_ALIAS,
-               "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096", "--n_threads", "2",
-               "--n_threads_batch", "2", "--interrupt_requests", "false", "--seed", "0", "--verbose", "false"]
+               "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096", "--n_threads", "1",
+               "--n_threads_batch", "1", "--interrupt_requests", "false", "--seed", "0", "--verbose", "false"]
         # the server's settings also read the environment (PORT, HOST, API_KEY...): start from a clean one
         env = {k: v for k, v in os.environ.items() if k.upper() not in {"HOST", "PORT", "API_KEY", "MODEL"}}
         proc = subprocess.Popen(cmd, stdout=log.open("ab"), stderr=subprocess.STDOUT, env=env)
@@ -86,9 +88,11 @@ def cli(*args: str, cwd: Path, env: dict | None = None, timeout: int = 900) -> s
 
 def backend_yaml(tmp_path: Path, url: str, role: str, **extra) -> Path:
     """One llama.cpp backend for ``role`` (llm or vlm): a single request in flight (the server does
-    one at a time), short answers, fast retries."""
+    one at a time), one retry (this server answers a request it cannot handle, such as image
+    content for a text-only model, with a deterministic HTTP 500), small images."""
     lines = [f"{role}: llama", "backends:", "  llama:", f"    spec: openai:{MODEL_ALIAS}", f"    base_url: {url}",
-             "    concurrency: 1", "    timeout: 300"] + [f"    {k}: {v}" for k, v in extra.items()]
+             "    concurrency: 1", "    timeout: 300", "    max_retries: 1", "    max_image_side: 64"]
+    lines += [f"    {k}: {v}" for k, v in extra.items()]
     p = tmp_path / f"{role}.yaml"
     p.write_text("\n".join(lines) + "\n")
     return p
@@ -151,9 +155,11 @@ def test_demo_run_against_llama_server(llama_server, tmp_path, role):
     vision: those become error rows). Either way every input ends as a row or an error row."""
     flag = f"--{role}"
     r = cli("run", "--demo", "--limit", "2", "--top-k", "2", "--per-level", "1", "--max-reasks", "0",
-            "--backend-config", str(backend_yaml(tmp_path, llama_server, role)), flag, "llama", "--out",
+            "--backend-config", str(backend_yaml(tmp_path, llama_server, role, params="{max_tokens: 160}")),
+            flag, "llama", "--out",
             str(tmp_path / "run"), "-q", cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
+    print(r.stdout.strip().splitlines()[-1])  # the run's summary line (pytest -s shows it)
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert manifest["backends"]["associate" if role == "llm" else "describe"]["backend"]["base_url"] == llama_server
     _every_input_accounted(tmp_path / "run")
