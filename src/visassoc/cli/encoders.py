@@ -15,6 +15,17 @@ def _fail(e: Exception) -> None:
     raise typer.Exit(2)
 
 
+def _check_model(model: str | None) -> None:
+    """An unknown model id fails at once, in one line, before torch and transformers are imported."""
+    if model:
+        from visassoc.hfcache import require_local_model
+
+        try:
+            require_local_model(model)
+        except ValueError as e:
+            _fail(e)
+
+
 def train_command(
     data: list[Path] = typer.Option(..., "--data", help="run dir(s) written by `visassoc run`; repeat --data for several"),
     model: str = typer.Option("tiny-random-clip", help="Backbone: a Hugging Face id already in the local cache "
@@ -37,6 +48,9 @@ def train_command(
     resume: bool = typer.Option(False, help="continue the run saved in --out"),
 ) -> None:
     """Train distance prompt tokens on a run's creative captions (frozen CLIP/SigLIP)."""
+    from visassoc.hfcache import TINY_MODELS
+
+    _check_model(model)
     from visassoc.train.trainer import TrainConfig, train
 
     cfg = TrainConfig(data=[str(d) for d in data], out=str(out), model=model, epochs=epochs, max_steps=max_steps,
@@ -47,8 +61,6 @@ def train_command(
         res = train(cfg)
     except (ValueError, FileNotFoundError, NotADirectoryError) as e:
         _fail(e)
-    from visassoc.encoders.models import TINY_MODELS
-
     if model in TINY_MODELS:
         typer.echo(f"NOTE: {model} is a tiny random model: a smoke run, not a real encoder.")
     typer.echo(f"trained {res.steps}/{res.total_steps} steps; best val R@1 {res.best_val:.4f} at step {res.best_step} "
@@ -69,6 +81,7 @@ def eval_command(
     limit: Optional[int] = typer.Option(None, min=1, help="only the first N rows / records / folders (a quick check)"),
 ) -> None:
     """Full-gallery evaluation; writes results.json/.md and the score matrices to --out."""
+    _check_model(model)
     from visassoc.evaluate import evaluate
 
     try:
@@ -91,6 +104,7 @@ def search_command(
     device: str = typer.Option("auto", help="auto (cuda when available, else cpu), cpu, cuda, cuda:N or mps"),
 ) -> None:
     """Rank a photo collection for a creative query."""
+    _check_model(model)
     from visassoc.evaluate.search import search
 
     try:

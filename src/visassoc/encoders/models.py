@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-TINY_MODELS = {"tiny-random-clip": "clip", "tiny-random-siglip": "siglip"}
+from visassoc.hfcache import TINY_MODELS, not_available, require_local_model  # noqa: F401 (re-exported)
 PAPER_MODEL = "laion/CLIP-ViT-B-32-laion2B-s34B-b79K"
 TINY_WARNING = (
     "WARNING: {name} is a tiny RANDOMLY INITIALISED model (real {family} architecture, no pretrained weights). "
@@ -112,27 +112,14 @@ def load_backbone(name: str, device: str = "auto", seed: int = 0, quiet: bool = 
     return bb
 
 
-def _not_available(name: str) -> str:
-    return (f"cannot load model {name!r}: not a local folder with config.json nor a model in the local Hugging "
-            "Face cache (visassoc does not download; fetch it with `hf download` or pass a folder)")
-
-
 def _load_pretrained(name: str) -> Backbone:
-    if not Path(name).exists():  # answer an unknown id from the cache index, before importing transformers
-        from huggingface_hub import try_to_load_from_cache
-
-        try:
-            cached = try_to_load_from_cache(name, "config.json")
-        except ValueError:  # not even a valid repo id
-            cached = None
-        if not isinstance(cached, str):
-            raise ValueError(_not_available(name))
+    require_local_model(name)  # an unknown id: one line, before importing transformers
     from transformers import AutoConfig, AutoImageProcessor, AutoTokenizer, CLIPModel, SiglipModel
 
     try:  # offline (set in visassoc/__init__ before any HF import): an HF id must already be cached
         cfg = AutoConfig.from_pretrained(name)
     except (OSError, ValueError) as e:
-        raise ValueError(_not_available(name)) from e
+        raise ValueError(not_available(name)) from e
     family = cfg.model_type
     classes = {"clip": CLIPModel, "siglip": SiglipModel}
     if family not in classes:
