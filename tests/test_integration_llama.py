@@ -123,8 +123,8 @@ def test_backends_check_against_llama_server(llama_server, tmp_path):
     assert (r.returncode == 0) == can_json, (r.returncode, res)
     # a VLM role needs images: this text-only model must make `check` exit non-zero, with a reason
     r = cli("backends", "check", "--config", str(backend_yaml(tmp_path, llama_server, "vlm")), cwd=tmp_path)
-    if r.returncode != 0:
-        assert "error:" in r.stderr and r.stderr.count("\n") <= 3, r.stderr
+    assert r.returncode == 1 and "images are not accepted" in r.stderr, (r.stdout, r.stderr)
+    assert r.stderr.strip().startswith("error:") and r.stderr.count("\n") <= 2, r.stderr
 
 
 def _every_input_accounted(out: Path) -> None:
