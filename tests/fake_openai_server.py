@@ -125,12 +125,16 @@ def default_responder(body: dict) -> str:
 class FakeOpenAI:
     def __init__(self, responder: Callable[[dict], str] | None = None, latency: float = 0.0,
                  json_schema_supported: bool = True, batch_polls_to_finish: int = 1,
-                 batch_expire_after: int | None = None, prefix_cache=None, image_tokens: int = 1000):
+                 batch_expire_after: int | None = None, prefix_cache=None, image_tokens: int = 1000,
+                 reject_formats: tuple[str, ...] = (), reject_status: int = 500):
         self.responder = responder or default_responder
         # a visassoc.backends.prefix_cache.PrefixCache: usage then reports prompt_tokens_details.cached_tokens
         self.prefix_cache, self.image_tokens = prefix_cache, image_tokens
         self.latency = latency
         self.json_schema_supported = json_schema_supported
+        # response_format types refused the way llama-cpp-python's server does: HTTP 500 whose body
+        # carries the request-validation detail (the field path only past the first line)
+        self.reject_formats, self.reject_status = tuple(reject_formats), reject_status
         self.batch_polls_to_finish = batch_polls_to_finish
         self.batch_expire_after = batch_expire_after  # complete only this many lines, then "expired"
         self.script: deque[Reply] = deque()
@@ -189,6 +193,11 @@ class FakeOpenAI:
         if rf == "json_schema" and not self.json_schema_supported:
             return 400, {"error": {"message": "response_format type json_schema is not supported",
                                    "type": "invalid_request_error"}}, {}, 0.0
+        if rf in self.reject_formats:
+            return self.reject_status, {"error": {"message": "Input should be 'text' or 'json_object'",
+                                                  "type": "internal_server_error",
+                                                  "detail": [{"loc": ["body", "response_format", "type"],
+                                                              "input": rf}]}}, {}, 0.0
         if reply is None:  # a responder may answer with text or with a whole Reply (an error status)
             answer = self.responder(body)
             reply = answer if isinstance(answer, Reply) else Reply(content=answer, delay=self.latency)
@@ -272,7 +281,8 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self._body()
         if self.path.endswith("/chat/completions"):
             body = json.loads(raw)
-            rec = {"path": self.path, "body": body, "t0": time.monotonic(), "t1": None, "status": None}
+            rec = {"path": self.path, "body": body, "headers": {k.lower(): v for k, v in self.headers.items()},
+                   "t0": time.monotonic(), "t1": None, "status": None}
             with f._lock:
                 f.requests.append(rec)  # recorded on arrival, completed below
                 f.inflight += 1

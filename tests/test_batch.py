@@ -211,6 +211,20 @@ def test_cli_export_from_a_requests_file(tmp_path):
     assert r.exit_code == 2 and "assoc_requests.jsonl:1: not a AssociationRequest" in r.output
 
 
+def test_cli_backends_check_exits_non_zero_when_a_stage_cannot_be_served(tmp_path):
+    """An LLM that never answers JSON cannot run `associate`: FAIL must not exit 0."""
+    runner = CliRunner()
+    with FakeOpenAI(reject_formats=("json_schema", "json_object"), responder=lambda body: "I like dogs.") as s:
+        env = {"OPENAI_BASE_URL": s.base_url, "OPENAI_API_KEY": "k"}
+        r = runner.invoke(backends_app, ["check", "--llm", "openai:chatty"], env=env)
+        assert r.exit_code == 1, r.output
+        assert re.search(r"json_text\s+FAIL", r.output) and "associate needs it" in r.output
+    with FakeOpenAI(reject_formats=("json_schema",), responder=lambda body: '{"answer": "ok"}') as s:
+        r = runner.invoke(backends_app, ["check", "--llm", "openai:jsonish"],
+                          env={"OPENAI_BASE_URL": s.base_url, "OPENAI_API_KEY": "k"})
+        assert r.exit_code == 0, r.output  # json_object is enough
+
+
 # ---- fuzz: any output line ingests as a result or a one-line error row -------------------------
 from hypothesis import HealthCheck, example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402

@@ -117,3 +117,10 @@ def test_multim_poem_counts_missing_images(ckpt, tmp_path):
         evaluate("multim-poem", js, out, ckpt=ckpt)
     with pytest.raises(ValueError, match="unknown benchmark"):
         evaluate("nope", js, out, ckpt=ckpt)
+
+
+def test_limit_keeps_the_first_n_texts(tmp_path):
+    root = make_haivmet(tmp_path / "h", n_metaphors=6, per=2)
+    res = evaluate("haivmet", root, tmp_path / "ev", model="tiny-random-siglip", n_boot=0, val_fraction=0, limit=3)
+    meta = json.loads((tmp_path / "ev" / "meta.json").read_text())
+    assert meta["n_texts"] == 3 and meta["n_images"] == 6 and res["baseline"]["t2i"]["n"] == 3

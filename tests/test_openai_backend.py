@@ -164,6 +164,37 @@ def test_json_schema_unsupported_falls_back_to_json_object():
         assert s.chat_requests()[-1]["body"]["response_format"] == {"type": "json_object"}
 
 
+@pytest.mark.parametrize("status", [500, 400, 422, 501])
+def test_format_refusal_on_any_status_degrades_and_never_counts_as_a_failure(status):
+    """llama-cpp-python's server refuses json_schema with HTTP 500 whose body names response_format:
+    step down to json_object (and then text), remember it, no retries, no dead-server count."""
+    with FakeOpenAI(reject_formats=("json_schema",), reject_status=status,
+                    responder=lambda body: '{"a": "x", "b": []}') as s:
+        b = backend(s, retry=RetryPolicy(max_retries=6, backoff_base=5, fail_fast_after=1))
+        t = time.monotonic()
+        gens = ask(b, SCHEMA, n=12)
+        assert all(g.parsed == {"a": "x", "b": []} for g in gens)
+        assert time.monotonic() - t < 4  # no backoff was slept
+        assert b.mode == "json_object"
+        n_schema = sum(1 for r in s.chat_requests() if r["body"]["response_format"]["type"] == "json_schema")
+        assert n_schema <= 8  # at most the first concurrent wave; later requests use the remembered mode
+        ask(b, SCHEMA, n=3)
+        assert all(r["body"]["response_format"]["type"] == "json_object" for r in s.chat_requests()[-3:])
+    with FakeOpenAI(reject_formats=("json_schema", "json_object"), reject_status=status,
+                    responder=lambda body: '{"a": "y", "b": ["z"]}') as s:
+        b = backend(s, retry=RetryPolicy(max_retries=6, backoff_base=5, fail_fast_after=1))
+        assert all(g.parsed == {"a": "y", "b": ["z"]} for g in ask(b, SCHEMA, n=4))
+        assert b.mode == "text" and "response_format" not in s.chat_requests()[-1]["body"]
+
+
+def test_format_refusal_with_a_forced_mode_is_an_item_error_not_a_retry():
+    with FakeOpenAI(reject_formats=("json_schema",), reject_status=500) as s:
+        b = backend(s, structured="json_schema", retry=RetryPolicy(max_retries=6, backoff_base=5, fail_fast_after=1))
+        gens = ask(b, SCHEMA, n=3)
+        assert all("refused response_format json_schema" in g.error for g in gens)
+        assert len(s.chat_requests()) == 3
+
+
 def test_item_failures_do_not_sink_the_batch_but_a_failing_server_does(server):
     b = backend(server, retry=RetryPolicy(max_retries=1, backoff_base=0.01, fail_fast_after=3))
     assert ask(b)[0].text == "OK"

@@ -3,7 +3,15 @@
 >>> import visassoc
 >>> result = visassoc.run(demo=True, out="runs/demo")   # doctest: +SKIP
 """
+import os as _os
+
 __version__ = "0.1.0"
+
+# No network unless a remote backend is configured: Hugging Face libraries read these once, when
+# first imported, so they are set here, before any of them can be. Models must be local folders
+# or already in the HF cache; export HF_HUB_OFFLINE=0 to let them download.
+for _var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "HF_HUB_DISABLE_TELEMETRY"):
+    _os.environ.setdefault(_var, "1")
 
 
 def run(config=None, **kwargs):

@@ -43,6 +43,8 @@ class RunConfig(BaseModel):
     image_column: str = Field("image", description="image column of --hf-dataset")
     caption_column: str | None = Field(None, description="caption column of --hf-dataset (default: caption/captions/text)")
     limit: int | None = Field(None, ge=1, description="use only the first N images of the source")
+    allow_outside_paths: bool = Field(False, description="let the source name images outside its own folder "
+                                                        "(absolute paths, ../, symlinks out)")
 
     seed: int = 0
     top_k: int = Field(5, ge=1, le=20, description="salient words per image")

@@ -102,6 +102,10 @@ def validate_caption(caption: str, association: str, short_caption: str, min_wor
     """None when valid, else the reason (one short phrase)."""
     if not caption or not caption.strip():
         return "empty caption"
+    from visassoc.untrusted import unsafe_reason
+
+    if unsafe := unsafe_reason(caption):  # markup, control or bidi characters
+        return unsafe
     n = word_count(caption)
     if n < min_words:
         return f"too short ({n} words < {min_words})"

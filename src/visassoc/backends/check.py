@@ -65,6 +65,9 @@ def check_backend(backend, images: bool | None = None, timeout: float = 30.0) ->
         for mode in ("json_schema", "json_object"):
             checks[mode] = _timed(lambda m=mode: _openai_probe(backend, client, [Message("user", JSON_PROMPT)],
                                                               PROBE_SCHEMA, m))
+        if not (checks["json_schema"]["ok"] or checks["json_object"]["ok"]):  # the run's last resort
+            checks["json_text"] = _timed(lambda: _openai_probe(backend, client, [Message("user", JSON_PROMPT)],
+                                                              PROBE_SCHEMA, "text"))
         if images:
             checks["images"] = _timed(lambda: _openai_probe(backend, client, pic, None, "text"))
         return out
@@ -80,6 +83,23 @@ def check_backend(backend, images: bool | None = None, timeout: float = 30.0) ->
     if images:
         checks["images"] = _timed(lambda: gen(pic))
     return out
+
+
+JSON_CHECKS = ("json_schema", "json_object", "json_text", "json")
+
+
+def unserved(result: dict[str, Any], role: str) -> list[str]:
+    """Why the checked backend cannot serve its role's stages ([] when it can): every role needs
+    text; the llm (associate) needs JSON in some mode; the vlm (describe, caption) needs images."""
+    c = result["checks"]
+    if not c.get("text", {}).get("ok"):
+        return [f"{role}: no text answer"]
+    why = []
+    if role == "llm" and not any(c.get(k, {}).get("ok") for k in JSON_CHECKS):
+        why.append("llm: no usable JSON in any mode (json_schema, json_object, plain text); associate needs it")
+    if role == "vlm" and not c.get("images", {}).get("ok"):
+        why.append("vlm: images are not accepted; describe and caption need them")
+    return why
 
 
 def format_check(result: dict[str, Any]) -> str:

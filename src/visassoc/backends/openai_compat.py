@@ -117,7 +117,11 @@ class OpenAIBackend:
         self.model = model
         self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_URL).rstrip("/")
         self.api_key_env = api_key_env
-        key = api_key or os.environ.get(api_key_env) or os.environ.get("OPENAI_API_KEY")
+        # The key named by api_key_env goes to this backend's base_url and nowhere else; OPENAI_API_KEY
+        # stands in only for OpenAI itself, so a config naming another server never receives it.
+        key = api_key or os.environ.get(api_key_env)
+        if not key and self.base_url.startswith(OPENAI_URL):
+            key = os.environ.get("OPENAI_API_KEY")
         if not key:
             if self.base_url.startswith(OPENAI_URL):
                 raise BackendError(f"no API key for {self.base_url}: set {api_key_env}")
@@ -324,6 +328,9 @@ class OpenAIBackend:
                 await self._tpm_bucket.take(len(json.dumps(msgs)) / 4 + body["max_tokens"])
             try:
                 async with self._sem:  # the SDK's generic post: same auth/errors, ~30% less CPU than create()
+                    if mode != self.mode:  # another request learnt the server's mode while this one queued
+                        mode = self.mode
+                        body = self.build_body(msgs, schema, params, mode)
                     resp = await self._client.post("/chat/completions", body={**body, **self._extra_body},
                                                    cast_to=object)
             except openai.APIStatusError as e:
@@ -334,13 +341,18 @@ class OpenAIBackend:
                 if status == 404:
                     raise BackendError(f"{self.name}: HTTP 404 from {self.base_url} ({msg}); "
                                        "wrong model id or base URL (it usually ends in /v1)") from None
-                if (status in (400, 422) and "response_format" in body
-                        and any(h in msg.lower() for h in _FORMAT_HINTS)):
+                if "response_format" in body and format_rejected(status, msg, _error_text(e)):
+                    # A server without this structured-output mode (llama.cpp's server says so with a 500):
+                    # step down json_schema -> json_object -> text, remember it, and never retry or count it
+                    # toward the dead-server rule, since the server answered.
+                    self._ever_ok = True
                     if MODES.index(mode) < self._mode_i:  # a concurrent request already fell back: resend
                         continue
                     if not self._mode_confirmed:
                         self._mode_i = max(self._mode_i, MODES.index(mode) + 1)  # server lacks this mode
                         continue
+                    raise _ItemError(f"HTTP {status}: the server refused response_format {mode} "
+                                     f"(structured: {self.structured}): {msg}") from None
                 if status not in (408, 409, 429) and status < 500:
                     raise _ItemError(f"HTTP {status}: {msg}") from None
                 delay = retry_after_seconds(e.response.headers)
@@ -408,3 +420,28 @@ def _short(e: Exception) -> str:
 
 
 _FORMAT_HINTS = ("response_format", "json", "schema", "format", "guided", "grammar")
+
+
+def format_rejected(status: int, msg: str, body_text: str) -> bool:
+    """Did the server refuse the request's ``response_format``? Any status whose error body names
+    response_format or json_schema (llama-cpp-python answers 500 "Input should be 'text' or
+    'json_object'" with the field path in the body); on 400/422 also the looser hints."""
+    text = f"{msg} {body_text}".lower()
+    if "response_format" in text or "json_schema" in text:
+        return True
+    return status in (400, 422) and any(h in text for h in _FORMAT_HINTS)
+
+
+def _error_text(e: Exception) -> str:
+    """The whole error body of an SDK status error (the field path may be past ``_short``'s cut)."""
+    body = getattr(e, "body", None)
+    if body is not None:
+        try:
+            return json.dumps(body)[:4000]
+        except (TypeError, ValueError):
+            pass
+    resp = getattr(e, "response", None)
+    try:
+        return resp.text[:4000] if resp is not None else ""
+    except Exception:  # a streamed or closed body
+        return ""

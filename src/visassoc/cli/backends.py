@@ -7,10 +7,12 @@ from typing import Annotated, Optional
 
 import typer
 
+from visassoc.cli.common import typer_app
+
 from visassoc.backends.base import BackendError
 
-backends_app = typer.Typer(help="Inspect model backends.", no_args_is_help=True)
-batch_app = typer.Typer(help="OpenAI Batch API / vllm run-batch workflows.", no_args_is_help=True)
+backends_app = typer_app(help="Inspect model backends.")
+batch_app = typer_app(help="OpenAI Batch API / vllm run-batch workflows.")
 
 
 @backends_app.callback()
@@ -33,7 +35,7 @@ def check(llm: LLM = None, vlm: VLM = None, config: CONFIG = None,
           timeout: Annotated[float, typer.Option(help="seconds per probe")] = 30.0,
           as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False) -> None:
     """Send one tiny request per capability (text, json_schema, json_object, images) and time it."""
-    from visassoc.backends.check import check_backend, format_check
+    from visassoc.backends.check import check_backend, format_check, unserved
     from visassoc.backends.registry import load_config, make_backend
 
     try:
@@ -41,17 +43,19 @@ def check(llm: LLM = None, vlm: VLM = None, config: CONFIG = None,
         todo = [(s, role) for s, role in ((llm or cfg.llm, "llm"), (vlm or cfg.vlm, "vlm")) if s]
         if not todo:
             _fail("nothing to check: pass --llm SPEC and/or --vlm SPEC (or set llm/vlm in --config)")
-        results, bad = [], False
+        results, bad = [], []
         for spec, role in todo:
             res = check_backend(make_backend(spec, config=cfg), images=role == "vlm", timeout=timeout)
             res["role"] = role
+            res["unserved"] = unserved(res, role)
             results.append(res)
-            c = res["checks"]
-            bad |= not c["text"]["ok"] or (role == "vlm" and not c.get("images", {}).get("ok", False))
+            bad += [f"{res['name']} as {why}" for why in res["unserved"]]
     except (ValueError, BackendError) as e:
         _fail(str(e))
     typer.echo(json.dumps(results, indent=1) if as_json else "\n".join(format_check(r) for r in results))
-    if bad:
+    if bad:  # a backend that cannot serve a stage must fail scripts and CI, not just print FAIL
+        for why in bad:
+            typer.echo(f"error: {why}", err=True)
         raise typer.Exit(1)
 
 

@@ -3,6 +3,34 @@ failure while running) and the RunConfig that ``run``'s flags describe."""
 from __future__ import annotations
 
 import typer
+from typer.core import TyperGroup
+
+
+class QuickHelpGroup(TyperGroup):
+    """A command group whose own ``--help`` flag needs no coercion.
+
+    When a *sub*-command is asked for ``--help``, typer 0.29 coerces the group's unset help flag
+    (None) through a pydantic TypeAdapter, and importing pydantic costs 0.1-0.4 s: more than the
+    rest of ``--help``. A flag's value is already a bool or None, so the pass-through is exact.
+    """
+
+    def get_help_option(self, ctx):
+        opt = super().get_help_option(ctx)
+        if opt is not None and getattr(opt, "_runtime_param", False) is None:
+            try:
+                from typer._coercion import PassThroughRuntimeParam
+
+                opt._runtime_param = PassThroughRuntimeParam(annotation=bool,
+                                                             parameter_info=opt.type_descriptor.parameter_info)
+            except (ImportError, AttributeError, TypeError):  # another typer: its own (slower) path
+                pass
+        return opt
+
+
+def typer_app(**kwargs) -> typer.Typer:
+    """A Typer app with plain help (rich markup ate ``[ray]`` in ``pip install 'visassoc[ray]'``
+    and importing rich costs ~0.3 s) and the quick help flag."""
+    return typer.Typer(cls=QuickHelpGroup, rich_markup_mode=None, no_args_is_help=True, **kwargs)
 
 
 def fail(message: str, code: int = 2) -> None:

@@ -7,7 +7,6 @@ from typing import Optional
 
 import typer
 
-from visassoc.encoders.models import TINY_MODELS
 
 
 def _fail(e: Exception) -> None:
@@ -15,9 +14,22 @@ def _fail(e: Exception) -> None:
     raise typer.Exit(2)
 
 
+def _check_model(model: str | None) -> None:
+    """An unknown model id fails at once, in one line, before torch and transformers are imported."""
+    if model:
+        from visassoc.hfcache import require_local_model
+
+        try:
+            require_local_model(model)
+        except ValueError as e:
+            _fail(e)
+
+
 def train_command(
     data: list[Path] = typer.Option(..., "--data", help="run dir(s), or `visassoc export` WebDataset/HF folders; repeat --data for several"),
-    model: str = typer.Option("tiny-random-clip", help="HF id, local dir, or tiny-random-clip|tiny-random-siglip"),
+    model: str = typer.Option("tiny-random-clip", help="Backbone: a Hugging Face id already in the local cache "
+                              "(e.g. openai/clip-vit-base-patch32), a local folder, or tiny-random-clip / "
+                              "tiny-random-siglip (random smoke-test models)."),
     out: Path = typer.Option(..., help="output dir: checkpoint, log, plot, manifest"),
     epochs: int = typer.Option(10),
     max_steps: Optional[int] = typer.Option(None, help="cap on optimizer steps"),
@@ -31,10 +43,13 @@ def train_command(
     val_fraction: float = typer.Option(0.1),
     patience: int = typer.Option(5, help="evaluations without val R@1 gain before early stop"),
     seed: int = typer.Option(0),
-    device: str = typer.Option("auto"),
+    device: str = typer.Option("auto", help="auto (cuda when available, else cpu), cpu, cuda, cuda:N or mps"),
     resume: bool = typer.Option(False, help="continue the run saved in --out"),
 ) -> None:
     """Train distance prompt tokens on a run's creative captions (frozen CLIP/SigLIP)."""
+    from visassoc.hfcache import TINY_MODELS
+
+    _check_model(model)
     from visassoc.train.trainer import TrainConfig, train
 
     cfg = TrainConfig(data=[str(d) for d in data], out=str(out), model=model, epochs=epochs, max_steps=max_steps,
@@ -66,15 +81,17 @@ def eval_command(
     val_fraction: float = typer.Option(0.2, help="share of queries used to pick the best level"),
     n_boot: int = typer.Option(1000, help="bootstrap resamples for 95% CIs"),
     seed: int = typer.Option(0),
-    device: str = typer.Option("cpu"),
+    device: str = typer.Option("auto", help="auto (cuda when available, else cpu), cpu, cuda, cuda:N or mps"),
+    limit: Optional[int] = typer.Option(None, min=1, help="only the first N rows / records / folders (a quick check)"),
 ) -> None:
     """Evaluate baseline and every level (best level chosen on val); writes results.json/.md and the scores to --out."""
+    _check_model(model)
     from visassoc.evaluate import evaluate
 
     try:
         evaluate(benchmark, root if len(root) > 1 else root[0], out, ckpt=ckpt, model=model, images=images,
                  val_fraction=val_fraction, seed=seed, n_boot=n_boot, device=device, protocol=protocol,
-                 block_size=block_size)
+                 block_size=block_size, limit=limit)
     except (ValueError, FileNotFoundError, NotADirectoryError) as e:
         _fail(e)
     typer.echo((out / "results.md").read_text())
@@ -83,14 +100,16 @@ def eval_command(
 def search_command(
     images: Path = typer.Option(..., help="folder of images to rank"),
     query: str = typer.Option(..., help="a poem, a metaphor or a mood"),
-    ckpt: Optional[Path] = typer.Option(None),
+    ckpt: Optional[Path] = typer.Option(None, help="trained checkpoint dir from `visassoc train` (its levels "
+                                        "become available to --level)"),
     model: Optional[str] = typer.Option(None, help="plain model instead of --ckpt (no levels)"),
     level: Optional[int] = typer.Option(None, help="distance level 1..5 (default: baseline, no tokens)"),
     top: int = typer.Option(10),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
-    device: str = typer.Option("cpu"),
+    device: str = typer.Option("auto", help="auto (cuda when available, else cpu), cpu, cuda, cuda:N or mps"),
 ) -> None:
     """Rank a photo collection for a creative query."""
+    _check_model(model)
     from visassoc.evaluate.search import search
 
     try:

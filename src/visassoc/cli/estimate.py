@@ -15,7 +15,7 @@ import typer
 HELP = "Requests, tokens and cost of a run before it runs (no model calls)."
 
 
-RUN_ONLY = ("executor", "ray_address", "ray_workers")  # run flags that cannot change an estimate
+RUN_ONLY = ("executor", "ray_address", "ray_workers", "overwrite")  # run flags that cannot change an estimate
 
 
 def estimate_options(

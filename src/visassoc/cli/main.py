@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import sys
 
-import typer
+from visassoc.cli.common import typer_app
 
-app = typer.Typer(
+app = typer_app(
     name="visassoc",
     help="Mine contextualized visual associations and creative captions from images.",
-    no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )

@@ -11,8 +11,9 @@ from typing import Annotated, Optional
 
 import typer
 
-study_app = typer.Typer(help="Human study: export a Potato / Label Studio project, analyze its annotations.",
-                        no_args_is_help=True)
+from visassoc.cli.common import typer_app
+
+study_app = typer_app(help="Human study: export a Potato / Label Studio project, analyze its annotations.")
 
 
 def _fail(exc: Exception) -> None:
@@ -43,7 +44,7 @@ def report_command(
     try:
         m = build_report(run_dir, out, clip=clip, compare=compare, instances=instances, gallery=gallery, seed=seed,
                          n_boot=bootstrap, foil=foil or None)
-    except (RunDirError, FileNotFoundError, ValueError) as exc:
+    except (RunDirError, FileNotFoundError, NotADirectoryError, ValueError) as exc:
         _fail(exc)
     dest = Path(out or run_dir)
     for line in summary_lines(m):
@@ -76,7 +77,7 @@ def export_command(
     try:
         s = export_study(run_dir, out, n=n, tool=tool.value, seed=seed, check_share=checks, instances=instances,
                          port=port, embed_images=embed_images)
-    except (RunDirError, FileNotFoundError, ValueError) as exc:
+    except (RunDirError, FileNotFoundError, NotADirectoryError, ValueError) as exc:
         _fail(exc)
     typer.echo(f"{s['items']} items on {s['images']} images for {s['tool']}: "
                + ", ".join(f"{k} {v}" for k, v in s["counts"].items()))

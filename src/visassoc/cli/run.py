@@ -24,6 +24,11 @@ def run(
     image_column: str = typer.Option("image", help="Image column of --hf-dataset."),
     caption_column: Optional[str] = typer.Option(None, help="Caption column of --hf-dataset (default: caption/captions/text)."),
     limit: Optional[int] = typer.Option(None, min=1, help="Only the first N images."),
+    allow_outside_paths: bool = typer.Option(False, "--allow-outside-paths",
+                                             help="Let the source name images outside its folder (absolute "
+                                                  "paths, ../, symlinks); by default such items are error rows."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run in --out made with another source, "
+                                                              "seed or configuration (says what it removes)."),
     seed: int = typer.Option(0, help="Seed for caption choice and sampling."),
     top_k: int = typer.Option(5, min=1, max=20, help="Salient words per image."),
     per_level: int = typer.Option(3, min=1, max=10, help="Associations per level."),
@@ -52,13 +57,16 @@ def run(
     ray_workers: Optional[int] = typer.Option(None, min=1, help="Ray actors per stage (default: the cluster's CPUs)."),
 ):
     """Mine salient words, association ladders and creative captions for an image collection."""
-    cfg = config_from_flags(**locals())  # first: locals() are exactly the flags here
+    flags = dict(locals())  # first: locals() are exactly the flags here
+    replace = flags.pop("overwrite")
+    cfg = config_from_flags(**flags)
     from visassoc.engine.pipeline import RunLocked
     from visassoc.engine.pipeline import run as run_pipeline
+
     from visassoc.sources import SourceError
 
     try:
-        result = run_pipeline(cfg)
+        result = run_pipeline(cfg, log=lambda m: typer.echo(m, err=True), overwrite=replace)
     except (SourceError, RunLocked, ValueError) as e:
         fail(str(e))
     except ImportError as e:

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from visassoc.encoders.models import Backbone, load_backbone, save_backbone
+from visassoc.encoders.models import Backbone, load_backbone, resolve_device, save_backbone
 from visassoc.encoders.distance_tokens import PromptedEncoder
 
 FORMAT = "visassoc-encoder/1"
@@ -54,7 +54,7 @@ def base_ref(ckpt_dir: str | Path, spec: dict) -> str:
     return str(Path(ckpt_dir) / spec["base_dir"]) if spec.get("base_dir") else spec["base"]
 
 
-def load_encoder(ckpt_dir: str | Path, device: str = "cpu", trained: bool = True, quiet: bool = False) -> PromptedEncoder:
+def load_encoder(ckpt_dir: str | Path, device: str = "auto", trained: bool = True, quiet: bool = False) -> PromptedEncoder:
     """Rebuild the encoder; ``trained=False`` gives the untouched base model (the paper's baseline)."""
     spec = read_spec(ckpt_dir)
     bb = load_backbone(base_ref(ckpt_dir, spec), device=device, quiet=quiet)
@@ -68,7 +68,7 @@ def load_encoder(ckpt_dir: str | Path, device: str = "cpu", trained: bool = True
         enc.load_trainable_state(state)
     for p in enc.parameters():
         p.requires_grad_(False)
-    return enc.to(device).eval()
+    return enc.to(resolve_device(device)).eval()
 
 
 def fingerprint(ckpt_dir: str | Path | None = None, model: str | None = None) -> str:

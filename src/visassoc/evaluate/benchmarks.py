@@ -50,12 +50,19 @@ class _Gallery:
         return None, self.bad[p]
 
 
-def _rows(path: Path) -> list[dict]:
+def _rows(path: Path, required: tuple[str, ...] = (), optional: tuple[str, ...] = ()) -> list[dict]:
+    """The file's rows; a CSV header (or JSONL rows) without ``required`` columns is one clear error,
+    not an empty benchmark."""
     if not path.is_file():
         raise FileNotFoundError(f"benchmark file not found: {path}")
+    expected = ", ".join(required) + (f" (optional: {', '.join(optional)})" if optional else "")
     if path.suffix.lower() == ".csv":
-        with open(path, newline="") as f:
-            return list(csv.DictReader(f))
+        with open(path, newline="", encoding="utf-8", errors="replace") as f:
+            reader = csv.DictReader(f)
+            header = [h.strip() for h in (reader.fieldnames or [])]
+            if not set(required) <= set(header):
+                raise ValueError(f"{path.name}: columns {', '.join(header) or '(none)'}; expected {expected}")
+            return [{(k or "").strip(): v for k, v in r.items()} for r in reader]
     rows = []
     for n, line in enumerate(path.read_text().splitlines(), 1):
         if line.strip():
@@ -63,14 +70,17 @@ def _rows(path: Path) -> list[dict]:
                 rows.append(json.loads(line))
             except json.JSONDecodeError as e:
                 rows.append({"_error": f"line {n}: invalid JSON ({e.msg})"})
-    return rows
+    objs = [r for r in rows if isinstance(r, dict) and "_error" not in r]
+    if required and objs and not any(set(required) <= set(r) for r in objs):
+        raise ValueError(f"{path.name}: no row has the keys {', '.join(required)}; expected {expected}")
+    return [r if isinstance(r, dict) else {"_error": "row is not a JSON object"} for r in rows]
 
 
-def load_pairs(root: Path) -> Benchmark:
+def load_pairs(root: Path, limit: int | None = None) -> Benchmark:
     """JSONL/CSV rows {image, text, group?}: a text's positives are the images of rows sharing its group
     (no group: the row's own image). Image paths are relative to the file's folder unless absolute."""
     g, texts, ids, pos, missing, key = _Gallery(), [], [], [], [], {}
-    rows = _rows(root)
+    rows = _rows(root, ("image", "text"), ("group",))[:limit]
     groups: dict[str, set[int]] = {}
     pending = []
     for n, r in enumerate(rows):
@@ -116,7 +126,7 @@ def _multim_poem_files(root: Path, images: Path | None) -> tuple[Path, Path]:
     return js, img_dir
 
 
-def load_multim_poem(root: Path, images: Path | None) -> Benchmark:
+def load_multim_poem(root: Path, images: Path | None, limit: int | None = None) -> Benchmark:
     """MultiM-Poem (img2poem) records ``[{id, poem, image_url}]`` in JSON order, each poem's positive its own
     image ``<images>/<id>.<ext>`` (any image extension; the URL is not fetched here)."""
     js, img_dir = _multim_poem_files(root, images)
@@ -126,6 +136,7 @@ def load_multim_poem(root: Path, images: Path | None) -> Benchmark:
         raise ValueError(f"{js} is not valid JSON: {e}") from e
     if not isinstance(recs, list):
         raise ValueError(f"{js}: expected a JSON list of {{id, poem, image_url}} records")
+    recs = recs[:limit]
     by_id: dict[str, Path] = {}
     for f in sorted(img_dir.iterdir()):  # one listing, not one stat per extension per record
         if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES:
@@ -180,11 +191,12 @@ def haivmet_text_folders(roots: list[Path]) -> tuple[list[Path], list[Path]]:
     return out, empty
 
 
-def load_haivmet(roots: Path | list[Path]) -> Benchmark:
+def load_haivmet(roots: Path | list[Path], limit: int | None = None) -> Benchmark:
     """HAIVMet: one text per metaphor folder name, its images the positives; ``roots`` are corpora or folders of
     sub-corpora (see ``haivmet_text_folders``). A text folder found in several roots is one text."""
     roots = [Path(r) for r in (roots if isinstance(roots, (list, tuple)) else [roots])]
     folders, empty = haivmet_text_folders(roots)
+    folders = folders[:limit]
     if not folders:
         raise ValueError(f"no metaphor folders with images under {', '.join(map(str, roots))}")
     g, cols_of = _Gallery(), {}
@@ -202,10 +214,10 @@ def load_haivmet(roots: Path | list[Path]) -> Benchmark:
                      [sorted(cols_of[n]) for n in names], missing=missing)
 
 
-def load_pairwise(root: Path) -> Benchmark:
+def load_pairwise(root: Path, limit: int | None = None) -> Benchmark:
     """Rows {text, image_a, image_b, better: a|b (or 0|1)}: accuracy of preferring the better image."""
     g, texts, ids, trip, missing, key = _Gallery(), [], [], [], [], {}
-    for n, r in enumerate(_rows(root)):
+    for n, r in enumerate(_rows(root, ("text", "image_a", "image_b", "better"), ("id",))[:limit]):
         better = str(r.get("better", "")).strip().lower()
         if "_error" in r or better not in {"a", "b", "0", "1"} or not (r.get("text") or "").strip():
             missing.append({"row": n, "reason": r.get("_error", "row needs text, image_a, image_b, better in a|b|0|1")})
@@ -226,18 +238,20 @@ def load_pairwise(root: Path) -> Benchmark:
     return Benchmark("pairwise", texts, ids, g.paths, pos, pairs=trip, missing=missing)
 
 
-def load_benchmark(name: str, root: str | Path | list, images: str | Path | None = None) -> Benchmark:
-    """``root``: one path, or (haivmet only) a list of roots."""
+def load_benchmark(name: str, root: str | Path | list, images: str | Path | None = None,
+                   limit: int | None = None) -> Benchmark:
+    """``root``: one path, or (haivmet only) a list of roots. ``limit``: only the first N rows (pairs,
+    pairwise), records (multim-poem) or metaphor folders (haivmet)."""
     roots = [Path(r) for r in root] if isinstance(root, (list, tuple)) else [Path(root)]
     if len(roots) > 1 and name != "haivmet":
         raise ValueError(f"several --root values are for haivmet only, not {name}")
     if name == "haivmet":
-        return load_haivmet(roots)
+        return load_haivmet(roots, limit)
     root = roots[0]
     if name == "pairs":
-        return load_pairs(root)
+        return load_pairs(root, limit)
     if name == "multim-poem":
-        return load_multim_poem(root, Path(images) if images else None)
+        return load_multim_poem(root, Path(images) if images else None, limit)
     if name == "pairwise":
-        return load_pairwise(root)
+        return load_pairwise(root, limit)
     raise ValueError(f"unknown benchmark {name!r}; choose one of {', '.join(BENCHMARKS)}")

@@ -93,7 +93,8 @@ def _key(m: dict) -> float:
 def evaluate(benchmark: str, root, out: str | Path, ckpt: str | Path | None = None,
              model: str | None = None, images: str | Path | None = None, levels=(1, 2, 3, 4, 5),
              val_fraction: float = 0.2, seed: int = 0, n_boot: int = 1000, batch_size: int = 32,
-             device: str = "cpu", protocol: str = "full", block_size: int = PAPER_BLOCK) -> dict:
+             device: str = "auto", protocol: str = "full", block_size: int = PAPER_BLOCK,
+             limit: int | None = None) -> dict:
     """Evaluate ``ckpt`` (baseline = its untouched base model; level_k = its tokens for level k; best_level =
     the level with the best *validation* score) or a plain ``model`` (baseline only).
 
@@ -112,11 +113,13 @@ def evaluate(benchmark: str, root, out: str | Path, ckpt: str | Path | None = No
     if blocked and block_size < 1:
         raise ValueError("block size must be at least 1")
     out = Path(out)
-    bench = load_benchmark(benchmark, root, images)
+    bench = load_benchmark(benchmark, root, images, limit)
     if not bench.texts or not bench.images:
         raise ValueError(f"{benchmark} at {root}: {len(bench.texts)} texts, {len(bench.images)} usable images "
                          f"({len(bench.missing)} missing); nothing to evaluate")
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {out} is a file, not a folder")
+    out.mkdir(parents=True, exist_ok=True)  # only once the input is known to be usable
     split = split_queries(len(bench.texts), len(bench.images), val_fraction, seed)
     base = load_encoder(ckpt, device, trained=False) if ckpt else PromptedEncoder(load_backbone(model, device), 0)
     emb: dict[str, tuple[np.ndarray, np.ndarray]] = {}

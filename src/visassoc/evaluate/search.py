@@ -86,7 +86,7 @@ def _cached_embeddings(enc: PromptedEncoder, key: str, level: int | None, paths:
 
 def search(images: str | Path, query: str, ckpt: str | Path | None = None, model: str | None = None,
            level: int | None = None, top: int = 10, batch_size: int = 32, use_cache: bool = True,
-           device: str = "cpu") -> SearchResult:
+           device: str = "auto") -> SearchResult:
     """Top ``top`` images of the folder for ``query``. With ``ckpt``, ``level`` 1..5 picks the distance tokens
     (None = baseline, no tokens); with a plain ``model`` only the baseline exists."""
     if not query.strip():

@@ -92,6 +92,8 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, clip: s
     if foil:
         grounding.load_foil_file([Path(f) for f in foil])  # a bad file fails before any output or slow step
     out = Path(out_dir) if out_dir else run.root
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {out} is a file, not a folder")
     out.mkdir(parents=True, exist_ok=True)
     m = compute_metrics(run, clip, instances, seed, n_boot, foil=foil)
     _write_pairs(out / "clipscore_pairs.jsonl", m.pop("_clipscore_pairs", None))

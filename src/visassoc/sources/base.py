@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
+
+from visassoc.untrusted import normalize_human
 
 
 
@@ -33,6 +36,22 @@ def iter_jsonl(path, required: str, hint: str = ""):
         yield n, rec
 
 
+def outside_root(path: Path, root: Path, allow_outside: bool = False) -> str | None:
+    """Why ``path`` must not be read (it resolves, symlinks followed, outside the source's
+    ``root``), or None. Sources name files with untrusted text: ``../../etc/passwd``, absolute
+    paths and links out of the folder become error rows unless the user allows them."""
+    if allow_outside:
+        return None
+    try:
+        Path(path).resolve().relative_to(Path(root).resolve())
+        return None
+    except ValueError:
+        return (f"image path {str(path)!r} resolves outside the source folder {str(root)!r} "
+                "(pass --allow-outside-paths to allow it)")
+    except (OSError, RuntimeError) as e:  # a symlink loop
+        return f"image path {str(path)!r} cannot be resolved: {e}"
+
+
 def clean_captions(raw) -> list[str]:
     """Strip, collapse whitespace, drop empties and exact duplicates (order kept)."""
     if raw is None:
@@ -43,7 +62,7 @@ def clean_captions(raw) -> list[str]:
     for c in raw:
         if not isinstance(c, str):
             continue
-        c = " ".join(c.split())
+        c = " ".join(normalize_human(c).split())  # dataset text is untrusted: no NUL, controls or bidi marks
         if c and c not in out:
             out.append(c)
     return out

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from visassoc.images import IMAGE_SUFFIXES
 
-from .base import SourceError, SourceItem, check_unique, clean_captions, iter_jsonl
+from .base import SourceError, SourceItem, check_unique, clean_captions, iter_jsonl, outside_root
 
 
 def read_captions_file(path: str | Path) -> dict[str, list[str]]:
@@ -30,8 +30,10 @@ def read_captions_file(path: str | Path) -> dict[str, list[str]]:
     return out
 
 
-def load_folder(images_dir: str | Path, captions: str | Path | None = None, limit: int | None = None) -> list[SourceItem]:
-    """Images found recursively (sorted); id = path relative to the folder, without suffix."""
+def load_folder(images_dir: str | Path, captions: str | Path | None = None, limit: int | None = None,
+                allow_outside: bool = False) -> list[SourceItem]:
+    """Images found recursively (sorted); id = path relative to the folder, without suffix. A file
+    that is a symlink out of the folder is an error row unless ``allow_outside``."""
     images_dir = Path(images_dir)
     if not images_dir.is_dir():
         raise SourceError(f"image directory not found: {images_dir}")
@@ -42,7 +44,8 @@ def load_folder(images_dir: str | Path, captions: str | Path | None = None, limi
         rel = p.relative_to(images_dir).as_posix()
         image_id = rel.rsplit(".", 1)[0]
         c = caps.get(rel, caps.get(p.name, caps.get(image_id, [])))
-        items.append(SourceItem(image_id=image_id, path=str(p), captions=clean_captions(c)))
+        why = outside_root(p, images_dir, allow_outside)
+        items.append(SourceItem(image_id=image_id, path=None if why else str(p), captions=clean_captions(c), error=why))
     known = {p.relative_to(images_dir).as_posix() for p in files} | {p.name for p in files}
     known |= {k.rsplit(".", 1)[0] for k in known}
     for name in sorted(set(caps) - known):  # captioned but no such image: an explicit error row

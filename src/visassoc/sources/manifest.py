@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .base import SourceError, SourceItem, check_unique, clean_captions, iter_jsonl
+from .base import SourceError, SourceItem, check_unique, clean_captions, iter_jsonl, outside_root
 
 
-def load_manifest(path: str | Path, limit: int | None = None) -> list[SourceItem]:
-    """Relative image paths are resolved against the manifest's folder. URLs are not fetched
-    (no download support yet): such items become explicit error rows."""
+def load_manifest(path: str | Path, limit: int | None = None, allow_outside: bool = False) -> list[SourceItem]:
+    """Relative image paths are resolved against the manifest's folder; one that resolves outside
+    it (absolute, ``../``, a symlink out) is an error row unless ``allow_outside``. URLs are not
+    fetched (no download support yet): such items become explicit error rows."""
     path = Path(path)
     if not path.is_file():
         raise SourceError(f"manifest not found: {path}")
@@ -27,8 +28,8 @@ def load_manifest(path: str | Path, limit: int | None = None) -> list[SourceItem
                                     error=f"image URLs are not downloaded by `run`; use `visassoc fetch --manifest` first ({image})"))
             continue
         p = Path(image) if Path(image).is_absolute() else path.parent / image
-        items.append(SourceItem(image_id, str(p), caps, error=None if p.is_file() else f"image file not found: {p}",
-                                provenance=origin))
+        why = outside_root(p, path.parent, allow_outside) or (None if p.is_file() else f"image file not found: {p}")
+        items.append(SourceItem(image_id, None if why else str(p), caps, error=why, provenance=origin))
         if limit is not None and len(items) >= limit:
             break
     return check_unique(items)

@@ -15,6 +15,7 @@ from visassoc.backends.base import Call, GenParams, Generation, Message, generat
 from visassoc.backends.jsonparse import parse_json_loose
 from visassoc.records import LEVELS, AssociationRecord, ErrorRecord, to_row
 from visassoc.text import inflections
+from visassoc.untrusted import unsafe_reason
 
 from .interfaces import AssociationRequest, Ladder, StageError
 from .model import ModelStage, clean_term, is_form_of
@@ -105,11 +106,12 @@ class LLMAssociationMiner(ModelStage):
                 kept, rejected = [], []
                 for raw in levels.get(lv, []):
                     a = clean_term(raw)
-                    if not self.strict:  # the paper keeps whatever parses
+                    if unsafe := unsafe_reason(str(raw)):  # markup, control or bidi characters: never kept
+                        rejected.append(unsafe)
+                    elif not self.strict:  # the paper keeps whatever else parses
                         if a and a not in kept:
                             kept.append(a)
-                        continue
-                    if not a or not re.search(r"[a-z]", a) or len(a.split()) > 3:
+                    elif not a or not re.search(r"[a-z]", a) or len(a.split()) > 3:
                         rejected.append(f"{str(raw)[:30]!r} is not a word")
                     elif is_form_of(a, w, lemma.get(w)):
                         rejected.append(f'"{a}" is the word itself or a form of it')

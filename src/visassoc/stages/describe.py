@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from visassoc.backends.base import Call, GenParams
 from visassoc.records import ErrorRecord, to_row
+from visassoc.untrusted import unsafe_reason
 
 from .interfaces import DescribeRequest, DescribeResult, StageError
 from .model import ModelStage, clean_caption
@@ -71,9 +72,9 @@ class VLMDescriber(ModelStage):
         data = gen.parsed if gen.error is None else None
         desc = " ".join(str((data or {}).get("description", "")).split())
         short = clean_caption(str((data or {}).get("short_caption", "")))
-        if gen.error or not desc:
-            err = StageError(f"describe: {gen.error or 'empty description'}{_said(gen)}")
-            return [err] * len(call.members)
+        why = gen.error or ("empty description" if not desc else unsafe_reason(f"{desc}\n{short}"))
+        if why:
+            return [StageError(f"describe: {why}{_said(gen)}")] * len(call.members)
         return [DescribeResult(desc, "vlm", short or None, self.model)] * len(call.members)
 
 

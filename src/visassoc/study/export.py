@@ -21,6 +21,7 @@ import yaml
 from visassoc.records import LEVELS
 from visassoc.report import grounding
 from visassoc.report.data import load_run
+from visassoc.untrusted import path_under, safe_filename
 
 TOOLS = ("potato", "label-studio")
 GROUNDED = ("yes", "partly", "no")
@@ -161,7 +162,8 @@ def export_study(run_dir: str | Path, out_dir: str | Path, n: int = 300, tool: s
         raise ValueError(f"--n must be positive, got {n}")
     run = load_run(run_dir)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {out} is a file, not a folder")
     inst = Path(instances) if instances else grounding.instances_path_for(run)
     items, notes = sample_items(run, n, seed, check_share, inst)
     if not items:
@@ -171,11 +173,13 @@ def export_study(run_dir: str | Path, out_dir: str | Path, n: int = 300, tool: s
         p = run.image_path(im)
         if p is None or not p.exists():
             raise FileNotFoundError(f"image file of {im} not found ({p})")
-        images[im], media[im] = p, f"{im}{p.suffix.lower() or '.jpg'}"
+        # ids are data (``sub/a``, ``../../x``, an absolute path): the file name is sanitised and hashed
+        images[im], media[im] = p, safe_filename(im, p.suffix or ".jpg")
+    out.mkdir(parents=True, exist_ok=True)  # only now: a failed check above leaves nothing behind
     if tool == "potato" or not embed_images:
         (out / "media").mkdir(exist_ok=True)
         for im, p in images.items():
-            shutil.copy2(p, out / "media" / media[im])
+            shutil.copy2(p, path_under(out / "media", media[im]))
     if tool == "potato":
         files = _potato(out, items, media, port)
         howto = (f"pip install potato-annotation\ncd {out.resolve()}\npotato start config.yaml -p {port}\n"
