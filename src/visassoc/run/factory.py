@@ -76,4 +76,6 @@ def _offline(stage: str, cfg: RunConfig) -> tuple[Any, dict]:
         return miner, {"name": "lexical", "method": miner.describe_method()}
     from visassoc.stages.substitute import SubstitutionWriter
 
-    return SubstitutionWriter(), {"name": "substitute"}
+    from visassoc.stages.substitute import VERSION
+
+    return SubstitutionWriter(max_words=cfg.max_words), {"name": "substitute", "version": VERSION}

@@ -9,6 +9,7 @@ were chunked or which process did them.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from visassoc.config import RunConfig
@@ -163,7 +164,8 @@ def _caption(w: StageWorker, chunk, up, items):
                            other_words=[x for x in sal if x != word])
             groups.append(_Alternatives(context, [a["association"] for a in sorted(assocs, key=lambda a: a["rank"])]))
     if cfg.captions_per_level == "all":
-        return write_captions(w.impl.writer, [r for g in groups for r in g], cfg)
+        # every association gets its own caption: none falls back to another
+        return write_captions(w.impl.writer, [replace(r, alternatives_left=0) for g in groups for r in g], cfg)
     return write_one_caption_per_level(w.impl.writer, groups, cfg)
 
 
@@ -182,7 +184,8 @@ class _Alternatives(Sequence):
         if isinstance(k, slice):
             return [self[j] for j in range(*k.indices(len(self)))]
         if k not in self._made:
-            self._made[k] = CaptionRequest(association=self.associations[k], **self.context)
+            self._made[k] = CaptionRequest(association=self.associations[k], **self.context,
+                                           alternatives_left=len(self) - k - 1)
         return self._made[k]
 
 
