@@ -40,17 +40,38 @@ def _subtree(t, within: set[int]) -> set[int]:
     return {x.i for x in t.subtree} & within
 
 
-def _core(doc, k: int) -> tuple[set[int], set[int]]:
-    """(the word's own clause with list heads it stands in for removed, the word's path to the root)."""
-    t = doc[k]
-    top = t.sent.root
-    path = [t]
-    while t.head.i != t.i:  # the nearest clause of its own: "while one of them cooks food on the stove"
-        if t.dep_ in CLAUSE_DEPS and t.pos_ in ("VERB", "AUX") and any(c.dep_ in ("nsubj", "nsubjpass") for c in t.children):
-            top = t
-            break
+def _stands_alone(t) -> bool:
+    """A clause with its own subject, or a noun phrase with a determiner ("a woman sitting under ...")."""
+    if t.pos_ in ("VERB", "AUX"):
+        return any(c.dep_ in ("nsubj", "nsubjpass") for c in t.children)
+    return t.pos_ in ("NOUN", "PROPN") and (t.tag_ in ("NNS", "NNPS") or any(c.dep_ in ("det", "poss", "nummod") for c in t.children))
+
+
+def _path_up(doc, k: int) -> list:
+    t, out = doc[k], [doc[k]]
+    while t.head.i != t.i:
         t = t.head
-        path.append(t)
+        out.append(t)
+    return out
+
+
+def _core(doc, k: int, top=None) -> tuple[set[int], set[int]]:
+    """(the word's own clause with list heads it stands in for removed, the word's path to the root).
+    ``top``: start from this ancestor instead of the nearest clause of its own."""
+    t = doc[k]
+    path = [t]
+    if top is None:
+        top = t.sent.root
+        while t.head.i != t.i:  # the nearest clause of its own: "while one of them cooks food on the stove"
+            if t.dep_ in CLAUSE_DEPS and t.pos_ in ("VERB", "AUX") and _stands_alone(t):
+                top = t
+                break
+            t = t.head
+            path.append(t)
+    else:
+        while t.i != top.i:
+            t = t.head
+            path.append(t)
     keep = _subtree(top, {x.i for x in doc})
     route = {x.i for x in path}
     onpath = route & keep
@@ -107,21 +128,26 @@ def fit(doc, k: int, max_words: int, replace: dict[int, str] | None = None) -> t
     text = render(doc, list(range(len(doc))), replace)
     if len(text.split()) <= max_words:
         return text, 0
-    keep, path = _core(doc, k)
-    if doc[len(doc) - 1].text in ".!":  # a full stop stays a full stop
-        keep.add(len(doc) - 1)
+    # the word's clause, then (when the parse hangs the word deep below the subject) smaller
+    # phrases that can stand alone: "A woman sitting under an umbrella" from "A long table with ..."
+    tops = [None] + [t for t in reversed(_path_up(doc, k)[1:-1]) if _stands_alone(t)]
     cuts = 1
-    text = render(doc, _tidy(doc, keep), replace)
-    if len(text.split()) <= max_words:
-        return text, cuts
-    for deps in PRUNE:
-        for t in sorted((doc[i] for i in keep), key=lambda x: -x.i):
-            if t.i in keep and t.i not in path and t.dep_ in deps:
-                keep -= _subtree(t, keep)
-                cuts += 1
-                text = render(doc, _tidy(doc, keep), replace)
-                if len(text.split()) <= max_words:
-                    return text, cuts
+    for top in tops:
+        keep, path = _core(doc, k, top)
+        if doc[len(doc) - 1].text in ".!":  # a full stop stays a full stop
+            keep.add(len(doc) - 1)
+        text = render(doc, _tidy(doc, keep), replace)
+        if len(text.split()) <= max_words:
+            return text, cuts
+        for deps in PRUNE:
+            for t in sorted((doc[i] for i in keep), key=lambda x: -x.i):
+                h = t.head  # cut a modifier with its head modifier ("next to a plate"), not leaving "next"
+                if t.i in keep and t.i not in path and t.dep_ in deps and not (h.dep_ in deps and h.i in keep and h.i not in path):
+                    keep -= _subtree(t, keep)
+                    cuts += 1
+                    text = render(doc, _tidy(doc, keep), replace)
+                    if len(text.split()) <= max_words:
+                        return text, cuts
     return None
 
 

@@ -147,7 +147,7 @@ def substitution(doc, k: int, association: str, max_words: int | None) -> Draft 
 def framed(doc, k: int, association: str, pos: str, max_words: int | None) -> Draft:
     """The scene (cut to leave room) with the association in a frame phrase after it."""
     phrase, tag = frame_phrase(association, pos)
-    budget = (max_words or 10_000) - len(phrase.split())
+    budget = (max_words or 10_000) - len(phrase.lstrip(", ").split())  # the comma joins the last word
     res = fit(doc, k, max(budget, 1))
     scene = (res[0] if res else doc.text.strip()).rstrip(".!").rstrip()
     stop = "." if doc.text.strip().endswith(".") else ""
