@@ -13,8 +13,10 @@ from visassoc.report.data import Run, load_run
 
 
 def compute_metrics(run: Run, clip: str | None = None, instances: str | Path | None = None, seed: int = 0,
-                    n_boot: int = 1000, clip_batch: int = 32) -> dict:
-    """All metrics of one run (see the module docs of ``metrics`` and ``grounding``) as a JSON-ready dict."""
+                    n_boot: int = 1000, clip_batch: int = 32, fluency: int = 0,
+                    fluency_images: list[str] | None = None) -> dict:
+    """All metrics of one run (see the module docs of ``metrics``, ``grounding`` and ``fluency``) as a
+    JSON-ready dict. ``fluency``: images sampled for the SmolLM2 fluency gap (0: not measured)."""
     if clip:
         grounding.load_clip(clip)  # fail before the slow steps when the model cannot load
     steps = tqdm(total=5, desc=f"metrics {run.name}", unit="step")
@@ -47,6 +49,12 @@ def compute_metrics(run: Run, clip: str | None = None, instances: str | Path | N
     steps.update()
     steps.close()
     out["grounding"] = g
+    if fluency:
+        from visassoc.report.fluency import fluency as fluency_gap
+
+        out["fluency"] = fluency_gap(run, fluency, seed, n_boot, prefer=fluency_images)
+    else:
+        out["fluency"] = {"note": "not measured (visassoc report --fluency N scores N images with SmolLM2)"}
     return _clean(out)
 
 
@@ -63,7 +71,7 @@ def _clean(x):
 
 def build_report(run_dir: str | Path, out_dir: str | Path | None = None, clip: str | None = None,
                  compare: str | Path | None = None, instances: str | Path | None = None, gallery: int = 12,
-                 seed: int = 0, n_boot: int = 1000) -> dict:
+                 seed: int = 0, n_boot: int = 1000, fluency: int = 0) -> dict:
     """Measure ``run_dir`` and write ``metrics.json`` and ``report.html`` into ``out_dir`` (default: the run dir).
 
     ``clip``: a CLIP model (local dir or cached HF id) for CLIPScore; ``compare``: a second run dir shown
@@ -75,13 +83,14 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, clip: s
     run = load_run(run_dir)
     out = Path(out_dir) if out_dir else run.root
     out.mkdir(parents=True, exist_ok=True)
-    m = compute_metrics(run, clip, instances, seed, n_boot)
+    m = compute_metrics(run, clip, instances, seed, n_boot, fluency=fluency)
     runs = [(run, m)]
     if compare:
         run_b = load_run(compare)
         if run_b.name == run.name:
             run_b.name = f"{run_b.name} (B)"
-        m_b = compute_metrics(run_b, clip, None, seed, n_boot)
+        m_b = compute_metrics(run_b, clip, None, seed, n_boot, fluency=fluency,
+                              fluency_images=m.get("fluency", {}).get("images"))
         runs.append((run_b, m_b))
         m = {**m, "compare": {"run_dir": str(run_b.root), "metrics": m_b}}
     (out / "metrics.json").write_text(json.dumps(m, indent=2, sort_keys=False))
@@ -104,6 +113,11 @@ def summary_lines(m: dict) -> list[str]:
         r = lambda c: "-" if not c else f"{c['r_at_1']['share']:.2f}"  # noqa: E731
         lines.append(f"text R@1 (pool {tr['pool_size']}): human {r(tr['human_caption'])}, "
                      + ", ".join(f"L{lv} {r(tr['per_level'][str(lv)])}" for lv in LEVELS))
+    fl = m.get("fluency", {})
+    if "per_level" in fl:
+        g = lambda lv: fl["per_level"][str(lv)]["mean"]  # noqa: E731
+        lines.append(f"fluency gap vs human caption (SmolLM2 nats/token, {fl['n_images']} images): "
+                     + ", ".join(f"L{lv} {g(lv):+.2f}" for lv in LEVELS if g(lv) is not None))
     cs = m["grounding"]["clipscore"]
     if "per_level" in cs and cs["below_foil"]:
         lines.append(f"CLIPScore below FOIL negatives at levels {cs['below_foil']}")
