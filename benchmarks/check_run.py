@@ -36,7 +36,7 @@ def _mean(xs):
     return sum(xs) / len(xs) if xs else float("nan")
 
 
-def tag_agreement(caps: list[dict], human: dict[tuple[str, str], str]) -> dict[int, tuple[int, int]]:
+def tag_agreement(caps: list[dict], human: dict[tuple[str, str], str], misses: list | None = None) -> dict[int, tuple[int, int]]:
     """Per level (kept, checked): does the association's head word carry the slot's tag when the
     creative caption is re-tagged? Substitutions: the word's tag in the human caption; frames:
     NN after "pure"/"a scene of", VBG or JJ after "as if". Rows whose word or form is not found are skipped."""
@@ -45,8 +45,9 @@ def tag_agreement(caps: list[dict], human: dict[tuple[str, str], str]) -> dict[i
 
     nlp = spacy_nlp()
     hum_tags = {}
-    for (iid, word), cap in human.items():
-        hum_tags[(iid, word)] = next((t.tag_ for t in nlp(cap) if t.text.lower() == word), None)
+    keys = list(human)
+    for (iid, word), doc in zip(keys, nlp.pipe([human[k] for k in keys], batch_size=256)):
+        hum_tags[(iid, word)] = next((t.tag_ for t in doc if t.text.lower() == word), None)
     out: dict[int, list[int]] = defaultdict(lambda: [0, 0])
     todo = []
     for c in caps:
@@ -69,11 +70,14 @@ def tag_agreement(caps: list[dict], human: dict[tuple[str, str], str]) -> dict[i
         words = form.split()
         hi = head_index(form, want)
         start += len(" ".join(words[:hi])) + (1 if hi else 0)
-        todo.append((c["level"], c["caption"], start, want))
-    for (lv, _, start, want), doc in zip(todo, nlp.pipe([t[1] for t in todo], batch_size=256)):
+        todo.append((c["level"], c["caption"], start, want, bool(fm)))
+    for (lv, _, start, want, frame), doc in zip(todo, nlp.pipe([t[1] for t in todo], batch_size=256)):
         tok = next((t for t in doc if t.idx == start), None)
         out[lv][1] += 1
-        out[lv][0] += int(tok is not None and tags_agree(want, tok.tag_))
+        good = tok is not None and tags_agree(want, tok.tag_, frame)
+        out[lv][0] += int(good)
+        if not good and misses is not None:
+            misses.append((lv, doc.text, want, tok.tag_ if tok is not None else None))
     return {lv: tuple(v) for lv, v in out.items()}
 
 

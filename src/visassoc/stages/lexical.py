@@ -88,6 +88,8 @@ NOUN_LEX = {
     5: {"noun.feeling", "noun.state", "noun.attribute", "noun.motive", "noun.cognition"},
 }
 USE_PENALTY = 0.04  # per earlier pick of the same word at the same level in this batch of images
+USE_CAP = 0.015  # share of a call's requests a word may be picked for at one level before it is all but out
+OVER_CAP = 1.0
 CTX_WEIGHT = 0.12  # levels 4-5: bonus for concepts WordNet relates to the image's other salient words
 RARE_RANK = 12000  # level 5 draws only from the ~10k most frequent WordPiece words
 
@@ -214,6 +216,7 @@ class LexicalMiner:
 
         self._cache = {}  # no carry-over between calls: results must not depend on what ran before
         self._usage: dict[int, dict[str, int]] = {k: {} for k in range(1, 6)}
+        self._cap = max(3, int(USE_CAP * len(requests)))
         if self._emb is None:
             self._emb = _Embedder(load_vocab())
         emb = self._emb
@@ -326,6 +329,8 @@ class LexicalMiner:
             conc = rating(cand)
             if conc is None or not (band.lo <= conc <= band.hi) or cand in used or cand in banned:
                 return False
+            if strict == 2 and self._usage[level].get(cand, 0) >= self._cap:
+                return False  # used up in this batch: only when the looser rules find nothing else
             has, share, lexname, stop = profile(cand)
             if not has or stop or len(cand.split()) > 2:
                 return False
@@ -399,7 +404,8 @@ class LexicalMiner:
                             scored[cand] = base + CTX_WEIGHT * strength
                 usage = self._usage[level]
                 for cand in scored:
-                    scored[cand] -= USE_PENALTY * usage.get(cand, 0)
+                    n = usage.get(cand, 0)
+                    scored[cand] -= USE_PENALTY * n + (OVER_CAP if n >= self._cap else 0.0)
                 # scores equal to 1e-3 are ties; the seed orders them (a stable hash, not Python's)
                 for cand in sorted(scored, key=lambda x: (-round(scored[x], 3), _tiebreak(self.seed, x))):
                     if len(picked) >= self.per_level:

@@ -23,6 +23,7 @@ PRUNE = (
     ("acl", "xcomp", "amod", "compound", "nummod", "quantmod", "nmod", "poss"),
     ("dobj", "attr", "dative", "oprd", "acomp", "pcomp", "pobj", "prt"),
 )
+DANGLING = ("CC", "IN", "DT", "TO", "WDT", "WRB", "PRP$", "POS", "HYPH", ",")
 LIST_DEPS = ("conj", "appos")  # the word replaces its head item in a list or a pair of verbs
 SUBJECT_DEPS = ("nsubj", "nsubjpass", "expl", "aux", "auxpass", "neg")
 CLAUSE_DEPS = ("advcl", "ccomp", "parataxis", "conj")  # a clause that can stand alone if it has a subject
@@ -97,7 +98,12 @@ def _tidy(doc, keep: set[int]) -> list[int]:
         if t.is_punct and not ((i - 1 in keep and i + 1 in keep) or (i == len(doc) - 1 and t.text in ".!")):
             continue
         out.append(i)
-    return out
+    # nothing dangles at the end: "A dog wears a tie while" -> "A dog wears a tie"
+    end = [i for i in out if doc[i].is_punct and i == len(doc) - 1]
+    body = [i for i in out if i not in end]
+    while body and doc[body[-1]].tag_ in DANGLING:
+        body.pop()
+    return body + end
 
 
 def render(doc, keep: list[int], replace: dict[int, str] | None = None) -> str:

@@ -51,7 +51,10 @@ class Draft:
     frame: bool
 
 
-def tags_agree(expected: str, got: str) -> bool:
+def tags_agree(expected: str, got: str, frame: bool = False) -> bool:
+    """Same fine tag (proper = common noun); in a frame a noun may be plural ("pure economics")."""
+    if frame and expected == "NN":
+        return got in ("NN", "NNS", "NNP", "NNPS")
     return SAME_TAG.get(expected, expected) == SAME_TAG.get(got, got)
 
 
@@ -161,7 +164,7 @@ def check(drafts: list[Draft]) -> list[bool]:
     out = []
     for d, doc in zip(drafts, spacy_nlp().pipe([d.text for d in drafts], batch_size=256)):
         tok = next((t for t in doc if t.idx == d.slot), None)
-        out.append(tok is not None and tags_agree(d.tag, tok.tag_))
+        out.append(tok is not None and tags_agree(d.tag, tok.tag_, d.frame))
     return out
 
 
@@ -202,12 +205,14 @@ class SubstitutionWriter:
                 else:
                     failed[n] = d
         for (n, d), ok in zip(list(drafts.items()), check(list(drafts.values()))):
-            if not ok and not d.frame:
+            if not ok:
                 failed[n] = f"{requests[n].association!r} does not read as {d.tag} in {d.text!r}"
+                if d.frame and requests[n].alternatives_left == 0:
+                    del failed[n]  # nothing left to try: the frame stays
         for n, reason in failed.items():
             r = requests[n]
             if r.alternatives_left > 0:  # the runner tries the level's next association
-                out[n] = StageError(f"no grammatical substitution: {reason}")
+                out[n] = StageError(f"no grammatical caption: {reason}")
             else:
                 drafts[n] = framed(docs[r.caption], _token(docs[r.caption], r.word), r.association, r.pos, self.max_words)
         for n, d in drafts.items():
