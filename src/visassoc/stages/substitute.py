@@ -152,6 +152,9 @@ def framed(doc, k: int, association: str, pos: str, max_words: int | None) -> Dr
     phrase, tag = frame_phrase(association, pos)
     budget = (max_words or 10_000) - len(phrase.lstrip(", ").split())  # the comma joins the last word
     res = fit(doc, k, max(budget, 1))
+    if res is None and pos == "NOUN" and not phrase.startswith(", pure"):  # the shorter frame
+        phrase = f", pure {association}"
+        res = fit(doc, k, max((max_words or 10_000) - len(phrase.lstrip(", ").split()), 1))
     scene = (res[0] if res else doc.text.strip()).rstrip(".!").rstrip()
     stop = "." if doc.text.strip().endswith(".") else ""
     form = inflect(association, "VBG") if pos == "VERB" else association
