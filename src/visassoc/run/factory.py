@@ -73,7 +73,9 @@ def _offline(stage: str, cfg: RunConfig) -> tuple[Any, dict]:
         from visassoc.stages.lexical import LexicalMiner
 
         miner = LexicalMiner(per_level=cfg.per_level, seed=cfg.seed)
-        return miner, {"name": "lexical", "method": miner.describe_method()}
+        # the miner spreads picks across the images of one call (a part), so the part size is
+        # part of its identity: a resume with another --chunk-size redoes the stage consistently
+        return miner, {"name": "lexical", "method": miner.describe_method(), "diversity_block": cfg.images_per_part()}
     from visassoc.stages.substitute import SubstitutionWriter
 
     from visassoc.stages.substitute import VERSION
