@@ -76,9 +76,12 @@ def has_form(association: str, tag: str) -> bool:
 
 def needs_frame(req: CaptionRequest) -> bool:
     """A noun that cannot stand for the concrete thing in the slot goes into a frame: at level 3 an
-    abstract one ("existence" for "woman"), at levels 4-5 (concepts, abstractions) any less concrete one."""
-    if req.level not in FRAME_LEVELS or req.pos != "NOUN":
+    abstract one ("existence" for "woman"), at levels 4-5 (concepts, abstractions) any less concrete
+    one. Verbs of levels 4-5 rarely fit the scene's subject and objects, so they are framed too."""
+    if req.level not in FRAME_LEVELS or req.pos not in ("NOUN", "VERB"):
         return False
+    if req.pos == "VERB":  # "An orange cat believes up" -> "An orange cat looks up, as if believing"
+        return req.level > 3
     a, w = concreteness(req.association), concreteness(req.word)
     if a is None or w is None:
         return req.level > 3
