@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from visassoc.lexicon import concreteness, spacy_nlp
 from visassoc.records import LEVELS
 
-FRAME_RE = re.compile(r", (pure|a scene of|as if) ([a-z][a-z' -]*)\.?$")
+FRAME_RE = re.compile(r", (pure|a sense of|a moment of|as if) ([a-z][a-z' -]*)\.?$")
 
 
 def caption_concreteness(text: str) -> float | None:
@@ -39,7 +39,7 @@ def _mean(xs):
 def tag_agreement(caps: list[dict], human: dict[tuple[str, str], str], misses: list | None = None) -> dict[int, tuple[int, int]]:
     """Per level (kept, checked): does the association's head word carry the slot's tag when the
     creative caption is re-tagged? Substitutions: the word's tag in the human caption; frames:
-    NN after "pure"/"a scene of", VBG or JJ after "as if". Rows whose word or form is not found are skipped."""
+    NN after "pure"/"a sense of"/"a moment of", VBG or JJ after "as if". Rows whose word or form is not found are skipped."""
     from visassoc.stages.substitute import head_index, tags_agree
     from visassoc.text import inflect
 
@@ -55,7 +55,7 @@ def tag_agreement(caps: list[dict], human: dict[tuple[str, str], str], misses: l
         a = c["association"]
         fm = FRAME_RE.search(c["caption"])
         if fm:
-            form, want = fm.group(2), {"pure": "NN", "a scene of": "NN"}.get(fm.group(1))
+            form, want = fm.group(2), {"pure": "NN", "a sense of": "NN", "a moment of": "NN"}.get(fm.group(1))
             if want is None:
                 want = "VBG" if form.endswith("ing") and c["pos"] == "VERB" else "JJ"
             start = fm.start(2)

@@ -15,8 +15,8 @@ long, human caption per image:
   one is placed in a frame instead.
 - **Frames.** At levels 3-5 an abstract noun does not replace a concrete one ("A woman existence
   sits..."): the scene is kept and the association joins it in a short phrase of our own
-  (appositive "..., pure solitude", "..., a scene of competition"; "..., as if dreaming"; "..., as if
-  lonely"), still under the limit.
+  (appositive "..., a sense of solitude", "..., a moment of competition"; "..., as if dreaming";
+  "..., as if lonely"), still under the limit.
 
 Deterministic: ``feedback`` from a re-ask cannot change the result, so the runner stops re-asking
 when the answer repeats.
@@ -32,13 +32,15 @@ from ..text import indefinite_article, inflect
 from .interfaces import CaptionRequest, StageError
 from .shorten import fit, parser
 
-VERSION = "substitute-2"
+VERSION = "substitute-3"
 ARTICLE_TAGS = ("NN", "NNP", "JJ", "JJR", "JJS", "VBG", "VBN")
 SAME_TAG = {"NNP": "NN", "NNPS": "NNS"}  # a proper/common noun reading is still a noun of that number
 FRAME_LEVELS = (3, 4, 5)
 ABSTRACT = 3.0  # Brysbaert rating below which a noun is abstract ...
 GAP = 1.0  # ... and this much less concrete than the concrete noun it would replace
-# noun kinds that read as a quality of the scene ("pure solitude"); other nouns as what it shows
+# noun kinds that read as a quality of the scene ("a sense of solitude"); other nouns as a moment
+# of it ("a moment of competition"). SmolLM2 finds both about as likely per token as the human
+# caption; "pure X" (the fallback when the scene has no room for four words) is ~1 nat/token worse.
 MIN_SHARE = 0.34
 QUALITY_LEX = {"noun.feeling", "noun.state", "noun.attribute", "noun.cognition", "noun.motive"}
 
@@ -111,8 +113,8 @@ def frame_phrase(association: str, pos: str) -> tuple[str, str]:
     if pos == "ADJ":
         return f", as if {association}", "JJ"
     if _noun_kind(association) in QUALITY_LEX:
-        return f", pure {association}", "NN"
-    return f", a scene of {association}", "NN"
+        return f", a sense of {association}", "NN"
+    return f", a moment of {association}", "NN"
 
 
 def _token(doc, word: str) -> int | None:
@@ -155,7 +157,7 @@ def framed(doc, k: int, association: str, pos: str, max_words: int | None) -> Dr
     phrase, tag = frame_phrase(association, pos)
     budget = (max_words or 10_000) - len(phrase.lstrip(", ").split())  # the comma joins the last word
     res = fit(doc, k, max(budget, 1))
-    if res is None and pos == "NOUN" and not phrase.startswith(", pure"):  # the shorter frame
+    if res is None and pos == "NOUN":  # the shorter frame
         phrase = f", pure {association}"
         res = fit(doc, k, max((max_words or 10_000) - len(phrase.lstrip(", ").split()), 1))
     scene = (res[0] if res else doc.text.strip()).rstrip(".!").rstrip()
