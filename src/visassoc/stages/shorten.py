@@ -20,7 +20,7 @@ from ..lexicon import SPACY_MODEL
 PRUNE = (
     ("conj", "cc", "advcl", "relcl", "ccomp", "parataxis", "dep", "appos", "preconj", "meta"),
     ("prep", "advmod", "npadvmod", "agent", "mark", "intj"),
-    ("acl", "xcomp", "amod", "compound", "nummod", "quantmod", "nmod", "poss"),
+    ("acl", "xcomp", "amod", "compound", "nummod", "quantmod", "nmod"),  # "her" helmet stays: a determiner
     ("dobj", "attr", "dative", "oprd", "acomp", "pcomp", "pobj", "prt"),
 )
 DANGLING = ("CC", "IN", "DT", "TO", "WDT", "WRB", "PRP$", "POS", "HYPH", ",")
