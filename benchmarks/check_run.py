@@ -1,20 +1,28 @@
-"""Check a finished run against the pipeline-core targets and print a table.
+"""Check a finished run against the pipeline-core and offline-quality targets and print a table.
 
-    python benchmarks/check_run.py runs/coco
+    python benchmarks/check_run.py runs/coco [--fluency 25]
 
-Targets (issue: pipeline core): >= 95% of images with associations at all 5 levels, >= 99% of
-captions valid, mean Brysbaert concreteness of associations strictly decreasing 1->5 with a
-drop >= 1.5, and mean concreteness of caption words strictly decreasing.
+Targets (issues: pipeline core, offline default on real data): >= 95% of images with associations
+at all 5 levels, >= 99% of captions valid, mean Brysbaert concreteness of associations strictly
+decreasing 1->5 with a drop >= 1.5 (caption words: reported), distinct associations >= 0.5 of a
+level's captions with none above 2% of them, the slot's tag kept in >= 95% of captions per level
+(spaCy re-tag of the creative caption vs the word's tag in the human caption; for a framed
+association, the tag its frame gives it), and the fluency gap (SmolLM2 NLL per token, creative
+minus human caption) on a sample of ``--fluency`` images.
 """
 from __future__ import annotations
 
-import sys
-from collections import defaultdict
+import argparse
+import re
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
 from visassoc.lexicon import concreteness, spacy_nlp
+from visassoc.records import LEVELS
+
+FRAME_RE = re.compile(r", (pure|a sense of|a moment of|as if) ([a-z][a-z' -]*)\.?$")
 
 
 def caption_concreteness(text: str) -> float | None:
@@ -23,37 +31,121 @@ def caption_concreteness(text: str) -> float | None:
     return sum(vals) / len(vals) if vals else None
 
 
-def main(run: Path) -> None:
+def _mean(xs):
+    xs = [x for x in xs if x is not None]
+    return sum(xs) / len(xs) if xs else float("nan")
+
+
+def tag_agreement(caps: list[dict], human: dict[tuple[str, str], str], misses: list | None = None) -> dict[int, tuple[int, int]]:
+    """Per level (kept, checked): does the association's head word carry the slot's tag when the
+    creative caption is re-tagged? Substitutions: the word's tag in the human caption; frames:
+    NN after "pure"/"a sense of"/"a moment of", VBG or JJ after "as if". Rows whose word or form is not found are skipped."""
+    from visassoc.stages.substitute import head_index, tags_agree
+    from visassoc.text import inflect
+
+    nlp = spacy_nlp()
+    hum_tags = {}
+    keys = list(human)
+    for (iid, word), doc in zip(keys, nlp.pipe([human[k] for k in keys], batch_size=256)):
+        hum_tags[(iid, word)] = next((t.tag_ for t in doc if t.text.lower() == word), None)
+    out: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    todo = []
+    for c in caps:
+        tag = hum_tags.get((c["image_id"], c["word"]))
+        a = c["association"]
+        fm = FRAME_RE.search(c["caption"])
+        if fm:
+            form, want = fm.group(2), {"pure": "NN", "a sense of": "NN", "a moment of": "NN"}.get(fm.group(1))
+            if want is None:
+                want = "VBG" if form.endswith("ing") and c["pos"] == "VERB" else "JJ"
+            start = fm.start(2)
+        elif tag is not None:
+            form, want = inflect(a, tag), tag
+            m = re.search(rf"(?<![A-Za-z]){re.escape(form)}(?![A-Za-z])", c["caption"], flags=re.IGNORECASE)
+            if not m:
+                continue
+            start = m.start()
+        else:
+            continue
+        words = form.split()
+        hi = head_index(form, want)
+        start += len(" ".join(words[:hi])) + (1 if hi else 0)
+        todo.append((c["level"], c["caption"], start, want, bool(fm)))
+    for (lv, _, start, want, frame), doc in zip(todo, nlp.pipe([t[1] for t in todo], batch_size=256)):
+        tok = next((t for t in doc if t.idx == start), None)
+        out[lv][1] += 1
+        good = tok is not None and tags_agree(want, tok.tag_, frame)
+        out[lv][0] += int(good)
+        if not good and misses is not None:
+            misses.append((lv, doc.text, want, tok.tag_ if tok is not None else None))
+    return {lv: tuple(v) for lv, v in out.items()}
+
+
+def measure(run: Path, fluency_images: int = 0, prefer: list[str] | None = None) -> dict:
     imgs = pq.read_table(run / "images.parquet").to_pylist()
     assoc = pq.read_table(run / "associations.parquet").to_pylist()
     caps = pq.read_table(run / "captions.parquet").to_pylist()
+    sal = pq.read_table(run / "salient.parquet").to_pylist()
     levels_per_image = defaultdict(set)
     for a in assoc:
         levels_per_image[a["image_id"]].add(a["level"])
     ok = [i for i in imgs if i["status"] == "ok"]
-    full = sum(1 for i in ok if levels_per_image[i["image_id"]] == {1, 2, 3, 4, 5})
-    a_conc, c_conc = defaultdict(list), defaultdict(list)
-    for a in assoc:
-        v = concreteness(a["association"])
-        if v is not None:
-            a_conc[a["level"]].append(v)
+    pos = {(s["image_id"], s["word"]): s["pos"] for s in sal}
     for c in caps:
-        v = caption_concreteness(c["caption"])
-        if v is not None:
-            c_conc[c["level"]].append(v)
-    mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
-    am = [mean(a_conc[lv]) for lv in range(1, 6)]
-    cm = [mean(c_conc[lv]) for lv in range(1, 6)]
-    valid = sum(c["valid"] for c in caps)
-    print(f"run: {run}  images ok {len(ok)}/{len(imgs)}  captions {len(caps)}")
-    print(f"{'measure':<44} {'L1':>5} {'L2':>5} {'L3':>5} {'L4':>5} {'L5':>5}  target")
-    print(f"{'mean concreteness of associations':<44} " + " ".join(f"{x:5.2f}" for x in am)
-          + f"  strictly down, drop {am[0] - am[4]:.2f} >= 1.5: {all(a > b for a, b in zip(am, am[1:])) and am[0] - am[4] >= 1.5}")
-    print(f"{'mean concreteness of caption content words':<44} " + " ".join(f"{x:5.2f}" for x in cm)
-          + f"  strictly down: {all(a > b for a, b in zip(cm, cm[1:]))}")
-    print(f"images with associations at all 5 levels: {full}/{len(ok)} = {full / max(1, len(ok)):.1%} (target >= 95%)")
-    print(f"valid captions: {valid}/{len(caps)} = {valid / max(1, len(caps)):.1%} (target >= 99%)")
+        c["pos"] = pos.get((c["image_id"], c["word"]), "")
+    human = {(s["image_id"], s["word"]): s["caption"] for s in sal}
+    m: dict = {"run": str(run), "images": len(imgs), "captions": len(caps)}
+    m["full_ladders"] = sum(1 for i in ok if levels_per_image[i["image_id"]] == set(LEVELS)) / max(1, len(ok))
+    m["valid"] = sum(c["valid"] for c in caps) / max(1, len(caps))
+    m["assoc_conc"] = [_mean([concreteness(a["association"]) for a in assoc if a["level"] == lv]) for lv in LEVELS]
+    m["cap_conc"] = [_mean([caption_concreteness(c["caption"]) for c in caps if c["level"] == lv]) for lv in LEVELS]
+    used = {lv: Counter(c["association"] for c in caps if c["level"] == lv) for lv in LEVELS}
+    m["distinct"] = [len(used[lv]) / max(1, sum(used[lv].values())) for lv in LEVELS]
+    m["top_share"] = [used[lv].most_common(1)[0][1] / sum(used[lv].values()) if used[lv] else 0.0 for lv in LEVELS]
+    m["top"] = {lv: used[lv].most_common(3) for lv in LEVELS}
+    agree = tag_agreement(caps, human)
+    m["tag_agree"] = [agree[lv][0] / agree[lv][1] if agree.get(lv, (0, 0))[1] else float("nan") for lv in LEVELS]
+    if fluency_images:
+        from visassoc.report.data import load_run
+        from visassoc.report.fluency import fluency
+
+        fl = fluency(load_run(run), fluency_images, seed=0, n_boot=200, prefer=prefer)
+        m["fluency"] = [fl["per_level"][str(lv)]["mean"] for lv in LEVELS]
+        m["fluency_images"] = fl["images"]
+    return m
+
+
+def print_table(ms: dict[str, dict]) -> None:
+    """One block per run: rows are measures, columns levels 1-5."""
+    for name, m in ms.items():
+        am = m["assoc_conc"]
+        print(f"\n== {name}: {m['run']}  images {m['images']}  captions {m['captions']}")
+        print(f"{'measure':<36} {'L1':>6} {'L2':>6} {'L3':>6} {'L4':>6} {'L5':>6}  target / met")
+        row = lambda label, xs, fmt="6.2f": print(f"{label:<36} " + " ".join(f"{x:{fmt}}" for x in xs), end="")  # noqa: E731
+        row("association concreteness", am)
+        print(f"  strictly down, drop {am[0] - am[4]:.2f} >= 1.5: {all(a > b for a, b in zip(am, am[1:])) and am[0] - am[4] >= 1.5}")
+        row("caption-word concreteness", m["cap_conc"])
+        print("  (reported)")
+        row("distinct associations / captions", m["distinct"])
+        print(f"  >= 0.5 every level: {min(m['distinct']) >= 0.5}")
+        row("most used association, share", m["top_share"])
+        print(f"  <= 2% every level: {max(m['top_share']) <= 0.02}")
+        row("slot tag agreement", m["tag_agree"])
+        print(f"  >= 0.95 every level: {min(m['tag_agree']) >= 0.95}")
+        if "fluency" in m:
+            row(f"fluency gap ({len(m['fluency_images'])} imgs, nats/tok)", m["fluency"], "+6.2f")
+            print("  (lower is more fluent)")
+        print(f"valid captions: {m['valid']:.1%} (target >= 99%); images with all 5 levels: {m['full_ladders']:.1%} (>= 95%)")
+        print("most used per level: " + "; ".join(f"L{lv} " + ", ".join(f"{a} {n}" for a, n in m["top"][lv]) for lv in LEVELS))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("runs", nargs="*", type=Path, default=[Path("runs/demo")])
+    ap.add_argument("--fluency", type=int, default=0, help="images sampled for the SmolLM2 fluency gap (0: off)")
+    a = ap.parse_args()
+    print_table({str(r): measure(r, a.fluency) for r in a.runs})
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else "runs/demo"))
+    main()

@@ -187,3 +187,40 @@ def test_bands_step_down():
 def test_exclusions():
     assert is_excluded("shitty") and is_excluded("fuck") and is_excluded("december")  # vulgar, proper name
     assert not is_excluded("dog") and not is_excluded("freedom")
+
+
+DOG_SCENES = ["A dog runs across a green field.", "A dog sleeps on a couch.", "A dog catches a frisbee in a park.",
+              "A dog swims in a lake.", "A dog sits in the back of a car.", "A dog chews a bone on the porch.",
+              "A dog walks with its owner on a beach.", "A dog looks out of a window.", "A dog lies in the snow.",
+              "A dog jumps over a fence.", "A dog drinks from a bowl.", "A dog plays with a ball in the yard."]
+
+
+def _dogs():
+    return [AssociationRequest(f"d{i}", "dog", "dog", "NOUN", c, c, []) for i, c in enumerate(DOG_SCENES)]
+
+
+def _most_repeated(ladders, level):
+    from collections import Counter
+
+    return Counter(lad[level][0] for lad in ladders if not isinstance(lad, StageError)).most_common(1)[0][1]
+
+
+def test_repetition_penalty_spreads_far_associations(monkeypatch):
+    import visassoc.stages.lexical as lex
+
+    with_penalty = LexicalMiner(per_level=3).mine(_dogs())
+    monkeypatch.setattr(lex, "USE_PENALTY", 0.0)
+    monkeypatch.setattr(lex, "OVER_CAP", 0.0)
+    without = LexicalMiner(per_level=3).mine(_dogs())
+    for level in range(1, 6):
+        assert _most_repeated(with_penalty, level) <= _most_repeated(without, level), level
+    assert _most_repeated(with_penalty, 5) <= 3  # the cap for a small batch, where the pool is large
+    assert sum(_most_repeated(without, lv) for lv in range(1, 6)) > sum(_most_repeated(with_penalty, lv) for lv in range(1, 6))
+
+
+def test_usage_counts_do_not_leak_between_calls():
+    """A chunk's ladders depend only on the chunk (resume and Ray redo whole chunks)."""
+    fresh = LexicalMiner(per_level=3).mine(_dogs())
+    used = LexicalMiner(per_level=3)
+    used.mine(_requests(CASES[:6]) + _dogs()[:4])
+    assert used.mine(_dogs()) == fresh

@@ -36,6 +36,9 @@ def report_command(
     gallery: Annotated[int, typer.Option("--gallery", help="Images in the gallery.")] = 12,
     seed: Annotated[int, typer.Option("--seed", help="Seed for bootstrap, FOIL and gallery sampling.")] = 0,
     bootstrap: Annotated[int, typer.Option("--bootstrap", help="Bootstrap resamples for intervals.")] = 1000,
+    fluency: Annotated[int, typer.Option("--fluency", min=0, help="Images sampled for the fluency gap (SmolLM2 "
+                                         "NLL of creative minus human captions; ~1 min per 100 captions on CPU). "
+                                         "0: off.")] = 0,
 ) -> None:
     """Measure a run: validity, abstraction, grounding, diversity -> metrics.json + report.html."""
     from visassoc.report import RunDirError, build_report
@@ -43,7 +46,7 @@ def report_command(
 
     try:
         m = build_report(run_dir, out, clip=clip, compare=compare, instances=instances, gallery=gallery, seed=seed,
-                         n_boot=bootstrap, foil=foil or None)
+                         n_boot=bootstrap, foil=foil or None, fluency=fluency)
     except (RunDirError, FileNotFoundError, NotADirectoryError, ValueError) as exc:
         _fail(exc)
     dest = Path(out or run_dir)

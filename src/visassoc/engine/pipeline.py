@@ -22,10 +22,10 @@ from visassoc.datafiles import blob_dir
 from visassoc.engine import factory
 from visassoc.engine.executors import backend_usage, make_executor, merge_usage, usage_by_model
 from visassoc.engine.store import StageStore, fingerprint
-from visassoc.engine.worker import StageWorker, chunks, images_per_part, open_store
+from visassoc.engine.worker import StageWorker, chunks, open_store
 from visassoc.sources import (SourceItem, load_coco, load_demo, load_folder, load_hf_dataset, load_manifest,
                               load_webdataset)
-from visassoc.stages import MODEL_STAGES, OFFLINE, STAGES
+from visassoc.stages import MODEL_STAGES, OFFLINE, STAGES, images_per_part
 from visassoc.stages.interfaces import StageError
 
 PIPELINE_VERSION = "3"  # 3: stage fingerprints derived from the one stage list

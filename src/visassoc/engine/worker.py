@@ -3,8 +3,10 @@
 A ``StageWorker`` reads the upstream rows of just the images in its chunk (``PartReader``),
 calls the stage implementation, and writes one resumable part. It holds nothing but its
 chunk, so memory stays flat however large the run, and the same worker runs in the local
-process or inside a Ray actor: results depend only on the image, never on how the images
-were chunked or which process did them.
+process or inside a Ray actor: results never depend on which process did a chunk. They depend
+on the image alone, except for the lexical miner, which spreads its picks across the images of
+one part; the part size is therefore in its fingerprint, and another ``--chunk-size`` redoes that
+stage (and the ones after it) rather than mixing parts.
 """
 from __future__ import annotations
 
@@ -13,16 +15,7 @@ from pathlib import Path
 from visassoc.config import RunConfig
 from visassoc.engine.store import PartReader, StageStore
 from visassoc.sources import SourceItem
-from visassoc.stages import BY_NAME, OFFLINE, PRODUCER, all_offline
-
-
-def images_per_part(cfg: RunConfig) -> int:
-    """``chunk_size``, else 256 when every stage is offline (parts are cheap to redo) and 32
-    when a model is called (a kill loses at most 32 images of orchestration; the calls
-    themselves are in the call cache)."""
-    if cfg.chunk_size:
-        return cfg.chunk_size
-    return 256 if all_offline(cfg) else 32
+from visassoc.stages import BY_NAME, OFFLINE, PRODUCER
 
 
 def chunks(keys: list[str], n: int):

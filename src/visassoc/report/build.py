@@ -13,11 +13,14 @@ from visassoc.report.data import Run, load_run
 
 
 def compute_metrics(run: Run, clip: str | None = None, instances: str | Path | None = None, seed: int = 0,
-                    n_boot: int = 1000, clip_batch: int = 32, foil: list[str | Path] | None = None) -> dict:
-    """All metrics of one run (see the module docs of ``metrics`` and ``grounding``) as a JSON-ready dict.
+                    n_boot: int = 1000, clip_batch: int = 32, foil: list[str | Path] | None = None,
+                    fluency: int = 0, fluency_images: list[str] | None = None) -> dict:
+    """All metrics of one run (see the module docs of ``metrics``, ``grounding`` and ``fluency``) as a
+    JSON-ready dict.
 
     ``foil``: official FOIL-COCO annotation files; their foil captions replace the FOIL-style negatives made
-    from COCO instances. With ``clip``, the per-pair CLIPScore rows are under the key ``_clipscore_pairs``."""
+    from COCO instances. With ``clip``, the per-pair CLIPScore rows are under the key ``_clipscore_pairs``.
+    ``fluency``: images sampled for the SmolLM2 fluency gap (0: not measured)."""
     if clip:
         grounding.load_clip(clip)  # fail before the slow steps when the model cannot load
     steps = tqdm(total=5, desc=f"metrics {run.name}", unit="step")
@@ -58,6 +61,12 @@ def compute_metrics(run: Run, clip: str | None = None, instances: str | Path | N
     steps.update()
     steps.close()
     out["grounding"] = g
+    if fluency:
+        from visassoc.report.fluency import fluency as fluency_gap
+
+        out["fluency"] = fluency_gap(run, fluency, seed, n_boot, prefer=fluency_images)
+    else:
+        out["fluency"] = {"note": "not measured (visassoc report --fluency N scores N images with SmolLM2)"}
     out = _clean(out)
     if pairs is not None:
         out["_clipscore_pairs"] = pairs
@@ -77,7 +86,7 @@ def _clean(x):
 
 def build_report(run_dir: str | Path, out_dir: str | Path | None = None, clip: str | None = None,
                  compare: str | Path | None = None, instances: str | Path | None = None, gallery: int = 12,
-                 seed: int = 0, n_boot: int = 1000, foil: list[str | Path] | None = None) -> dict:
+                 seed: int = 0, n_boot: int = 1000, foil: list[str | Path] | None = None, fluency: int = 0) -> dict:
     """Measure ``run_dir`` and write ``metrics.json`` and ``report.html`` into ``out_dir`` (default: the run dir).
 
     ``clip``: a CLIP model (local dir or cached HF id) for CLIPScore; ``compare``: a second run dir shown
@@ -95,14 +104,15 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, clip: s
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"--out {out} is a file, not a folder")
     out.mkdir(parents=True, exist_ok=True)
-    m = compute_metrics(run, clip, instances, seed, n_boot, foil=foil)
+    m = compute_metrics(run, clip, instances, seed, n_boot, foil=foil, fluency=fluency)
     _write_pairs(out / "clipscore_pairs.jsonl", m.pop("_clipscore_pairs", None))
     runs = [(run, m)]
     if compare:
         run_b = load_run(compare)
         if run_b.name == run.name:
             run_b.name = f"{run_b.name} (B)"
-        m_b = compute_metrics(run_b, clip, None, seed, n_boot, foil=foil)
+        m_b = compute_metrics(run_b, clip, None, seed, n_boot, foil=foil, fluency=fluency,
+                              fluency_images=m.get("fluency", {}).get("images"))
         _write_pairs(out / "clipscore_pairs-compare.jsonl", m_b.pop("_clipscore_pairs", None))
         runs.append((run_b, m_b))
         m = {**m, "compare": {"run_dir": str(run_b.root), "metrics": m_b}}
@@ -131,6 +141,11 @@ def summary_lines(m: dict) -> list[str]:
         r = lambda c: "-" if not c else f"{c['r_at_1']['share']:.2f}"  # noqa: E731
         lines.append(f"text R@1 (pool {tr['pool_size']}): human {r(tr['human_caption'])}, "
                      + ", ".join(f"L{lv} {r(tr['per_level'][str(lv)])}" for lv in LEVELS))
+    fl = m.get("fluency", {})
+    if "per_level" in fl:
+        g = lambda lv: fl["per_level"][str(lv)]["mean"]  # noqa: E731
+        lines.append(f"fluency gap vs human caption (SmolLM2 nats/token, {fl['n_images']} images): "
+                     + ", ".join(f"L{lv} {g(lv):+.2f}" for lv in LEVELS if g(lv) is not None))
     cs = m["grounding"]["clipscore"]
     if "per_level" in cs and cs["below_foil"]:
         lines.append(f"CLIPScore below FOIL negatives at levels {cs['below_foil']}")

@@ -118,6 +118,10 @@ def figures(runs) -> list[tuple[str, str]]:
         figs.append(("CLIPScore per level; below the FOIL line a caption fits the image worse than a wrong one",
                      plots.level_plot({n: c["per_level"] for n, c in cs.items()}, "CLIPScore", "CLIP-S",
                                       refs={"human caption": c0["human_caption"]["mean"], "FOIL": c0["foil"]["mean"]})))
+    fl = {n: m["fluency"]["per_level"] for n, m in ms.items() if "per_level" in m.get("fluency", {})}
+    if fl:
+        figs.append(("Fluency gap: SmolLM2 per-token NLL of the creative caption minus the human caption's",
+                     plots.level_plot(fl, "Fluency gap", "Δ NLL (nats/token)", refs={"human caption": 0.0})))
     figs.append(("Validity", plots.validity_plot({n: m["validity"]["per_level"] for n, m in ms.items()})))
     figs.append(("Diversity", plots.diversity_plot({n: m["diversity"]["per_level"] for n, m in ms.items()})))
     return figs
@@ -129,6 +133,7 @@ def level_table(m: dict) -> list[dict]:
     for lv in map(str, LEVELS):
         tr = m["grounding"]["text_retrieval"].get("per_level", {}).get(lv)
         cs = m["grounding"]["clipscore"].get("per_level", {}).get(lv)
+        fl = m.get("fluency", {}).get("per_level", {}).get(lv)
         rows.append({"level": lv, "name": LEVEL_NAMES[int(lv)],
                      "valid": _fmt(m["validity"]["per_level"][lv]["share"], ".0%"),
                      "assoc_conc": _fmt(m["abstraction"]["association_concreteness"]["per_level"][lv]["mean"]),
@@ -137,6 +142,7 @@ def level_table(m: dict) -> list[dict]:
                      "wordnet": _fmt(m["abstraction"]["wordnet_distance"]["per_level"][lv]["mean"], ".1f"),
                      "r1": _fmt(tr["r_at_1"]["share"] if tr else None),
                      "clip": _fmt(cs["mean"] if cs else None),
+                     "fluency": _fmt(fl["mean"] if fl else None, "+.2f"),
                      "below_foil": int(lv) in m["grounding"]["clipscore"].get("below_foil", []),
                      "d2": _fmt(m["diversity"]["per_level"][lv]["distinct_2"]),
                      "top": ", ".join(a for a, _ in m["diversity"]["per_level"][lv]["top_associations"][:5])})

@@ -55,9 +55,9 @@ details { margin:0 0 6px; } summary { cursor:pointer; font-weight:600; }
 <h2>Per level</h2>
 <div class="runs">
 {% for r in runs %}<section><h3>{{ r.name }}</h3>
-<table><thead><tr><th>level</th><th>valid</th><th>assoc. concr.</th><th>caption concr.</th><th>MiniLM dist.</th><th>WordNet dist.</th><th>text R@1</th><th>CLIPScore</th><th>distinct-2</th><th>most frequent associations</th></tr></thead>
+<table><thead><tr><th>level</th><th>valid</th><th>assoc. concr.</th><th>caption concr.</th><th>MiniLM dist.</th><th>WordNet dist.</th><th>text R@1</th><th>CLIPScore</th><th>fluency gap</th><th>distinct-2</th><th>most frequent associations</th></tr></thead>
 <tbody>{% for t in r.table %}<tr><td title="{{ t.name }}">{{ t.level }} <span class="muted">{{ t.name }}</span></td><td>{{ t.valid }}</td><td>{{ t.assoc_conc }}</td><td>{{ t.cap_conc }}</td><td>{{ t.minilm }}</td><td>{{ t.wordnet }}</td><td>{{ t.r1 }}</td>
-<td{% if t.below_foil %} class="bad" title="below FOIL negatives"{% endif %}>{{ t.clip }}{% if t.below_foil %} ▼ below FOIL{% endif %}</td><td>{{ t.d2 }}</td><td>{{ t.top }}</td></tr>{% endfor %}</tbody></table>
+<td{% if t.below_foil %} class="bad" title="below FOIL negatives"{% endif %}>{{ t.clip }}{% if t.below_foil %} ▼ below FOIL{% endif %}</td><td>{{ t.fluency }}</td><td>{{ t.d2 }}</td><td>{{ t.top }}</td></tr>{% endfor %}</tbody></table>
 {% if r.reasons %}<p class="muted">Invalid caption reasons: {% for k, v in r.reasons.items() %}{{ k }} ({{ v }}){% if not loop.last %}; {% endif %}{% endfor %}</p>{% endif %}
 {% if r.errors %}<p class="muted">Errors per stage: {% for k, v in r.errors.items() %}{{ k }} ({{ v }}){% if not loop.last %}; {% endif %}{% endfor %}</p>{% endif %}
 {% if r.foils %}<p class="muted">FOIL examples: {% for f in r.foils %}“{{ f.caption }}” ({{ f.replaced }} → {{ f.new }}){% if not loop.last %}; {% endif %}{% endfor %}</p>{% endif %}

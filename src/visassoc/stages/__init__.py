@@ -60,6 +60,15 @@ def all_offline(cfg) -> bool:
     return all(getattr(cfg, s.name) == s.offline for s in MODEL_STAGES)
 
 
+def images_per_part(cfg) -> int:
+    """``chunk_size``, else 256 when every stage is offline (parts are cheap to redo) and 32
+    when a model is called (a kill loses at most 32 images of orchestration; the calls
+    themselves are in the call cache)."""
+    if cfg.chunk_size:
+        return cfg.chunk_size
+    return 256 if all_offline(cfg) else 32
+
+
 def model_options(cfg, stage: str) -> dict[str, Any]:
     """The ``make_model_stage`` keyword arguments that ``cfg`` sets for ``stage``."""
     opts: dict[str, Any] = {"prompt_set": cfg.prompt_set,
@@ -107,13 +116,15 @@ def make_offline_stage(stage: str, cfg) -> tuple[Any, dict]:
         from .lexical import LexicalMiner
 
         miner = LexicalMiner(per_level=cfg.per_level, seed=cfg.seed)
-        return miner, {"name": "lexical", "method": miner.describe_method()}
+        # the miner spreads its picks across the images of one call (one part), so the part size is part
+        # of its identity: a resume with another --chunk-size redoes the stage consistently
+        return miner, {"name": "lexical", "method": miner.describe_method(), "diversity_block": images_per_part(cfg)}
     if stage == "caption":
-        from .substitute import SubstitutionWriter
+        from .substitute import VERSION, SubstitutionWriter
 
-        return SubstitutionWriter(), {"name": "substitute"}
+        return SubstitutionWriter(max_words=cfg.max_words), {"name": "substitute", "version": VERSION}
     raise ValueError(f"stage {stage!r} has no offline implementation")
 
 
 __all__ = ["BY_NAME", "MODEL_STAGES", "OFFLINE", "PRODUCER", "RECORDS", "ROLES", "STAGES", "TABLES", "Stage",
-           "all_offline", "make_model_stage", "make_offline_stage", "model_options"]
+           "all_offline", "images_per_part", "make_model_stage", "make_offline_stage", "model_options"]

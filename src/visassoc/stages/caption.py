@@ -8,6 +8,7 @@ that level is tried, and the best attempt is kept with ``valid=False`` and its r
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from visassoc.backends.base import Call, GenParams, Message
@@ -122,8 +123,8 @@ def run_chunk(cfg, impl, chunk, up, items):
             c = g.context
             k = item_rng(cfg.seed, "caption-choice", c["image_id"], c["word"], str(c["level"])).randrange(len(g))
             g.associations = [g.associations[k]]
-    if cfg.captions_per_level == "all":
-        return write_captions(impl, [r for g in groups for r in g], cfg)
+    if cfg.captions_per_level == "all":  # every association gets its own caption: none falls back to another
+        return write_captions(impl, [replace(r, alternatives_left=0) for g in groups for r in g], cfg)
     return write_one_caption_per_level(impl, groups, cfg)
 
 
@@ -142,7 +143,8 @@ class _Alternatives(Sequence):
         if isinstance(k, slice):
             return [self[j] for j in range(*k.indices(len(self)))]
         if k not in self._made:
-            self._made[k] = CaptionRequest(association=self.associations[k], **self.context)
+            self._made[k] = CaptionRequest(association=self.associations[k], **self.context,
+                                           alternatives_left=len(self) - k - 1)
         return self._made[k]
 
 

@@ -60,6 +60,7 @@ class CaptionRequest:
     association: str
     feedback: str | None = None  # why the previous attempt was rejected (for a re-ask)
     other_words: list[str] = field(default_factory=list)  # the image's other salient words (caption prompt)
+    alternatives_left: int = 0  # later associations of this level the runner would try if this one fails
 
 
 @runtime_checkable

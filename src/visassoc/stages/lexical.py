@@ -37,7 +37,7 @@ from . import lexical_wordnet as lw
 from .interfaces import AssociationRequest, Ladder, StageError
 from .lexical_vocab import POS_KEYS, VOCAB_VERSION, Vocab, load_vocab, pos_profile, rating, vocab_path
 
-METHOD_VERSION = "lexical-2"
+METHOD_VERSION = "lexical-3"
 WN_POS = {"NOUN": "n", "VERB": "v", "ADJ": "a"}
 
 
@@ -87,6 +87,10 @@ NOUN_LEX = {
         "noun.possession", "noun.relation"},
     5: {"noun.feeling", "noun.state", "noun.attribute", "noun.motive", "noun.cognition"},
 }
+USE_PENALTY = 0.04  # per earlier pick of the same word at the same level in this batch of images
+USE_CAP = 0.015  # share of a call's requests a word may be picked for at one level before it is all but out
+OVER_CAP = 1.0
+CTX_WEIGHT = 0.12  # levels 4-5: bonus for concepts WordNet relates to the image's other salient words
 RARE_RANK = 12000  # level 5 draws only from the ~10k most frequent WordPiece words
 
 
@@ -175,6 +179,7 @@ class _Job:
     ctx: str
     key: tuple
     senses: list
+    context: dict | None = None  # far-level candidates from the image's other salient words
 
 
 class LexicalMiner:
@@ -203,13 +208,22 @@ class LexicalMiner:
         }
 
     def mine(self, requests: list[AssociationRequest]) -> list[Ladder | StageError]:
+        """Ladders for ``requests``, in order. Diversity across images: a word already picked at a
+        level earlier in this call is penalised (``USE_PENALTY`` per pick). The count starts at
+        zero in every call and follows the request order, so a chunk's ladders depend only on the
+        chunk (the runner's resumable part: a resumed or Ray-run chunk gets the same ladders)."""
         from tqdm import tqdm
 
+        self._cache = {}  # no carry-over between calls: results must not depend on what ran before
+        self._usage: dict[int, dict[str, int]] = {k: {} for k in range(1, 6)}
+        self._cap = max(3, int(USE_CAP * len(requests)))
         if self._emb is None:
             self._emb = _Embedder(load_vocab())
         emb = self._emb
         out: list[Ladder | StageError | None] = [None] * len(requests)
         jobs: list[_Job] = []
+        first: dict[tuple, int] = {}
+        repeats: list[tuple[int, int]] = []
         for i, r in enumerate(requests):
             lemma = " ".join((r.lemma or r.word or "").strip().lower().split())
             if not lemma:
@@ -222,13 +236,25 @@ class LexicalMiner:
                 key = (lemma, r.pos, h)
                 if key in self._cache:
                     out[i] = self._cache[key]
+                elif key in first:  # a repeat in this call gets the first one's ladder
+                    repeats.append((i, first[key]))
                 else:
+                    first[key] = i
                     jobs.append(_Job(i, r, lemma, ctx, key, lw.senses(lemma, WN_POS[r.pos])))
         # one MiniLM pass for contexts, sense glosses and out-of-vocabulary words, one for relation words
         emb.need([j.ctx for j in jobs])
         emb.need([j.lemma for j in jobs] + [lw.gloss(s) for j in jobs for s in j.senses], persist=True)
         chosen = [self._pick_sense(emb, j) for j in jobs]
         rels = [lw.relations(b, j.senses, sc, WN_POS[j.req.pos]) for j, (b, sc) in zip(jobs, chosen)]
+        # the image's own context for the far levels: concepts related to its other salient words
+        by_image: dict[str, dict[str, float]] = {}
+        for j, rel in zip(jobs, rels):
+            ctx = by_image.setdefault(j.req.image_id, {})
+            for cand, strength in rel.by_level[4].items():
+                ctx[cand] = max(ctx.get(cand, 0.0), strength)
+        for j, rel in zip(jobs, rels):
+            own = rel.by_level[4]
+            j.context = {c: v for c, v in by_image[j.req.image_id].items() if c not in own}
         emb.need([w for rel in rels for lv in rel.by_level.values() for w in _rel_to_embed(lv, emb.vocab)], persist=True)
         emb.save()
         vocab = emb.vocab
@@ -253,6 +279,8 @@ class LexicalMiner:
                         bar.update(1)
                 live = nxt
         bar.close()
+        for i, k in repeats:
+            out[i] = out[k]
         return out  # type: ignore[return-value]
 
     def _pick_sense(self, emb: _Embedder, job: _Job):
@@ -301,6 +329,8 @@ class LexicalMiner:
             conc = rating(cand)
             if conc is None or not (band.lo <= conc <= band.hi) or cand in used or cand in banned:
                 return False
+            if strict == 2 and self._usage[level].get(cand, 0) >= self._cap:
+                return False  # used up in this batch: only when the looser rules find nothing else
             has, share, lexname, stop = profile(cand)
             if not has or stop or len(cand.split()) > 2:
                 return False
@@ -366,12 +396,23 @@ class LexicalMiner:
                         base = float(emb(cand) @ q) - typical - CONC_PENALTY * abs(conc - target)
                         base -= 0.05 if " " in cand else 0.0
                     scored[cand] = base + REL_WEIGHT[level] * strength
+                if level >= 4 and job.context:
+                    for cand, strength in job.context.items():
+                        k = vocab.index.get(cand)
+                        if k is not None and band.lo <= vocab.conc[k] <= band.hi:
+                            base = scored.get(cand, float(sims[k]) - CONC_PENALTY * abs(float(vocab.conc[k]) - target))
+                            scored[cand] = base + CTX_WEIGHT * strength
+                usage = self._usage[level]
+                for cand in scored:
+                    n = usage.get(cand, 0)
+                    scored[cand] -= USE_PENALTY * n + (OVER_CAP if n >= self._cap else 0.0)
                 # scores equal to 1e-3 are ties; the seed orders them (a stable hash, not Python's)
                 for cand in sorted(scored, key=lambda x: (-round(scored[x], 3), _tiebreak(self.seed, x))):
                     if len(picked) >= self.per_level:
                         break
                     if eligible(cand, level, band, strict):
                         picked.append(cand)
+                        usage[cand] = usage.get(cand, 0) + 1
                         used.add(cand)
                         stems.add(lw.stem(cand.split()[-1]))
                 if len(picked) >= self.per_level:

@@ -1,7 +1,8 @@
 """The default executor: chunks in order, in this process, with the run's own stage implementations."""
 from __future__ import annotations
 
-from visassoc.engine.worker import StageWorker, chunks, images_per_part
+from visassoc.engine.worker import StageWorker, chunks
+from visassoc.stages import images_per_part
 
 
 class LocalExecutor:

@@ -19,7 +19,8 @@ import uuid
 
 from visassoc.config import RunConfig
 from visassoc.sources import SourceItem
-from visassoc.engine.worker import StageWorker, images_per_part
+from visassoc.engine.worker import StageWorker
+from visassoc.stages import images_per_part
 from visassoc.engine.executors import backend_usage, merge_usage
 
 
