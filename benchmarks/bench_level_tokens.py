@@ -30,7 +30,7 @@ from visassoc.train.world import level_probe, make_world_run, pretrain
 # name -> TrainConfig overrides (on top of the preset named inside)
 ROWS = {
     "paper preset (batch 512, 1 epoch)": dict(preset="paper"),
-    "paper preset, batch 100, 40 epochs": dict(preset="paper", batch_size=100, epochs=40),
+    "paper preset, batch 100, 10 epochs": dict(preset="paper", batch_size=100, epochs=10),
     "visassoc preset (random + levels)": dict(preset="visassoc"),
     "visassoc, levels sampler only": dict(preset="visassoc", sampler="levels"),
     "old masked sampler (balanced, same image masked)": dict(preset="visassoc", sampler="balanced", loss_mask="image"),

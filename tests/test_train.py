@@ -178,7 +178,8 @@ def test_learning_beats_untrained_baseline_on_held_out_data(tmp_path):
     """Tiny CLIP trained from scratch (vision blocks + prompt tokens; the text tower stays frozen) must beat
     the untrained model's R@1 on held-out images. Fails if the loop, the loss or the checkpoint is broken."""
     rd = make_shapes_run(tmp_path / "run", n_images=120, seed=0)
-    res = train(_cfg(tmp_path / "ck", rd, epochs=8, batch_size=32, unfreeze_last=2, val_fraction=0.2, patience=3))
+    res = train(_cfg(tmp_path / "ck", rd, epochs=8, batch_size=32, unfreeze_last=2, val_fraction=0.2, patience=3,
+                     select="val_r1"))
     assert res.finished and res.final_val == pytest.approx(res.best_val)  # best weights really restored
     assert res.best_val == pytest.approx(max(h["val_R@1"] for h in res.history))
     held = make_pairs(tmp_path / "held", n_images=60, seed=7, level=3)
@@ -221,3 +222,31 @@ def test_paper_preset_is_recorded_and_takes_two_optimizer_steps(tmp_path):
     assert 0.7 < float(enc.prompts.std()) < 1.3 and enc.model.logit_scale.requires_grad is False
     default = TrainConfig(data=[], out="x")
     assert (default.preset, default.sampler, default.mixed_steps, default.loss_mask) == ("visassoc", "mixed", "joint", "target")
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory):
+    """A tiny CLIP pretrained on the synthetic world (once per test session) and a run of world scenes."""
+    from visassoc.encoders.models import save_backbone
+    from visassoc.train.world import make_world_run, pretrain
+
+    d = tmp_path_factory.mktemp("world")
+    save_backbone(pretrain(n_images=1500, steps=WORLD_PRETRAIN_STEPS, batch_size=64, progress=False), d / "clip")
+    return d / "clip", make_world_run(d / "run", 300, seed=1)
+
+
+WORLD_PRETRAIN_STEPS = 250
+
+
+def test_levels_sampler_beats_masked_sampler_beats_chance(world, tmp_path):
+    """On a frozen pretrained backbone, tokens trained with within-image cross-level negatives tell the levels
+    apart better than tokens trained the old way (same image masked), which still beat chance (0.2)."""
+    from visassoc.train.world import level_probe
+
+    clip, run = world
+    acc = {}
+    for name, over in {"levels": dict(sampler="levels"), "masked": dict(sampler="balanced", loss_mask="image")}.items():
+        train(TrainConfig(data=[str(run)], out=str(tmp_path / name), model=str(clip), epochs=6, patience=100,
+                          device="cpu", **over))
+        acc[name] = level_probe(load_encoder(tmp_path / name, quiet=True), 200)["level_acc"]
+    assert acc["levels"] > acc["masked"] > 0.2, acc
