@@ -249,4 +249,5 @@ def test_levels_sampler_beats_masked_sampler_beats_chance(world, tmp_path):
         train(TrainConfig(data=[str(run)], out=str(tmp_path / name), model=str(clip), epochs=6, patience=100,
                           device="cpu", **over))
         acc[name] = level_probe(load_encoder(tmp_path / name, quiet=True), 200)["level_acc"]
+    print("level accuracy", acc)
     assert acc["levels"] > acc["masked"] > 0.2, acc
