@@ -56,7 +56,8 @@ def main() -> None:
         res = {}
         for cached in (True, False):
             cfg = TrainConfig(data=[str(run)], out=str(d / f"o{cached}"), model=model, max_steps=steps + 1,
-                              epochs=1000, batch_size=bs, val_fraction=0.0, text_cache=cached, device="cpu")
+                              epochs=1000, batch_size=bs, val_fraction=0.0, text_cache=cached, device="cpu",
+                              sampler="random")
             train(cfg)
             res[cached] = steps_per_s(d / f"o{cached}" / "train.jsonl")
     print(f"\narch {a.arch}, batch {bs}, {steps} timed steps, {a.threads} thread(s), prompt tokens only")

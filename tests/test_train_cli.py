@@ -50,3 +50,78 @@ def test_bad_input_is_one_line_error(app, tmp_path):
     res = CliRunner().invoke(app, ["eval", "--benchmark", "haivmet", "--root", str(tmp_path / "none"),
                                    "--model", "tiny-random-clip", "--out", str(tmp_path / "e")])
     assert res.exit_code == 2 and res.output.count("error:") == 1
+
+
+class _Creates:
+    """A pickle payload that, when unpickled, creates a file (what a crafted resume state could do)."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        import pathlib
+
+        return (pathlib.Path.touch, (pathlib.Path(self.path),))
+
+
+def _train(app, data, out, *extra):
+    return CliRunner().invoke(app, ["train", "--data", str(data), "--out", str(out), "--batch-size", "10",
+                                    "--level-tokens", "2", "--device", "cpu", *extra])
+
+
+def test_resume_never_unpickles_and_damaged_state_is_one_line(app, tmp_path):
+    import pickle
+
+    rd = make_shapes_run(tmp_path / "r", 12, seed=4)
+    ck = tmp_path / "ck"
+    assert _train(app, rd, ck, "--max-steps", "2").exit_code == 0
+    probe = tmp_path / "probe"
+    pickle.loads(pickle.dumps(_Creates(probe)))
+    assert probe.exists()  # the payload is live: unpickling it (as torch.load(weights_only=False) did) runs it
+    pwned = tmp_path / "pwned"
+    payload = pickle.dumps(_Creates(pwned))
+    good = {f: (ck / "state" / f).read_bytes() for f in ("last.safetensors", "last.json")}
+    for name in ("last.safetensors", "last.json"):
+        (ck / "state" / "last.pt").write_bytes(payload)  # where the old trainer looked
+        (ck / "state" / name).write_bytes(payload)
+        res = _train(app, rd, ck, "--max-steps", "3", "--resume")
+        assert res.exit_code == 2 and "damaged or truncated" in res.output, res.output
+        assert res.output.strip().count("\n") == 0 and "Traceback" not in res.output
+        assert not pwned.exists()
+        (ck / "state" / name).write_bytes(good[name][: len(good[name]) // 2])  # truncated
+        res = _train(app, rd, ck, "--max-steps", "3", "--resume")
+        assert res.exit_code == 2 and "damaged or truncated" in res.output and res.output.count("\n") == 1
+        (ck / "state" / name).write_bytes(good[name])
+    res = _train(app, rd, ck, "--max-steps", "3", "--resume")  # intact again; --max-steps may grow on resume
+    assert res.exit_code == 0 and "trained 3/3 steps" in res.output, res.output
+
+
+def test_existing_run_is_refused_and_failed_validation_creates_nothing(app, tmp_path):
+    rd = make_shapes_run(tmp_path / "r", 12, seed=5)
+    ck = tmp_path / "ck"
+    assert _train(app, rd, ck, "--max-steps", "1").exit_code == 0
+    before = (ck / "weights.safetensors").read_bytes()
+    res = _train(app, rd, ck, "--max-steps", "1")
+    assert res.exit_code == 2 and "already holds a training run" in res.output
+    assert (ck / "weights.safetensors").read_bytes() == before
+    res = _train(app, rd, ck, "--max-steps", "1", "--overwrite", "--lr", "0.5")
+    assert res.exit_code == 0 and json.loads((ck / "encoder.json").read_text())["training"]["lr"] == 0.5
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "README.md").write_text("mine")
+    res = _train(app, rd, user, "--max-steps", "1", "--overwrite")
+    assert res.exit_code == 2 and "README.md" in res.output and sorted(p.name for p in user.iterdir()) == ["README.md"]
+    for extra in (["--sampler", "bogus"], ["--preset", "nope"], ["--resume"], ["--batch-size", "3"]):
+        res = _train(app, rd, tmp_path / "new", "--max-steps", "1", *extra)
+        assert res.exit_code == 2 and res.output.count("error:") == 1 and not (tmp_path / "new").exists(), res.output
+    res = _train(app, tmp_path / "nodata", tmp_path / "new", "--max-steps", "1")
+    assert res.exit_code == 2 and not (tmp_path / "new").exists()
+
+
+def test_paper_preset_from_the_cli(app, tmp_path):
+    rd = make_shapes_run(tmp_path / "r", 12, seed=6)
+    res = _train(app, rd, tmp_path / "ck", "--preset", "paper", "--max-steps", "1")
+    assert res.exit_code == 0 and "preset paper" in res.output, res.output
+    t = json.loads((tmp_path / "ck/encoder.json").read_text())["training"]
+    assert (t["preset"], t["lr"], t["batch_size"], t["epochs"], t["mixed_steps"]) == ("paper", 1e-4, 10, 1, "alternate")
+    assert json.loads((tmp_path / "ck/manifest.json").read_text())["preset"] == "paper"

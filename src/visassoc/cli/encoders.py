@@ -31,20 +31,28 @@ def train_command(
                               "(e.g. openai/clip-vit-base-patch32), a local folder, or tiny-random-clip / "
                               "tiny-random-siglip (random smoke-test models)."),
     out: Path = typer.Option(..., help="output dir: checkpoint, log, plot, manifest"),
-    epochs: int = typer.Option(10),
-    max_steps: Optional[int] = typer.Option(None, help="cap on optimizer steps"),
-    level_tokens: int = typer.Option(5, help="learned prompt tokens per level (K)"),
-    position: str = typer.Option("append", help="append | prepend | after_cls"),
-    batch_size: int = typer.Option(64),
-    lr: float = typer.Option(1e-3),
-    sampler: str = typer.Option("random", help="random | balanced | mixed (paper: 0.6 random + 0.4 balanced)"),
+    preset: str = typer.Option("visassoc", help="visassoc (our defaults) | paper (the authors' optimisation: "
+                               "2 Adam steps per iteration, lr 1e-4 constant, batch 512, 1 epoch, stop on val loss); "
+                               "flags given below override the preset and are recorded"),
+    epochs: Optional[int] = typer.Option(None, help="default: visassoc 10, paper 1"),
+    max_steps: Optional[int] = typer.Option(None, help="cap on iterations; --resume may raise it"),
+    level_tokens: Optional[int] = typer.Option(None, help="learned prompt tokens per level (K; default 5)"),
+    position: Optional[str] = typer.Option(None, help="append | prepend | after_cls (default append)"),
+    batch_size: Optional[int] = typer.Option(None, help="default: visassoc 64, paper 512"),
+    lr: Optional[float] = typer.Option(None, help="default: visassoc 1e-3, paper 1e-4"),
+    sampler: Optional[str] = typer.Option(None, help="random | balanced | levels | mixed (default: mixed = 0.6 "
+                                          "random + 0.4 levels, where a levels batch holds all 5 levels of its images)"),
+    loss_mask: Optional[str] = typer.Option(None, help="target (default: same image and level, or same text) | "
+                                            "image (same image at any level) | none"),
     unfreeze_last: int = typer.Option(0, help="also train the last N vision blocks"),
     lora_rank: int = typer.Option(0, help="also train LoRA adapters (peft) of this rank on vision attention"),
     val_fraction: float = typer.Option(0.1),
-    patience: int = typer.Option(5, help="evaluations without val R@1 gain before early stop"),
+    patience: Optional[int] = typer.Option(None, help="evaluations without improvement before early stop "
+                                           "(default: visassoc 5, paper 3)"),
     seed: int = typer.Option(0),
     device: str = typer.Option("auto", help="auto (cuda when available, else cpu), cpu, cuda, cuda:N or mps"),
     resume: bool = typer.Option(False, help="continue the run saved in --out"),
+    overwrite: bool = typer.Option(False, help="replace the training run already in --out"),
 ) -> None:
     """Train distance prompt tokens on a run's creative captions (frozen CLIP/SigLIP)."""
     from visassoc.hfcache import TINY_MODELS
@@ -52,18 +60,19 @@ def train_command(
     _check_model(model)
     from visassoc.train.trainer import TrainConfig, train
 
-    cfg = TrainConfig(data=[str(d) for d in data], out=str(out), model=model, epochs=epochs, max_steps=max_steps,
-                      level_tokens=level_tokens, position=position, batch_size=batch_size, lr=lr, sampler=sampler,
-                      unfreeze_last=unfreeze_last, lora_rank=lora_rank, val_fraction=val_fraction,
-                      patience=patience, seed=seed, device=device, resume=resume)
     try:
+        cfg = TrainConfig(data=[str(d) for d in data], out=str(out), model=model, preset=preset, epochs=epochs,
+                          max_steps=max_steps, level_tokens=level_tokens, position=position, batch_size=batch_size,
+                          lr=lr, sampler=sampler, loss_mask=loss_mask, unfreeze_last=unfreeze_last,
+                          lora_rank=lora_rank, val_fraction=val_fraction, patience=patience, seed=seed,
+                          device=device, resume=resume, overwrite=overwrite)
         res = train(cfg)
     except (ValueError, FileNotFoundError, NotADirectoryError) as e:
         _fail(e)
     if model in TINY_MODELS:
         typer.echo(f"NOTE: {model} is a tiny random model: a smoke run, not a real encoder.")
-    typer.echo(f"trained {res.steps}/{res.total_steps} steps; best val R@1 {res.best_val:.4f} at step {res.best_step} "
-               f"(baseline {res.baseline_val:.4f}); checkpoint: {res.out_dir}")
+    typer.echo(f"trained {res.steps}/{res.total_steps} steps (preset {cfg.preset}); best val R@1 {res.best_val:.4f} "
+               f"at step {res.best_step} (baseline {res.baseline_val:.4f}); checkpoint: {res.out_dir}")
 
 
 def eval_command(

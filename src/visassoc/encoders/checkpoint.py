@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import torch
 from safetensors.torch import load_file, save_file
 
 from visassoc.encoders.models import Backbone, load_backbone, resolve_device, save_backbone
@@ -83,6 +82,3 @@ def fingerprint(ckpt_dir: str | Path | None = None, model: str | None = None) ->
         h.update(str(model).encode())
     return h.hexdigest()[:16]
 
-
-def torch_load(path: Path):
-    return torch.load(path, map_location="cpu", weights_only=False)

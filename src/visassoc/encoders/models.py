@@ -57,12 +57,13 @@ def tiny_tokenizer():
 
 
 def build_tiny(family: str, seed: int = 0, image_size: int = 32, patch_size: int = 8, hidden: int = 64,
-               layers: int = 2, heads: int = 4) -> Backbone:
-    """A small random CLIP/SigLIP with real architecture classes; deterministic given ``seed``."""
+               layers: int = 2, heads: int = 4, tokenizer=None) -> Backbone:
+    """A small random CLIP/SigLIP with real architecture classes; deterministic given ``seed``.
+    ``tokenizer``: a BERT-style word-piece tokenizer (default: the bundled MiniLM one)."""
     from transformers import (CLIPConfig, CLIPImageProcessor, CLIPModel, SiglipConfig, SiglipImageProcessor,
                               SiglipModel)
 
-    tok = tiny_tokenizer()
+    tok = tokenizer or tiny_tokenizer()
     text = dict(vocab_size=tok.vocab_size, hidden_size=hidden, intermediate_size=2 * hidden,
                 num_hidden_layers=layers, num_attention_heads=heads, pad_token_id=tok.pad_token_id,
                 bos_token_id=tok.cls_token_id, eos_token_id=tok.sep_token_id)

@@ -147,13 +147,42 @@ def random_batch(n: int, batch_size: int, seed: int, step: int) -> np.ndarray:
 
 
 def balanced_batch(ex_image: np.ndarray, batch_size: int, seed: int, step: int) -> np.ndarray:
-    """Image-balanced batch: distinct images, one random caption each (the paper's second sampler)."""
+    """Image-balanced batch: distinct images, one random caption each (visassoc's earlier stand-in for the
+    paper's second sampler; it never shows an image at two levels, see ``levels_batch``)."""
     imgs = np.unique(ex_image)
     per_epoch = max(1, len(imgs) // batch_size)
     epoch, i = divmod(step, per_epoch)
     chosen = np.random.default_rng([seed, 1, epoch]).permutation(imgs)[i * batch_size:(i + 1) * batch_size]
     rng = np.random.default_rng([seed, 2, step])
     return np.array([rng.choice(np.flatnonzero(ex_image == im)) for im in chosen])
+
+
+def level_groups(ex_image: np.ndarray, ex_level: np.ndarray) -> dict[tuple[int, int], np.ndarray]:
+    """(image, level) -> indices of its examples; built once, read by ``levels_batch`` every step."""
+    g: dict[tuple[int, int], list[int]] = {}
+    for j, (im, lv) in enumerate(zip(ex_image.tolist(), ex_level.tolist())):
+        g.setdefault((im, lv), []).append(j)
+    return {k: np.array(v) for k, v in g.items()}
+
+
+def levels_batch(groups: dict[tuple[int, int], np.ndarray], batch_size: int, seed: int, step: int,
+                 num_levels: int = 5) -> np.ndarray:
+    """All levels of ``batch_size // num_levels`` images, shuffled inside the batch (the paper's second sampler).
+
+    The same image with level-j tokens is then a negative for its level-k caption: the within-image contrast
+    that teaches the tokens the levels apart. A pass walks every image once in a seeded order and takes one
+    caption per (image, level), chosen afresh each pass (an image with several salient words has several
+    captions per level; the authors' layout takes the next one each pass). An image missing a level
+    contributes fewer captions. ``groups`` comes from ``level_groups``."""
+    imgs = np.unique([im for im, _ in groups])
+    per = max(1, batch_size // num_levels)
+    per_pass = max(1, len(imgs) // per)
+    p, i = divmod(step, per_pass)
+    chosen = np.random.default_rng([seed, 3, p]).permutation(imgs)[i * per:(i + 1) * per]
+    rng = np.random.default_rng([seed, 4, step])
+    out = [rng.choice(groups[(im, lv)]) for im in chosen.tolist() for lv in range(1, num_levels + 1)
+           if (im, lv) in groups]
+    return rng.permutation(np.array(out, dtype=np.int64))
 
 
 def steps_per_epoch(n_examples: int, batch_size: int) -> int:

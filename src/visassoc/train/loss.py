@@ -1,12 +1,33 @@
 """Contrastive losses on L2-normalised embeddings, using the backbone's own (frozen) scale and bias.
 
-``ignore`` marks off-diagonal pairs that are not true negatives (two captions of the same image in one
-random batch); they are left out of the loss instead of being pushed apart.
+``ignore`` marks off-diagonal pairs that are not true negatives; they are left out of the loss instead of
+being pushed apart. Which pairs those are is ``pair_mask``'s job.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+
+MASKS = ("target", "image", "none")
+
+
+def pair_mask(image: torch.Tensor, level: torch.Tensor, text: torch.Tensor, mode: str = "target") -> torch.Tensor | None:
+    """Pairs (i, j) of a batch that are the same target and so must not be negatives of each other.
+
+    ``target``: same image AND same level (the image input is then identical), or identical caption text.
+    The same image at another level stays a negative: an image with level-j tokens must score its level-k
+    caption lower than its level-j one, which is what teaches the tokens the levels apart.
+    ``image``: the earlier rule (same image at any level, or same text), kept to measure what it cost.
+    ``none``: no mask, as in the authors' released loss."""
+    if mode == "none":
+        return None
+    same_img = image[:, None] == image[None, :]
+    if mode == "target":
+        same_img = same_img & (level[:, None] == level[None, :])
+    elif mode != "image":
+        raise ValueError(f"loss mask must be one of {MASKS}, got {mode!r}")
+    return same_img | (text[:, None] == text[None, :])
 
 
 def clip_loss(img: torch.Tensor, txt: torch.Tensor, logit_scale: torch.Tensor,
