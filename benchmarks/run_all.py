@@ -35,6 +35,8 @@ BENCHMARKS = {
     "pipeline": ["bench_pipeline.py", "--n", "2000", "--offline-n", "100", "--json", "{json}"],
     "memory": ["bench_memory.py", "--sizes", "1000,10000", "--json", "{json}"],
     "ray": ["bench_ray.py", "--n", "200"],
+    "cli": ["bench_cli.py"],
+    "cost": ["bench_cost.py", "--images", "20", "--window", "8"],
 }
 
 
