@@ -12,8 +12,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from visassoc.evaluate import evaluate, load_benchmark
-from visassoc.train import TrainConfig, train
-from visassoc.train.synthetic import draw_shape, make_shapes_run
+from visassoc.train.synthetic import draw_shape
 
 torch.set_num_threads(1)
 _ROOT = Path(__file__).resolve().parents[1]
@@ -22,18 +21,7 @@ SHARED_POEMS = next((p for p in (_ROOT.parent / "shared", _ROOT.parent.parent / 
                     ) / "data" / "multim-poem" / "multim_poem.json"
 
 
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory):
-    d = tmp_path_factory.mktemp("ck")
-    rd = make_shapes_run(d / "run", n_images=16, seed=3)
-    train(TrainConfig(data=[str(rd)], out=str(d / "ck"), max_steps=3, batch_size=8, val_fraction=0.25, lr=0.05,
-                      device="cpu"))
-    return d / "ck"
-
-
-def brute_rank(row, pos):
-    order = sorted(range(len(row)), key=lambda j: (-row[j], j in pos))
-    return 1 + next(i for i, j in enumerate(order) if j in pos)
+from test_eval_runner import brute_rank, ckpt  # noqa: E402,F401 - the same tiny checkpoint and brute-force rank
 
 
 @pytest.fixture(scope="module")

@@ -138,16 +138,7 @@ def test_associate_salvages_loose_keys_and_level_names():
 
 
 def test_associate_paper_prompt_set_is_the_paper_shape():
-    def responder(body):  # two unrecoverable items besides the scripted (recoverable) faults
-        if "Description of im8." in prompt_text(body):
-            return Reply(status=400, error="injected: context too long")  # not retried: both words fail
-        words = prompt_words(body)
-        answer = json.loads(ladder_answer(words))
-        if "Description of im7." in prompt_text(body) and "park" in answer:  # re-asks get the same answer
-            answer["park"]["3"] = ["park", "parks", "parking"]  # only forms of the word itself
-        return json.dumps(answer)
-
-    with FakeOpenAI(responder=responder) as s:
+    with FakeOpenAI(responder=lambda body: ladder_answer(prompt_words(body))) as s:
         miner = LLMAssociationMiner(make_backend(s), prompt_set="paper")
         out = miner.mine(assoc_requests("i", ["ball", "boy"]))
         body = s.chat_requests()[0]["body"]
