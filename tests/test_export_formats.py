@@ -48,7 +48,7 @@ def test_train_accepts_an_export(shapes, tmp_path):
     out = tmp_path / "ex"
     assert CliRunner().invoke(app, ["export", str(shapes), "--format", "hf", "--out", str(out)]).exit_code == 0
     res = CliRunner().invoke(app, ["train", "--data", str(out), "--model", "tiny-random-clip", "--out",
-                                   str(tmp_path / "ck"), "--max-steps", "2", "--batch-size", "4",
+                                   str(tmp_path / "ck"), "--max-steps", "2", "--batch-size", "10",
                                    "--level-tokens", "1", "--device", "cpu"])
     assert res.exit_code == 0, res.output
     assert json.loads((tmp_path / "ck/manifest.json").read_text())["data"]["images"] == 6

@@ -633,7 +633,7 @@ def test_disk_full_mid_stage_stops_with_a_one_line_error_and_resumes_once_there_
     up to there. Where mounting is not permitted a write hook raises the same ENOSPC at the same
     file instead. A marker written before its data would leave a "done" part without its data."""
     work = reference / "_work"
-    room = 2 + sum(1 + len(list(d.iterdir())) for d in work.iterdir()  # lock file, _work, finished stages
+    room = 3 + sum(1 + len(list(d.iterdir())) for d in work.iterdir()  # lock, run marker, _work, finished stages
                    if d.name.split("-")[0] in ("images", "describe", "salient"))
     room += 1 + 3 * (PARTS // 2) + 1  # associate's dir, 10 parts of 3 files, the next part's first table
     with tmpfs(tmp_path / "mnt", 64 * 1024, inodes=room + 1000) as mnt:

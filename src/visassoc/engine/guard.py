@@ -13,13 +13,17 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
+from visassoc.stages import TABLES
+
 MARKER = ".visassoc.json"
 LOCK = ".visassoc.lock"
-TABLE_FILES = ("images", "descriptions", "salient", "associations", "captions", "errors")  # export.TABLES
-RUN_FILES = ("manifest.json", "README.md", *(f"{t}.parquet" for t in TABLE_FILES))
+RUN_FILES = ("manifest.json", "README.md", *(f"{t}.parquet" for t in TABLES))
 # what decides a run's rows; limit, concurrency, chunking, cache and executor only change how it runs
-KEY_FIELDS = ("demo", "coco", "images", "captions", "manifest", "seed", "top_k", "per_level", "max_words",
-              "min_words", "captions_per_level", "max_reasks", "describe", "associate", "caption", "prompt_set", "allow_outside_paths")
+KEY_FIELDS = ("demo", "coco", "images", "captions", "manifest", "download", "webdataset", "hf_dataset", "split",
+              "image_column", "caption_column", "seed", "top_k", "per_level", "max_words", "min_words",
+              "captions_per_level", "max_reasks", "describe", "associate", "caption", "prompt_set", "prompt_dir",
+              "preset", "salient_rule", "caption_choice", "associate_reask", "strict_ladders", "describe_hints",
+              "caption_mode", "allow_outside_paths")
 
 
 class OutDirRefused(ValueError):

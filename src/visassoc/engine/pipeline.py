@@ -89,8 +89,9 @@ def load_items(cfg: RunConfig) -> list[SourceItem]:
     if cfg.manifest and cfg.download:  # URLs fetched into RUN/_work/downloads first (visassoc fetch)
         from visassoc.sources.fetch import download_manifest
 
-        return load_manifest(download_manifest(cfg.manifest, Path(cfg.out) / "_work" / "downloads",
-                                               limit=cfg.limit, progress=cfg.progress), cfg.limit)
+        downloads = Path(cfg.out) / "_work" / "downloads"
+        return load_manifest(download_manifest(cfg.manifest, downloads, limit=cfg.limit, progress=cfg.progress),
+                             cfg.limit, allow_outside=outside, roots=[downloads, Path(cfg.manifest).parent])
     if cfg.manifest:
         return load_manifest(cfg.manifest, cfg.limit, allow_outside=outside)
     if cfg.webdataset:  # container sources put each image's bytes under RUN/_work/source-files

@@ -7,7 +7,8 @@ from pathlib import Path
 from .base import SourceError, SourceItem, check_unique, clean_captions, iter_jsonl, outside_root
 
 
-def load_manifest(path: str | Path, limit: int | None = None, allow_outside: bool = False) -> list[SourceItem]:
+def load_manifest(path: str | Path, limit: int | None = None, allow_outside: bool = False,
+                  roots: list[Path] | None = None) -> list[SourceItem]:
     """Relative image paths are resolved against the manifest's folder; one that resolves outside
     it (absolute, ``../``, a symlink out) is an error row unless ``allow_outside``. URLs are not
     fetched (no download support yet): such items become explicit error rows."""
@@ -28,7 +29,8 @@ def load_manifest(path: str | Path, limit: int | None = None, allow_outside: boo
                                     error=f"image URLs are not downloaded by `run`; use `visassoc fetch --manifest` first ({image})"))
             continue
         p = Path(image) if Path(image).is_absolute() else path.parent / image
-        why = outside_root(p, path.parent, allow_outside) or (None if p.is_file() else f"image file not found: {p}")
+        why = (None if any(outside_root(p, r) is None for r in roots or [path.parent]) else
+               outside_root(p, path.parent, allow_outside)) or (None if p.is_file() else f"image file not found: {p}")
         items.append(SourceItem(image_id, None if why else str(p), caps, error=why, provenance=origin))
         if limit is not None and len(items) >= limit:
             break
