@@ -55,6 +55,11 @@ def _pickled(e: Exception) -> bytes:
         return pickle.dumps(RuntimeError(f"{type(e).__name__}: {e}"))
 
 
+def _requests(snapshot: dict) -> int:
+    """Requests counted in one actor's usage snapshot ({stage: usage})."""
+    return sum(u.get("requests", 0) for u in snapshot.values() if isinstance(u, dict))
+
+
 class RayUnavailable(RuntimeError):
     pass
 
@@ -124,7 +129,11 @@ class RayExecutor:
         )
         for batch in out.iter_batches(batch_size=None, batch_format="pyarrow"):
             for row in batch.to_pylist():
-                self._usage[row["actor"]] = json.loads(row["usage"])
+                # an actor's snapshots are cumulative, but Ray Data may hand its outputs back out of
+                # order: keep the latest one, i.e. the one that has counted the most requests
+                snap = json.loads(row["usage"])
+                if _requests(snap) >= _requests(self._usage.get(row["actor"], {})):
+                    self._usage[row["actor"]] = snap
                 if row["error"]:  # the stage's own exception, as a local run would raise it
                     raise pickle.loads(row["error"])
                 bar.update(row["n"])
