@@ -23,6 +23,12 @@ PRESETS: dict[str, dict] = {
 }
 
 
+# Fields that change how a run runs (where, how fast, how much, with what cache), never which rows an
+# image gets: a resume may change them. Every other field decides rows (engine.guard keys a run by them).
+EXECUTION_FIELDS = frozenset({"out", "limit", "backend_config", "concurrency", "chunk_size", "cache", "cache_only",
+                              "progress", "executor", "ray_address", "ray_workers"})
+
+
 class RunConfig(BaseModel):
     """Everything that determines a run's output. Paths are kept as given (for the card)."""
 

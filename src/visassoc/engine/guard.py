@@ -13,17 +13,14 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
+from visassoc.config import EXECUTION_FIELDS, RunConfig
 from visassoc.stages import TABLES
 
 MARKER = ".visassoc.json"
 LOCK = ".visassoc.lock"
 RUN_FILES = ("manifest.json", "README.md", *(f"{t}.parquet" for t in TABLES))
-# what decides a run's rows; limit, concurrency, chunking, cache and executor only change how it runs
-KEY_FIELDS = ("demo", "coco", "images", "captions", "manifest", "download", "webdataset", "hf_dataset", "split",
-              "image_column", "caption_column", "seed", "top_k", "per_level", "max_words", "min_words",
-              "captions_per_level", "max_reasks", "describe", "associate", "caption", "prompt_set", "prompt_dir",
-              "preset", "salient_rule", "caption_choice", "associate_reask", "strict_ladders", "describe_hints",
-              "caption_mode", "allow_outside_paths")
+# what decides a run's rows: every config field but those that only change how it runs
+KEY_FIELDS = tuple(f for f in RunConfig.model_fields if f not in EXECUTION_FIELDS)
 
 
 class OutDirRefused(ValueError):
