@@ -91,7 +91,7 @@ def load_items(cfg: RunConfig) -> list[SourceItem]:
 
         downloads = Path(cfg.out) / "_work" / "downloads"
         return load_manifest(download_manifest(cfg.manifest, downloads, limit=cfg.limit, progress=cfg.progress),
-                             cfg.limit, allow_outside=outside, roots=[downloads, Path(cfg.manifest).parent])
+                             cfg.limit, allow_outside=outside, roots=[Path(cfg.manifest).parent, downloads])
     if cfg.manifest:
         return load_manifest(cfg.manifest, cfg.limit, allow_outside=outside)
     if cfg.webdataset:  # container sources put each image's bytes under RUN/_work/source-files

@@ -36,20 +36,22 @@ def iter_jsonl(path, required: str, hint: str = ""):
         yield n, rec
 
 
-def outside_root(path: Path, root: Path, allow_outside: bool = False) -> str | None:
+def outside_root(path: Path, root: Path | list[Path], allow_outside: bool = False) -> str | None:
     """Why ``path`` must not be read (it resolves, symlinks followed, outside the source's
-    ``root``), or None. Sources name files with untrusted text: ``../../etc/passwd``, absolute
-    paths and links out of the folder become error rows unless the user allows them."""
+    ``root``, or outside every one of several roots), or None. Sources name files with untrusted
+    text: ``../../etc/passwd``, absolute paths and links out of the folder become error rows unless
+    the user allows them."""
     if allow_outside:
         return None
+    roots = root if isinstance(root, (list, tuple)) else [root]
     try:
-        Path(path).resolve().relative_to(Path(root).resolve())
-        return None
-    except ValueError:
-        return (f"image path {str(path)!r} resolves outside the source folder {str(root)!r} "
-                "(pass --allow-outside-paths to allow it)")
+        resolved = Path(path).resolve()
+        if any(resolved.is_relative_to(Path(r).resolve()) for r in roots):
+            return None
     except (OSError, RuntimeError) as e:  # a symlink loop
         return f"image path {str(path)!r} cannot be resolved: {e}"
+    return (f"image path {str(path)!r} resolves outside the source folder {str(roots[0])!r} "
+            "(pass --allow-outside-paths to allow it)")
 
 
 def clean_captions(raw) -> list[str]:

@@ -29,8 +29,8 @@ def load_manifest(path: str | Path, limit: int | None = None, allow_outside: boo
                                     error=f"image URLs are not downloaded by `run`; use `visassoc fetch --manifest` first ({image})"))
             continue
         p = Path(image) if Path(image).is_absolute() else path.parent / image
-        why = (None if any(outside_root(p, r) is None for r in roots or [path.parent]) else
-               outside_root(p, path.parent, allow_outside)) or (None if p.is_file() else f"image file not found: {p}")
+        why = outside_root(p, roots or [path.parent], allow_outside) or (None if p.is_file() else
+                                                                        f"image file not found: {p}")
         items.append(SourceItem(image_id, None if why else str(p), caps, error=why, provenance=origin))
         if limit is not None and len(items) >= limit:
             break
