@@ -147,3 +147,25 @@ def test_prompt_dir_text_is_what_the_model_gets_and_is_hashed(tmp_path, monkeypa
     assert res.counts["associations"] > 0
     m = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert m["prompt_hashes"]["associate"] == hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_per_word_captions_take_caption_word_from_the_prompt_dir(tmp_path, monkeypatch):
+    """--caption-mode per-word reads <prompt-dir>/caption_word.txt (never silently the built-in one);
+    without it, or with a prompt set that has no per-word prompt, one line before anything."""
+    monkeypatch.setenv("OPENAI_API_KEY", "k")
+    d = tmp_path / "prompts"
+    d.mkdir()
+    (d / "caption.txt").write_text("Caption it with $association.")
+    out = tmp_path / "never"
+    args = ["run", "--demo", "--caption", "openai:gpt-4o-mini", "--caption-mode", "per-word", "--out", str(out), "-q"]
+    r = CliRunner().invoke(app, args + ["--prompt-dir", str(d)])
+    assert r.exit_code == 2 and "no caption_word.txt" in r.output and len(r.output.strip().splitlines()) == 1
+    r = CliRunner().invoke(app, args + ["--prompt-set", "paper"])
+    assert r.exit_code == 2 and "paper prompt set has no caption_word prompt" in r.output, r.output
+    assert not out.exists()
+    (d / "caption_word.txt").write_text("MY WORDS for $word: $items")
+    from visassoc.stages import make_model_stage
+    from visassoc.backends.base import IdentityBackend
+
+    st = make_model_stage("caption", IdentityBackend("openai", "m"), mode="per-word", prompt_dir=str(d))
+    assert st.prompt.sha256 == hashlib.sha256(b"MY WORDS for $word: $items").hexdigest()

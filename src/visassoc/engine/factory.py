@@ -43,7 +43,8 @@ def check_prompts(cfg: RunConfig) -> None:
 
     for stage, offline in OFFLINE.items():
         if getattr(cfg, stage) != offline:
-            load_prompt(cfg.prompt_set, stage, str(cfg.prompt_dir) if cfg.prompt_dir else None)
+            name = "caption_word" if stage == "caption" and cfg.caption_mode == "per-word" else stage
+            load_prompt(cfg.prompt_set, name, str(cfg.prompt_dir) if cfg.prompt_dir else None)
 
 
 def build(cfg: RunConfig, only: str | None = None) -> StageImpls:

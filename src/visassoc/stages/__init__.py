@@ -98,7 +98,6 @@ def make_model_stage(stage: str, backend, prompt_set: str = "visassoc", per_leve
         if options.pop("mode", "per-level") == "per-word":  # one call writes a word's five levels
             from .caption_per_word import VLMWordCaptionWriter
 
-            options.pop("prompt_dir", None)
             return VLMWordCaptionWriter(backend, prompt_set=prompt_set, **options)
         from .caption import VLMCaptionWriter
 

@@ -24,11 +24,11 @@ def word_schema(n: int) -> dict:
 
 
 class VLMWordCaptionWriter(VLMCaptionWriter):
-    def __init__(self, backend, prompt_set: str = "visassoc", params=None):
+    def __init__(self, backend, prompt_set: str = "visassoc", params=None, prompt_dir: str | None = None):
         if prompt_set != "visassoc":
             raise ValueError("--caption-mode per-word has visassoc's prompt only (use --prompt-set visassoc)")
         super().__init__(backend, prompt_set, params)
-        self.prompt = load_prompt(prompt_set, "caption_word")
+        self.prompt = load_prompt(prompt_set, "caption_word", prompt_dir)  # <prompt_dir>/caption_word.txt if given
         self.params = params or self.prompt.params
         self.options = {"mode": "per-word"}
 

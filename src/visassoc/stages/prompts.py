@@ -112,14 +112,18 @@ def load_prompt(prompt_set: str, stage: str, prompt_dir: str | None = None) -> P
     header sets them (``# params: {...}``, ``# output: json|text``)."""
     if prompt_set not in PROMPT_SETS:
         raise ValueError(f"unknown prompt set {prompt_set!r} (expected one of {', '.join(PROMPT_SETS)})")
-    raw = files("visassoc").joinpath("prompts", f"{prompt_set}.{stage}.txt").read_text(encoding="utf-8")
+    builtin = files("visassoc").joinpath("prompts", f"{prompt_set}.{stage}.txt")
+    if not builtin.is_file():
+        raise ValueError(f"the {prompt_set} prompt set has no {stage} prompt")
+    raw = builtin.read_text(encoding="utf-8")
     header, sections, comments = _parse(raw)
     name = f"{prompt_set}.{stage}"
     if prompt_dir is not None:
         path = Path(prompt_dir) / f"{stage}.txt"
         if not path.is_file():
             raise ValueError(f"--prompt-dir {prompt_dir}: no {stage}.txt (the {stage} stage calls a model; "
-                             "files are describe.txt, associate.txt, caption.txt)")
+                             "files are describe.txt, associate.txt, caption.txt, and caption_word.txt "
+                             "with --caption-mode per-word)")
         try:
             raw = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as e:
