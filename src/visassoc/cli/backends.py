@@ -187,14 +187,14 @@ def ingest(requests: REQUESTS,
            config: CONFIG = None, base_url: BASE_URL = None) -> None:
     """Validate batch answers like the online path; every request becomes a row or an error row."""
     from visassoc.backends.openai_batch import download_batch
-    from visassoc.engine.batch import ingest_rows, ingest_to_cache, write_tables
+    from visassoc.engine.batch import ingest_rows, write_tables
 
     try:
         if not output:
             output, fetched_errors = download_batch(requests, _client(requests, config, base_url))
             errors = list(errors or []) + fetched_errors
-        rows, info = ingest_rows(requests, list(output), list(errors or []))
-        cached = ingest_to_cache(requests, list(output))
+        rows, info = ingest_rows(requests, list(output), list(errors or []), cache=True)
+        cached = info["cache"]
     except (ValueError, BackendError) as e:
         _fail(str(e))
     paths = write_tables(rows, out) if out else {}

@@ -108,10 +108,12 @@ def _exported(requests_path: str | Path):
     return header, reqs, st, {c.key: c for c in st.build_calls(reqs)}, meta_calls
 
 
-def ingest_batch(requests_path: str | Path, outputs: list[str | Path], errors: list[str | Path] = ()
-                 ) -> tuple[list, list, dict]:
+def ingest_batch(requests_path: str | Path, outputs: list[str | Path], errors: list[str | Path] = (),
+                 cache: bool = False) -> tuple[list, list, dict]:
     """(requests, results, info): one result or StageError per exported request, in order, through
-    the stage's own ``finish`` (the same parsing and checks as a live answer, with no re-ask)."""
+    the stage's own ``finish`` (the same parsing and checks as a live answer, with no re-ask).
+    ``cache``: also store each answer under its live-run cache key (``info["cache"]`` counts them),
+    from the same reading of the files."""
     import sys
 
     header, reqs, st, calls, meta_calls = _exported(requests_path)
@@ -142,15 +144,17 @@ def ingest_batch(requests_path: str | Path, outputs: list[str | Path], errors: l
     info = {"stage": stage, "ok": len(results) - n_err, "errors": n_err, "answered": len(answers), "failed": len(failures), "missing": missing,
             "usage": {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
                       "requests": usage.requests}, "flags": getattr(st, "flags", []), "header": header}
+    if cache:
+        info["cache"] = _store_answers(header, calls, answers)
     return reqs, results, info
 
 
-def ingest_rows(requests_path: str | Path, outputs: list[str | Path], errors: list[str | Path] = ()
-                ) -> tuple[dict[str, list[dict]], dict]:
+def ingest_rows(requests_path: str | Path, outputs: list[str | Path], errors: list[str | Path] = (),
+                cache: bool = False) -> tuple[dict[str, list[dict]], dict]:
     """The rows a run would write for these answers (``{table: rows, "errors": rows}``) and the info."""
     from visassoc.stages import associate, caption, describe
 
-    reqs, results, info = ingest_batch(requests_path, outputs, errors)
+    reqs, results, info = ingest_batch(requests_path, outputs, errors, cache=cache)
     h = info["header"]
     spec = h["spec"]
     if info["stage"] == "describe":
@@ -178,23 +182,22 @@ def write_tables(rows: dict[str, list[dict]], out_dir: str | Path) -> dict[str, 
     return paths
 
 
-def ingest_to_cache(requests_path: str | Path, outputs: list[str | Path]) -> dict[str, int]:
-    """Store every successful answer line under its live-run cache key; returns counts."""
+def _store_answers(header: dict, calls: dict, answers: dict) -> dict[str, int]:
+    """Put every non-empty answer in the call cache under the key the live run computes."""
     from visassoc.backends.cache import CallCache, call_key
     from visassoc.lexicon import cache_dir
 
-    header, _, _, calls, _ = _exported(requests_path)
-    cache = CallCache(cache_dir() / "calls.sqlite")
-    stored = skipped = 0
-    seen: set[str] = set()
-    for rec in openai_batch.iter_lines(outputs):
-        cid = rec.get("custom_id")
-        text, usage, failure = openai_batch.answer_of(rec)
-        if not isinstance(cid, str) or cid not in calls or cid in seen or failure or not text:
-            skipped += 1
-            continue
-        seen.add(cid)
-        c = calls[cid]
-        cache.put(call_key(header["backend"], c.messages, c.schema, c.params), text, usage)
-        stored += 1
-    return {"calls": len(calls), "stored": stored, "skipped_lines": skipped, "missing": len(calls) - stored}
+    store = CallCache(cache_dir() / "calls.sqlite")
+    stored = 0
+    for cid, gen in answers.items():
+        if gen.text:  # an empty answer is never cached (as in a live run)
+            c = calls[cid]
+            store.put(call_key(header["backend"], c.messages, c.schema, c.params), gen.text, gen.usage)
+            stored += 1
+    return {"calls": len(calls), "stored": stored, "missing": len(calls) - stored}
+
+
+def ingest_to_cache(requests_path: str | Path, outputs: list[str | Path]) -> dict[str, int]:
+    """Store every successful answer line under its live-run cache key; returns counts. The answers
+    are read exactly as ``ingest_batch`` reads them, so the cache holds what the ingested rows show."""
+    return ingest_batch(requests_path, outputs, cache=True)[2]["cache"]
