@@ -168,14 +168,13 @@ def read_answers(calls: dict[str, Call], outputs: Iterable[str | Path], errors: 
 
 
 def _msg(err: Any) -> str:
-    return " ".join(_msg_raw(err).split()) or "unknown error"
-
-
-def _msg_raw(err: Any) -> str:
+    """One line (at most ~200 characters) out of an error object or text."""
     if isinstance(err, dict):
         inner = err.get("error") if isinstance(err.get("error"), dict) else err
-        return " ".join(f"{inner.get('code') or ''} {inner.get('message') or ''}".split())[:200] or "unknown error"
-    return str(err)[:200] if err else "unknown error"
+        text = f"{inner.get('code') or ''} {inner.get('message') or ''}"
+    else:
+        text = str(err) if err else ""
+    return " ".join(text.split())[:200] or "unknown error"
 
 
 # ---- OpenAI Files + Batches API ----------------------------------------------------------
