@@ -23,6 +23,11 @@ PRUNE = (
     ("acl", "xcomp", "amod", "compound", "nummod", "quantmod", "nmod"),  # "her" helmet stays: a determiner
     ("dobj", "attr", "dative", "oprd", "acomp", "pcomp", "pobj", "prt"),
 )
+NEEDS = ("attr", "acomp", "oprd", "dative", "prt", "xcomp")  # a verb's complements (the object: ``_required``)
+INTRANSITIVE_FRAMES = {1, 2, 3, 4, 22}  # WordNet: "Something/Somebody ----s", "It is ----ing", "... ----s PP"
+# a participle's own phrase: what keeps "sitting" from standing bare (not "while", not "and")
+OWN_WORDS = ("prep", "dobj", "prt", "xcomp", "ccomp", "advmod", "npadvmod", "attr", "acomp", "oprd", "dative", "agent")
+CONTENT = ("NOUN", "PROPN", "VERB", "ADJ", "NUM", "ADV")
 DANGLING = ("CC", "IN", "DT", "TO", "WDT", "WRB", "PRP$", "POS", "HYPH", ",")
 LIST_DEPS = ("conj", "appos")  # the word replaces its head item in a list or a pair of verbs
 SUBJECT_DEPS = ("nsubj", "nsubjpass", "expl", "aux", "auxpass", "neg")
@@ -83,7 +88,8 @@ def _core(doc, k: int, top=None) -> tuple[set[int], set[int]]:
                               for i in _subtree(c, keep)}
             onpath.discard(h.i)
     for c in top.children:  # the clause's own connective ("while") goes with the rest of the sentence
-        if c.dep_ in ("mark", "cc", "preconj") and c.i not in onpath:
+        own_list = any(x.dep_ == "conj" and x.i > c.i and x.i in keep for x in top.children)  # "a car and a bus"
+        if (c.dep_ == "mark" or (c.dep_ in ("cc", "preconj") and not own_list)) and c.i not in onpath:
             keep -= _subtree(c, keep)
     return keep, onpath
 
@@ -128,32 +134,158 @@ def render(doc, keep: list[int], replace: dict[int, str] | None = None) -> str:
     return text
 
 
+@lru_cache(maxsize=20_000)
+def _intransitive(lemma: str) -> bool:
+    """Whether one of the verb's two commonest WordNet senses takes no object ("eat", "drive",
+    "celebrate"; not "hold", "have", "wear"), so dropping its object still leaves a sentence."""
+    from ..lexicon import wordnet
+
+    return any(f in INTRANSITIVE_FRAMES for s in wordnet().synsets(lemma, pos="v")[:2] for f in s.frame_ids())
+
+
+def _required(c, strict: bool) -> bool:
+    """Whether dependent ``c`` must stay while its head does. Always a preposition's object. When
+    ``strict``, also a verb's complement or particle ("is clean", "picks up"), the modifier that
+    stands for a singular noun's determiner ("one leg", "living room"), the object of a verb
+    that needs one ("having fun", "holding a cup"), the "of" phrase that completes a noun ("a group
+    of people", "in front of", "on top of"), the preposition of an adverb or adjective ("next to",
+    "full of"), the fronted adverb of an inverted clause ("Here are ...") and a conjunction (it
+    goes when its item goes, ``_tidy``)."""
+    h = c.head
+    if c.dep_ in ("pobj", "pcomp"):
+        return True
+    if not strict:
+        return False
+    if c.dep_ in NEEDS or c.dep_ in ("cc", "preconj"):
+        return True
+    if c.dep_ in ("nummod", "amod", "compound", "nmod") and c.i < h.i and h.tag_ == "NN" and not any(
+            x.dep_ in ("det", "poss") for x in h.children):  # "with one leg", "in living room": no bare "leg"
+        return True
+    if c.dep_ == "dobj":
+        return not _intransitive(h.lemma_.lower())
+    if c.dep_ == "prep":
+        return (h.pos_ in ("NOUN", "PROPN") and c.lower_ == "of") or h.pos_ in ("ADV", "ADJ")
+    if c.dep_ in ("advmod", "npadvmod") and c.i < h.i and h.dep_ == "ROOT":
+        return any(s.dep_ in ("nsubj", "nsubjpass") and s.i > h.i for s in h.children)
+    return False
+
+
+def _needs_own_words(t) -> bool:
+    """A participle or infinitive that modifies something cannot stand without its own phrase:
+    "A red fire hydrant sitting" (its "on a sidewalk" dropped) reads as a fragment; it goes whole."""
+    return t.pos_ in ("VERB", "AUX") and t.dep_ in ("acl", "advcl", "relcl", "xcomp", "conj") and not any(
+        c.dep_ in ("nsubj", "nsubjpass") for c in t.children)
+
+
+def _weight(t, n: int) -> float:
+    """What keeping a token is worth: content words most; earlier tokens break ties (trailing ones go first)."""
+    if t.is_punct or t.dep_ in ("cc", "preconj"):
+        return 0.0
+    return (1.0 if t.pos_ in CONTENT else 0.4) + 1e-3 * (n - t.i) / n
+
+
+def _choose(doc, keep: set[int], path: set[int], budget: int, replace: dict[int, str], strict: bool) -> list[frozenset]:
+    """Subsets of ``keep`` that fit ``budget`` words, best first: each drops whole optional phrases
+    (``PRUNE`` dependents, not on the path, not ``_required``), found by a knapsack over the parse
+    tree that keeps the most content for each word count; the largest count comes first. Several
+    cuts usually fit and the one keeping most of the scene wins: "A dog is sitting with pillows"
+    over "A dog is sitting" for six words."""
+    n = len(doc)
+    optional = {d for step in PRUNE for d in step}
+    kids: dict[int, list[int]] = {i: [] for i in keep} | {-1: []}  # -1: above the parentless tokens
+    for i in sorted(keep):
+        t = doc[i]  # hang each token on its nearest kept ancestor (a list head the word replaced is gone)
+        while t.head.i != t.i and t.head.i not in keep:
+            t = t.head
+        kids[t.head.i if t.head.i != t.i else -1].append(i)
+
+    def words(i: int) -> int:
+        if i in replace:
+            return len(replace[i].split())
+        t = doc[i]
+        if t.is_punct or (t.dep_ in ("cc", "preconj") and not strict):  # _tidy and render decide those
+            return 0
+        return 0 if i > 0 and doc[i - 1].whitespace_ == "" and i - 1 in keep else 1
+
+    def opts(i: int) -> dict[int, tuple[float, frozenset]]:
+        # (words, keeps a phrase of its own) -> (score, kept tokens) for the subtree under i, i kept
+        cur = {(words(i), False): (_weight(doc[i], n), frozenset({i}))} if i >= 0 else {(0, False): (0.0, frozenset())}
+        for unit in _units(doc, kids[i], strict):
+            sub: dict[int, tuple[float, frozenset]] = {0: (0.0, frozenset())}
+            for c in unit:
+                sub = _combine(sub, _collapse(opts(c)), budget)
+            c = unit[0]
+            inside = {j for c2 in unit for j in _subtree(doc[c2], keep)}
+            chained = strict and doc[c].dep_ == "conj" and doc[i].dep_ == "conj" and i not in path  # "noodles, meat"
+            if (i >= 0 and doc[c].dep_ in optional and not _required(doc[c], strict) and not inside & path and not chained
+                    # a left modifier holding the phrase's determiner ("a stove top oven") stays
+                    and not (strict and c < i and any(doc[j].dep_ in ("det", "poss") for j in inside))):
+                sub[0] = max(sub.get(0, (-1.0, frozenset())), (0.0, frozenset()), key=lambda v: v[0])  # it may go
+            own = doc[c].dep_ in OWN_WORDS
+            new: dict[tuple[int, bool], tuple[float, frozenset]] = {}
+            for (w, has), (sc, ks) in cur.items():
+                for cw, (cs, cks) in sub.items():
+                    key = (w + cw, has or (own and bool(cks)))
+                    if key[0] <= budget and (key not in new or sc + cs > new[key][0]):
+                        new[key] = (sc + cs, ks | cks)
+            cur = new
+        if strict and i >= 0 and i not in path and _needs_own_words(doc[i]):
+            cur = {k: v for k, v in cur.items() if k[1]}
+        return cur
+
+    best = _collapse(opts(-1))
+    return [best[w][1] for w in sorted(best, reverse=True)]
+
+
+def _units(doc, kids: list[int], strict: bool) -> list[list[int]]:
+    """A head's dependents as units that stay or go together. When ``strict`` a list's later items
+    go together with their conjunction and commas: "noodles, meat and broccoli" -> "noodles", never
+    "noodles, meat" (nor may an item chained under another item go alone, ``_choose``)."""
+    items = [c for c in kids if doc[c].dep_ == "conj"]
+    if not strict or not items:
+        return [[c] for c in kids]
+    links = [c for c in kids if doc[c].dep_ in ("cc", "preconj")]
+    lo, hi = min(items + links), max(items)
+    group = items + [c for c in kids if c not in items and (c in links or (doc[c].is_punct and lo < c < hi))]
+    return [[c] for c in kids if c not in group] + [[items[0]] + [c for c in group if c != items[0]]]
+
+
+def _combine(a: dict, b: dict, budget: int) -> dict:
+    out: dict[int, tuple[float, frozenset]] = {}
+    for w, (s, ks) in a.items():
+        for cw, (cs, cks) in b.items():
+            if w + cw <= budget and (w + cw not in out or s + cs > out[w + cw][0]):
+                out[w + cw] = (s + cs, ks | cks)
+    return out
+
+
+def _collapse(opts: dict) -> dict[int, tuple[float, frozenset]]:
+    out: dict[int, tuple[float, frozenset]] = {}
+    for (w, _), v in opts.items():
+        if w not in out or v[0] > out[w][0]:
+            out[w] = v
+    return out
+
+
 def fit(doc, k: int, max_words: int, replace: dict[int, str] | None = None) -> tuple[str, int] | None:
-    """The least-pruned rendering of ``doc`` around token ``k`` with at most ``max_words`` words,
-    and the number of cuts made (0 = unchanged); None when nothing left to cut brings it under."""
+    """The best rendering of ``doc`` around token ``k`` with at most ``max_words`` words, and the
+    number of tokens cut (0 = unchanged); None when no cut brings it under."""
+    replace = replace or {}
     text = render(doc, list(range(len(doc))), replace)
     if len(text.split()) <= max_words:
         return text, 0
     # the word's clause, then (when the parse hangs the word deep below the subject) smaller
-    # phrases that can stand alone: "A woman sitting under an umbrella" from "A long table with ..."
+    # phrases that can stand alone: "A woman sitting under an umbrella" from "A long table with ...";
+    # the grammar rules relaxed only when nothing fits with them
     tops = [None] + [t for t in reversed(_path_up(doc, k)[1:-1]) if _stands_alone(t)]
-    cuts = 1
-    for top in tops:
-        keep, path = _core(doc, k, top)
-        if doc[len(doc) - 1].text in ".!":  # a full stop stays a full stop
-            keep.add(len(doc) - 1)
-        text = render(doc, _tidy(doc, keep), replace)
-        if len(text.split()) <= max_words:
-            return text, cuts
-        for deps in PRUNE:
-            for t in sorted((doc[i] for i in keep), key=lambda x: -x.i):
-                h = t.head  # cut a modifier with its head modifier ("next to a plate"), not leaving "next"
-                if t.i in keep and t.i not in path and t.dep_ in deps and not (h.dep_ in deps and h.i in keep and h.i not in path):
-                    keep -= _subtree(t, keep)
-                    cuts += 1
-                    text = render(doc, _tidy(doc, keep), replace)
-                    if len(text.split()) <= max_words:
-                        return text, cuts
+    stop = {len(doc) - 1} if doc[len(doc) - 1].text in ".!" else set()  # a full stop stays a full stop
+    for strict in (True, False):
+        for top in tops:
+            keep, path = _core(doc, k, top)
+            for kept in _choose(doc, keep - stop, path | {k}, max_words, replace, strict):
+                text = render(doc, _tidy(doc, set(kept) | stop), replace)
+                if len(text.split()) <= max_words:
+                    return text, len(doc) - len(kept) - len(stop)
     return None
 
 
