@@ -24,6 +24,7 @@ PRUNE = (
     ("dobj", "attr", "dative", "oprd", "acomp", "pcomp", "pobj", "prt"),
 )
 NEEDS = ("attr", "acomp", "oprd", "dative", "prt", "xcomp")  # a verb's complements (the object: ``_required``)
+PARTITIVE_LEX = {"noun.group", "noun.quantity", "noun.Tops"}
 INTRANSITIVE_FRAMES = {1, 2, 3, 4, 22}  # WordNet: "Something/Somebody ----s", "It is ----ing", "... ----s PP"
 # a participle's own phrase: what keeps "sitting" from standing bare (not "while", not "and")
 OWN_WORDS = ("prep", "dobj", "prt", "xcomp", "ccomp", "advmod", "npadvmod", "attr", "acomp", "oprd", "dative", "agent")
@@ -143,6 +144,16 @@ def _intransitive(lemma: str) -> bool:
     return any(f in INTRANSITIVE_FRAMES for s in wordnet().synsets(lemma, pos="v")[:2] for f in s.frame_ids())
 
 
+@lru_cache(maxsize=20_000)
+def _partitive(lemma: str) -> bool:
+    """A noun whose commonest WordNet sense is a group or amount ("a group/couple/pile of ..."):
+    alone it says nothing of the scene."""
+    from ..lexicon import wordnet
+
+    syns = wordnet().synsets(lemma, pos="n")
+    return bool(syns) and syns[0].lexname() in PARTITIVE_LEX
+
+
 def _required(c, strict: bool) -> bool:
     """Whether dependent ``c`` must stay while its head does. Always a preposition's object. When
     ``strict``, also a verb's complement or particle ("is clean", "picks up"), the modifier that
@@ -156,15 +167,17 @@ def _required(c, strict: bool) -> bool:
         return True
     if not strict:
         return False
-    if c.dep_ in NEEDS or c.dep_ in ("cc", "preconj"):
-        return True
+    if c.dep_ in NEEDS or c.dep_ in ("cc", "preconj") or (c.dep_ == "compound" and h.dep_ == "compound"):
+        return True  # the compound inside a compound: "a stove top oven", never "a top oven"
     if c.dep_ in ("nummod", "amod", "compound", "nmod") and c.i < h.i and h.tag_ == "NN" and not any(
             x.dep_ in ("det", "poss") for x in h.children):  # "with one leg", "in living room": no bare "leg"
         return True
     if c.dep_ == "dobj":
         return not _intransitive(h.lemma_.lower())
     if c.dep_ == "prep":
-        return (h.pos_ in ("NOUN", "PROPN") and c.lower_ == "of") or h.pos_ in ("ADV", "ADJ")
+        if h.pos_ in ("NOUN", "PROPN") and c.lower_ == "of":  # "in front of", "a group of", not "the back (of a truck)"
+            return not any(x.dep_ in ("det", "poss") for x in h.children) or _partitive(h.lemma_.lower())
+        return h.pos_ in ("ADV", "ADJ")
     if c.dep_ in ("advmod", "npadvmod") and c.i < h.i and h.dep_ == "ROOT":
         return any(s.dep_ in ("nsubj", "nsubjpass") and s.i > h.i for s in h.children)
     return False
@@ -216,7 +229,7 @@ def _choose(doc, keep: set[int], path: set[int], budget: int, replace: dict[int,
                 sub = _combine(sub, _collapse(opts(c)), budget)
             c = unit[0]
             inside = {j for c2 in unit for j in _subtree(doc[c2], keep)}
-            chained = strict and doc[c].dep_ == "conj" and doc[i].dep_ == "conj" and i not in path  # "noodles, meat"
+            chained = strict and doc[c].dep_ == "conj" and doc[i].dep_ in LIST_DEPS and i not in path  # "noodles, meat"
             if (i >= 0 and doc[c].dep_ in optional and not _required(doc[c], strict) and not inside & path and not chained
                     # a left modifier holding the phrase's determiner ("a stove top oven") stays
                     and not (strict and c < i and any(doc[j].dep_ in ("det", "poss") for j in inside))):
@@ -241,7 +254,7 @@ def _units(doc, kids: list[int], strict: bool) -> list[list[int]]:
     """A head's dependents as units that stay or go together. When ``strict`` a list's later items
     go together with their conjunction and commas: "noodles, meat and broccoli" -> "noodles", never
     "noodles, meat" (nor may an item chained under another item go alone, ``_choose``)."""
-    items = [c for c in kids if doc[c].dep_ == "conj"]
+    items = [c for c in kids if doc[c].dep_ in LIST_DEPS]
     if not strict or not items:
         return [[c] for c in kids]
     links = [c for c in kids if doc[c].dep_ in ("cc", "preconj")]
