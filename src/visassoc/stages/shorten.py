@@ -280,9 +280,10 @@ def _collapse(opts: dict) -> dict[int, tuple[float, frozenset]]:
     return out
 
 
-def fit(doc, k: int, max_words: int, replace: dict[int, str] | None = None) -> tuple[str, int] | None:
+def fit(doc, k: int, max_words: int, replace: dict[int, str] | None = None, relax: bool = True) -> tuple[str, int] | None:
     """The best rendering of ``doc`` around token ``k`` with at most ``max_words`` words, and the
-    number of tokens cut (0 = unchanged); None when no cut brings it under."""
+    number of tokens cut (0 = unchanged); None when no cut brings it under (``relax``: with the
+    grammar rules dropped when nothing fits with them)."""
     replace = replace or {}
     text = render(doc, list(range(len(doc))), replace)
     if len(text.split()) <= max_words:
@@ -292,7 +293,7 @@ def fit(doc, k: int, max_words: int, replace: dict[int, str] | None = None) -> t
     # the grammar rules relaxed only when nothing fits with them
     tops = [None] + [t for t in reversed(_path_up(doc, k)[1:-1]) if _stands_alone(t)]
     stop = {len(doc) - 1} if doc[len(doc) - 1].text in ".!" else set()  # a full stop stays a full stop
-    for strict in (True, False):
+    for strict in (True, False) if relax else (True,):
         for top in tops:
             keep, path = _core(doc, k, top)
             for kept in _choose(doc, keep - stop, path | {k}, max_words, replace, strict):

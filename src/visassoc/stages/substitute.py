@@ -155,11 +155,17 @@ def substitution(doc, k: int, association: str, max_words: int | None) -> Draft 
 def framed(doc, k: int, association: str, pos: str, max_words: int | None) -> Draft:
     """The scene (cut to leave room) with the association in a frame phrase after it."""
     phrase, tag = frame_phrase(association, pos)
-    budget = (max_words or 10_000) - len(phrase.lstrip(", ").split())  # the comma joins the last word
-    res = fit(doc, k, max(budget, 1))
-    if res is None and pos == "NOUN":  # the shorter frame
-        phrase = f", pure {association}"
-        res = fit(doc, k, max((max_words or 10_000) - len(phrase.lstrip(", ").split()), 1))
+    phrases = [phrase] + ([f", pure {association}"] if pos == "NOUN" else [])  # the shorter frame
+    res = None
+    # a grammatical cut with either frame before a cut that breaks a rule ("People are having on a beach")
+    for relax in (False, True):
+        for phrase in phrases:
+            budget = (max_words or 10_000) - len(phrase.lstrip(", ").split())  # the comma joins the last word
+            res = fit(doc, k, max(budget, 1), relax=relax)
+            if res is not None:
+                break
+        if res is not None:
+            break
     scene = (res[0] if res else doc.text.strip()).rstrip(".!").rstrip()
     stop = "." if doc.text.strip().endswith(".") else ""
     form = inflect(association, "VBG") if pos == "VERB" else association
