@@ -82,3 +82,55 @@ def test_far_levels_put_abstract_nouns_in_a_frame():
 def test_plain_substitute_helper():
     assert substitute("A cat.", "dog", "animal") is None
     assert substitute(LONG, "newspaper", "magazine", max_words=6) == "A man reading a magazine."
+
+
+def test_the_cut_keeping_most_of_the_scene_wins():
+    # the old pruning dropped every trailing phrase before any modifier: "A dog is sitting."
+    assert shorten("A dog is sitting on an unmade bed with pillows.", "dog", 6) == "A dog is sitting with pillows."
+    assert shorten("A man standing in front of a mirror in a room.", "man", 6) == "A man standing in a room."
+
+
+def test_multi_word_prepositions_stay_whole_or_go_whole():
+    for cap, word, n in [("A man standing in front of a mirror in a room.", "man", 6),
+                         ("A bike parked next to a tall lamp post on a street.", "bike", 6),
+                         ("A plane floating on top of a lake surrounded by mountains.", "plane", 6)]:
+        out = shorten(cap, word, n)
+        assert out is not None and len(out.split()) <= n
+        for prep in ("in front", "next", "on top"):  # never "A bike parked in front."
+            assert prep not in out or f"{prep} of" in out or f"{prep} to" in out, out
+
+
+def test_a_participle_goes_with_its_phrase():
+    assert shorten("A red fire hydrant sitting on a sidewalk.", "hydrant", 6) == "A hydrant sitting on a sidewalk."
+    assert shorten("A red fire hydrant sitting on a sidewalk.", "red", 5) == "A red fire hydrant."  # not "... sitting."
+    assert shorten("A young child holding onto a kite while standing on a green grass covered field.", "child", 6) == \
+        "A child holding onto a kite."  # not "A young child holding."
+
+
+def test_a_verb_keeps_the_object_it_needs():
+    w = SubstitutionWriter(10)
+    # "have" takes an object (WordNet has no intransitive frame): no "People are having on a beach"
+    (out,) = w.write([_req("People are having fun on a crowded beach with their friends.", "beach", "NOUN", 5, "sin")])
+    assert out.startswith("People are having fun on a") and len(out.split()) <= 10
+    (out,) = w.write([_req("A man has a phone in his hand while sitting on a couch.", "hand", "NOUN", 5, "control")])
+    assert out.startswith("A man has a phone in his hand")
+    # "cook" may stand without one, so the object goes before "one of them" is split
+    assert shorten("Two men are standing in a kitchen while one of them cooks food on the stove.", "stove", 7) == \
+        "One of them cooks on the stove."
+
+
+def test_an_inverted_here_clause_keeps_its_adverb_or_goes():
+    cap = "Here are motorcyclists parked outside a Polish gathering spot for women"
+    assert shorten(cap, "motorcyclists", 6) == "Here are motorcyclists"
+    out = shorten(cap, "spot", 6)
+    assert out is not None and not out.startswith("Are") and "spot" in out
+
+
+def test_lists_lose_their_later_items_whole():
+    assert shorten("A table with a napkin, doughnut on a plate, and a cup of coffee.", "table", 6) == "A table with a napkin."
+    assert shorten("A bowl of noodles, meat and broccoli with a fork.", "noodles", 5) == "A bowl of noodles."
+    out = shorten("A red car next to a gas station sign and parked blue and silver motorcycles.", "car", 6)
+    assert out is not None and " and " in out  # the car's own list keeps its conjunction
+    # a group noun keeps what it groups; a bare singular noun keeps its modifier
+    assert shorten("A group of people sitting at a table eating food.", "people", 6) == "A group of people."
+    assert "with one leg" in shorten("The man is lying on the sidewalk with one leg in the air.", "leg", 7)
