@@ -8,7 +8,8 @@ decreasing 1->5 with a drop >= 1.5 (caption words: reported), distinct associati
 level's captions with none above 2% of them, the slot's tag kept in >= 95% of captions per level
 (spaCy re-tag of the creative caption vs the word's tag in the human caption; for a framed
 association, the tag its frame gives it), and the fluency gap (SmolLM2 NLL per token, creative
-minus human caption) on a sample of ``--fluency`` images.
+minus human caption) on a sample of ``--fluency`` images, with the framed captions' gap split into
+the cut scene's and the frame's.
 """
 from __future__ import annotations
 
@@ -109,10 +110,34 @@ def measure(run: Path, fluency_images: int = 0, prefer: list[str] | None = None)
         from visassoc.report.data import load_run
         from visassoc.report.fluency import fluency
 
-        fl = fluency(load_run(run), fluency_images, seed=0, n_boot=200, prefer=prefer)
+        loaded = load_run(run)
+        fl = fluency(loaded, fluency_images, seed=0, n_boot=200, prefer=prefer)
         m["fluency"] = [fl["per_level"][str(lv)]["mean"] for lv in LEVELS]
         m["fluency_images"] = fl["images"]
+        m.update(scene_gap(loaded, fl["images"]))
     return m
+
+
+def scene_gap(run, ids: list[str]) -> dict:
+    """Where a framed caption's gap comes from: per level, over the sampled framed captions, the
+    gap of the whole caption and of its scene alone (the cut human caption, frame removed), both
+    against the human caption. The rest is the frame's own cost."""
+    from visassoc.report.fluency import token_nll
+
+    keep = set(ids)
+    human = {i: run.short_caption[i][1] for i in ids}
+    rows = []
+    for c in run.captions:
+        fm = FRAME_RE.search(c.get("caption") or "") if c["image_id"] in keep else None
+        if fm:
+            rows.append((c["level"], c["caption"], c["caption"][: fm.start()] + ("." if c["caption"].endswith(".") else ""), human[c["image_id"]]))
+    texts = sorted({t for r in rows for t in r[1:]})
+    sc = dict(zip(texts, token_nll(texts))) if texts else {}
+    per = {lv: [r for r in rows if r[0] == lv] for lv in LEVELS}
+    n_all = Counter(c["level"] for c in run.captions if c["image_id"] in keep and c.get("caption"))
+    return {"framed_share": [len(per[lv]) / max(1, n_all[lv]) for lv in LEVELS],
+            "framed_gap": [_mean([sc[r[1]] - sc[r[3]] for r in per[lv]]) for lv in LEVELS],
+            "scene_gap": [_mean([sc[r[2]] - sc[r[3]] for r in per[lv]]) for lv in LEVELS]}
 
 
 def print_table(ms: dict[str, dict]) -> None:
@@ -135,6 +160,12 @@ def print_table(ms: dict[str, dict]) -> None:
         if "fluency" in m:
             row(f"fluency gap ({len(m['fluency_images'])} imgs, nats/tok)", m["fluency"], "+6.2f")
             print("  (lower is more fluent)")
+            row("  framed captions, share", m["framed_share"])
+            print()
+            row("  framed captions, gap", m["framed_gap"], "+6.2f")
+            print()
+            row("  framed captions, scene alone, gap", m["scene_gap"], "+6.2f")
+            print("  (the cut; the rest is the frame)")
         print(f"valid captions: {m['valid']:.1%} (target >= 99%); images with all 5 levels: {m['full_ladders']:.1%} (>= 95%)")
         print("most used per level: " + "; ".join(f"L{lv} " + ", ".join(f"{a} {n}" for a, n in m["top"][lv]) for lv in LEVELS))
 
