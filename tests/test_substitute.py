@@ -134,3 +134,8 @@ def test_lists_lose_their_later_items_whole():
     # a group noun keeps what it groups; a bare singular noun keeps its modifier
     assert shorten("A group of people sitting at a table eating food.", "people", 6) == "A group of people."
     assert "with one leg" in shorten("The man is lying on the sidewalk with one leg in the air.", "leg", 7)
+
+
+def test_a_frame_does_not_leave_a_bare_noun_when_the_shorter_one_keeps_a_clause():
+    (out,) = SubstitutionWriter(10).write([_req("The street is blocked by a truck and a crane.", "crane", "NOUN", 5, "courage")])
+    assert out == "The street is blocked by a crane, pure courage."  # not "A crane, a sense of courage."

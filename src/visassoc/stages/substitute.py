@@ -42,6 +42,7 @@ GAP = 1.0  # ... and this much less concrete than the concrete noun it would rep
 # of it ("a moment of competition"). SmolLM2 finds both about as likely per token as the human
 # caption; "pure X" (the fallback when the scene has no room for four words) is ~1 nat/token worse.
 MIN_SHARE = 0.34
+BARE_SCENE = 2  # words: a scene this short ("A crane") is a bare noun, not a scene
 QUALITY_LEX = {"noun.feeling", "noun.state", "noun.attribute", "noun.cognition", "noun.motive"}
 
 
@@ -156,16 +157,15 @@ def framed(doc, k: int, association: str, pos: str, max_words: int | None) -> Dr
     """The scene (cut to leave room) with the association in a frame phrase after it."""
     phrase, tag = frame_phrase(association, pos)
     phrases = [phrase] + ([f", pure {association}"] if pos == "NOUN" else [])  # the shorter frame
-    res = None
-    # a grammatical cut with either frame before a cut that breaks a rule ("People are having on a beach")
-    for relax in (False, True):
-        for phrase in phrases:
-            budget = (max_words or 10_000) - len(phrase.lstrip(", ").split())  # the comma joins the last word
-            res = fit(doc, k, max(budget, 1), relax=relax)
-            if res is not None:
-                break
-        if res is not None:
-            break
+    # a grammatical cut with either frame before a cut that breaks a rule ("People are having on a
+    # beach"); the longer frame unless it leaves a bare noun ("A crane, a sense of courage") where
+    # the shorter one keeps a clause ("The street is blocked by a crane, pure courage")
+    fits = [(ph, fit(doc, k, max((max_words or 10_000) - len(ph.lstrip(", ").split()), 1), relax=relax))
+            for relax in (False, True) for ph in phrases]  # the comma joins the scene's last word
+    fits = [(ph, r) for ph, r in fits if r is not None]
+    phrase, res = fits[0] if fits else (phrases[0], None)
+    if res is not None and len(res[0].split()) <= BARE_SCENE:
+        phrase, res = max(fits, key=lambda f: len(f[1][0].split()))
     scene = (res[0] if res else doc.text.strip()).rstrip(".!").rstrip()
     stop = "." if doc.text.strip().endswith(".") else ""
     form = inflect(association, "VBG") if pos == "VERB" else association
