@@ -3,8 +3,12 @@
 Most real collections have one human caption per image, and half of COCO's are over ten words.
 Rather than reject those, the substitution writer keeps the clause that holds the salient word:
 its subject, its verb and the phrase with the word, dropping extra clauses, list items and
-trailing modifiers, in steps (``PRUNE``), until the caption fits. The word's *path* to the
-sentence root is never dropped. When the word is one item of a list ("plates, forks and cups")
+modifiers (the dependents in ``PRUNE``) until the caption fits. Of the cuts that fit, the one
+keeping the most content words is taken (``_choose``, a knapsack over the parse tree), under
+grammar rules (``_required``, ``_needs_own_words``, ``_units``) that keep what the kept words need:
+a verb's object, "in front of" whole, a participle with its phrase, a list's "and" with its
+item. They are relaxed only when no cut fits with them. The word's *path* to the sentence root is
+never dropped. When the word is one item of a list ("plates, forks and cups")
 or the second of two verbs ("sits and reads a book"), it takes its head item's place (the head
 item's subject stays), so the result is still a sentence: "A table with forks", "A man reads a
 book". A caption no step brings under the limit is returned as None and the writer reports it.
@@ -15,8 +19,7 @@ from functools import lru_cache
 
 from ..lexicon import SPACY_MODEL
 
-# dependents dropped at each step, unless on the word's path to the root; within a step the
-# rightmost first (trailing modifiers go before the ones near the subject)
+# dependents that may be dropped with their phrase, unless on the word's path to the root
 PRUNE = (
     ("conj", "cc", "advcl", "relcl", "ccomp", "parataxis", "dep", "appos", "preconj", "meta"),
     ("prep", "advmod", "npadvmod", "agent", "mark", "intj"),

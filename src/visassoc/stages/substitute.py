@@ -16,7 +16,9 @@ long, human caption per image:
 - **Frames.** At levels 3-5 an abstract noun does not replace a concrete one ("A woman existence
   sits..."): the scene is kept and the association joins it in a short phrase of our own
   (appositive "..., a sense of solitude", "..., a moment of competition"; "..., as if dreaming";
-  "..., as if lonely"), still under the limit.
+  "..., as if lonely"), still under the limit. The shorter ", pure X" is used when the longer
+  frame has no grammatical cut (``shorten.fit`` without ``relax``) or would leave a bare noun of
+  the scene.
 
 Deterministic: ``feedback`` from a re-ask cannot change the result, so the runner stops re-asking
 when the answer repeats.
