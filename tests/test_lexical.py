@@ -224,3 +224,17 @@ def test_usage_counts_do_not_leak_between_calls():
     used = LexicalMiner(per_level=3)
     used.mine(_requests(CASES[:6]) + _dogs()[:4])
     assert used.mine(_dogs()) == fresh
+
+
+def test_far_levels_keep_the_part_of_speech(ladders):
+    """Levels 3-5 draw from embeddings, relations and other words' relations: every pick must be
+    mostly of the word's part of speech (no adjective "feminine" for the noun "woman"), also when the
+    rules relax; only levels 1-2 may use a WordNet synonym or hypernym whatever its other senses."""
+    from visassoc.stages.lexical_vocab import POS_KEYS, pos_profile
+
+    for (word, pos, *_), lad in _ok(ladders):
+        p = POS_KEYS.index(WN_POS[pos])
+        for level in (3, 4, 5):
+            for a in lad[level]:
+                prof = pos_profile(a)
+                assert prof is not None and prof[1][p] >= 0.4, (word, level, a)

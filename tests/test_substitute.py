@@ -139,3 +139,12 @@ def test_lists_lose_their_later_items_whole():
 def test_a_frame_does_not_leave_a_bare_noun_when_the_shorter_one_keeps_a_clause():
     (out,) = SubstitutionWriter(10).write([_req("The street is blocked by a truck and a crane.", "crane", "NOUN", 5, "courage")])
     assert out == "The street is blocked by a crane, pure courage."  # not "A crane, a sense of courage."
+
+
+def test_a_frame_never_repeats_its_own_noun():
+    """"a sense of sense" reads as a glitch: an association that is the frame's own noun takes the other frame."""
+    from visassoc.stages.substitute import frame_phrase
+
+    assert frame_phrase("sense", "NOUN")[0] == ", a moment of sense"
+    assert frame_phrase("moment", "NOUN")[0] == ", a sense of moment"
+    assert frame_phrase("solitude", "NOUN")[0] == ", a sense of solitude"  # the usual choice is kept

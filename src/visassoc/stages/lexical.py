@@ -37,7 +37,7 @@ from . import lexical_wordnet as lw
 from .interfaces import AssociationRequest, Ladder, StageError
 from .lexical_vocab import POS_KEYS, VOCAB_VERSION, Vocab, load_vocab, pos_profile, rating, vocab_path
 
-METHOD_VERSION = "lexical-3"
+METHOD_VERSION = "lexical-4"
 WN_POS = {"NOUN": "n", "VERB": "v", "ADJ": "a"}
 
 
@@ -342,10 +342,12 @@ class LexicalMiner:
                 return False  # a hypernym is a level-2 word, a hyponym a level-1 word
             if wpos == "a" and cand not in rel.by_level[1] and family & lw.adj_family(cand):
                 return False  # a sister value of the same attribute (blue for red, vast for small)
+            if share < 0.4 and not (strength > 0 and level <= 2):
+                # mostly another part of speech ("chair" as a verb, "feminine" as a noun), at every level and
+                # strictness: only the word's own synonyms and hypernyms are of its POS by construction
+                return False
             if strength > 0 or strict == 0:
                 return True
-            if share < 0.4:
-                return False  # mostly another part of speech ("chair" as a verb, "despite" as a noun)
             if wpos == "n" and level in NOUN_LEX and lexname not in NOUN_LEX[level] and strict:
                 return False
             if best is not None and wpos in "nv" and level <= 3:

@@ -34,7 +34,7 @@ from ..text import indefinite_article, inflect
 from .interfaces import CaptionRequest, StageError
 from .shorten import fit, parser
 
-VERSION = "substitute-4"
+VERSION = "substitute-5"
 ARTICLE_TAGS = ("NN", "NNP", "JJ", "JJR", "JJS", "VBG", "VBN")
 SAME_TAG = {"NNP": "NN", "NNPS": "NNS"}  # a proper/common noun reading is still a noun of that number
 FRAME_LEVELS = (3, 4, 5)
@@ -115,9 +115,11 @@ def frame_phrase(association: str, pos: str) -> tuple[str, str]:
         return f", as if {inflect(association, 'VBG')}", "VBG"
     if pos == "ADJ":
         return f", as if {association}", "JJ"
-    if _noun_kind(association) in QUALITY_LEX:
-        return f", a sense of {association}", "NN"
-    return f", a moment of {association}", "NN"
+    quality = _noun_kind(association) in QUALITY_LEX
+    head = association.split()[-1].lower()
+    if head in ("sense", "senses", "moment", "moments"):  # never "a sense of sense": the other frame
+        quality = head.startswith("moment")
+    return (f", a sense of {association}" if quality else f", a moment of {association}"), "NN"
 
 
 def _token(doc, word: str) -> int | None:
