@@ -148,3 +148,14 @@ def test_a_frame_never_repeats_its_own_noun():
     assert frame_phrase("sense", "NOUN")[0] == ", a moment of sense"
     assert frame_phrase("moment", "NOUN")[0] == ", a sense of moment"
     assert frame_phrase("solitude", "NOUN")[0] == ", a sense of solitude"  # the usual choice is kept
+
+
+def test_a_mass_noun_takes_no_article():
+    """"A furniture" reads as a mistake: a noun with no plural but itself drops the slot's a/an,
+    also when an adjective stands between; a zero-plural animal ("a sheep") keeps it."""
+    w = SubstitutionWriter(10)
+    out = w.write([_req("A bed with pillows.", "bed", "NOUN", 2, "furniture"),
+                   _req("A dog is sitting on an unmade bed with pillows.", "bed", "NOUN", 2, "furniture"),
+                   _req("A dog is sitting on a bed.", "dog", "NOUN", 2, "sheep")])
+    assert out == ["Furniture with pillows.", "A dog is sitting on unmade furniture with pillows.",
+                   "A sheep is sitting on a bed."]

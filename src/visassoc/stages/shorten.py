@@ -117,10 +117,12 @@ def _tidy(doc, keep: set[int]) -> list[int]:
 
 
 def render(doc, keep: list[int], replace: dict[int, str] | None = None) -> str:
-    """The kept tokens as text, with ``replace`` (index -> new text) applied; first letter as the caption's."""
+    """The kept tokens as text, with ``replace`` (index -> new text, "" drops the token) applied;
+    first letter as the caption's."""
     from ..text import indefinite_article
 
     replace = replace or {}
+    keep = [i for i in keep if replace.get(i) != ""]
     out = []
     for n, i in enumerate(keep):
         t = doc[i]

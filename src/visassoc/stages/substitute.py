@@ -32,9 +32,9 @@ from functools import lru_cache
 from ..lexicon import concreteness, spacy_nlp, wordnet
 from ..text import indefinite_article, inflect
 from .interfaces import CaptionRequest, StageError
-from .shorten import fit, parser
+from .shorten import fit, parser, render
 
-VERSION = "substitute-5"
+VERSION = "substitute-6"
 ARTICLE_TAGS = ("NN", "NNP", "JJ", "JJR", "JJS", "VBG", "VBN")
 SAME_TAG = {"NNP": "NN", "NNPS": "NNS"}  # a proper/common noun reading is still a noun of that number
 FRAME_LEVELS = (3, 4, 5)
@@ -93,6 +93,20 @@ def needs_frame(req: CaptionRequest) -> bool:
     return a < w if req.level > 3 else (a < ABSTRACT and w - a >= GAP)
 
 
+@lru_cache(maxsize=20_000)
+def is_mass(noun: str) -> bool:
+    """A mass noun ("furniture", "luggage", "sand") takes no "a": lemminflect knows no plural of it
+    but the word itself. Zero plurals that still count ("a sheep", "a moose": animals in WordNet;
+    "a species", "a series": already ending in -s) are not mass nouns."""
+    from lemminflect import getAllInflections
+
+    head = noun.split()[-1].lower()
+    if head.endswith("s") or getAllInflections(head, upos="NOUN").get("NNS") != (head,):
+        return False
+    syns = wordnet().synsets(head, pos="n")
+    return bool(syns) and syns[0].lexname() != "noun.animal"
+
+
 def pos_share_ok(association: str, tag: str) -> bool:
     """The association is a word of the slot's part of speech in at least a third of its WordNet
     senses ("ocular" is an adjective; "oculars" for "eyes" reads as a mistake)."""
@@ -148,11 +162,11 @@ def substitution(doc, k: int, association: str, max_words: int | None) -> Draft 
     if k > 0 and doc[k - 1].lower_ in ("a", "an") and tag in ARTICLE_TAGS:
         art = indefinite_article(new)
         replace[k - 1] = art.capitalize() if doc[k - 1].text[:1].isupper() else art
+    if tag == "NN" and is_mass(new):  # "on an unmade bed" -> "on unmade furniture", not "an unmade furniture"
+        replace.update({c.i: "" for c in doc[k].children if c.dep_ == "det" and c.lower_ in ("a", "an")})
     res = fit(doc, k, max_words, replace) if max_words else None
-    if res is None:  # too long even when cut: the whole caption, so validation says how long
-        text = "".join(replace.get(t.i, t.text) + t.whitespace_ for t in doc).strip()
-    else:
-        text = res[0]
+    # too long even when cut: the whole caption, so validation says how long
+    text = res[0] if res is not None else render(doc, list(range(len(doc))), replace)
     head = new.split()[head_index(new, tag)]
     return Draft(text, _offset(text, new) + (len(new) - len(head) if head_index(new, tag) else 0), tag, False)
 
