@@ -159,3 +159,11 @@ def test_a_mass_noun_takes_no_article():
                    _req("A dog is sitting on a bed.", "dog", "NOUN", 2, "sheep")])
     assert out == ["Furniture with pillows.", "A dog is sitting on unmade furniture with pillows.",
                    "A sheep is sitting on a bed."]
+
+
+def test_a_bare_plural_keeps_its_modifier_or_goes_with_its_phrase():
+    """"A cat looks up with eyes" (the scene's adjectives dropped to make room for a frame) reads
+    worse than dropping the phrase: a plural with no determiner keeps the modifier next to it."""
+    assert shorten("Bright lights surround a rocket between tall towers.", "rocket", 6) == "Bright lights surround a rocket."
+    (out,) = SubstitutionWriter(10).write([_req("An orange cat looks up with wide eyes.", "cat", "NOUN", 4, "trait")])
+    assert out == "An orange cat looks up, a sense of trait."

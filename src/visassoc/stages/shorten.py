@@ -26,6 +26,7 @@ PRUNE = (
     ("acl", "xcomp", "amod", "compound", "nummod", "quantmod", "nmod"),  # "her" helmet stays: a determiner
     ("dobj", "attr", "dative", "oprd", "acomp", "pcomp", "pobj", "prt"),
 )
+MODIFIERS = ("nummod", "amod", "compound", "nmod")  # what stands for a bare noun's determiner
 NEEDS = ("attr", "acomp", "oprd", "dative", "prt", "xcomp")  # a verb's complements (the object: ``_required``)
 PARTITIVE_LEX = {"noun.group", "noun.quantity", "noun.Tops"}
 INTRANSITIVE_FRAMES = {1, 2, 3, 4, 22}  # WordNet: "Something/Somebody ----s", "It is ----ing", "... ----s PP"
@@ -162,7 +163,9 @@ def _partitive(lemma: str) -> bool:
 def _required(c, strict: bool) -> bool:
     """Whether dependent ``c`` must stay while its head does. Always a preposition's object. When
     ``strict``, also a verb's complement or particle ("is clean", "picks up"), the modifier that
-    stands for a singular noun's determiner ("one leg", "living room"), the object of a verb
+    stands for a bare noun's determiner ("one leg", "living room"; of a plural, the one next to it:
+    "with wide eyes", "Bright lights"; a bare plural stripped of its modifier, "A cat looks up with
+    eyes", says less than the cut without its phrase, "An orange cat looks up"), the object of a verb
     that needs one ("having fun", "holding a cup"), the "of" phrase that completes a noun ("a group
     of people", "in front of", "on top of"), the preposition of an adverb or adjective ("next to",
     "full of"), the fronted adverb of an inverted clause ("Here are ...") and a conjunction (it
@@ -174,9 +177,10 @@ def _required(c, strict: bool) -> bool:
         return False
     if c.dep_ in NEEDS or c.dep_ in ("cc", "preconj") or (c.dep_ == "compound" and h.dep_ == "compound"):
         return True  # the compound inside a compound: "a stove top oven", never "a top oven"
-    if c.dep_ in ("nummod", "amod", "compound", "nmod") and c.i < h.i and h.tag_ == "NN" and not any(
+    if c.dep_ in MODIFIERS and c.i < h.i and h.tag_ in ("NN", "NNS") and not any(
             x.dep_ in ("det", "poss") for x in h.children):  # "with one leg", "in living room": no bare "leg"
-        return True
+        # a plural keeps the modifier next to it: "with wide eyes", "Bright lights", never "with eyes"
+        return h.tag_ == "NN" or c.i == max(x.i for x in h.children if x.dep_ in MODIFIERS and x.i < h.i)
     if c.dep_ == "dobj":
         return not _intransitive(h.lemma_.lower())
     if c.dep_ == "prep":
