@@ -167,3 +167,13 @@ def test_a_bare_plural_keeps_its_modifier_or_goes_with_its_phrase():
     assert shorten("Bright lights surround a rocket between tall towers.", "rocket", 6) == "Bright lights surround a rocket."
     (out,) = SubstitutionWriter(10).write([_req("An orange cat looks up with wide eyes.", "cat", "NOUN", 4, "trait")])
     assert out == "An orange cat looks up, a sense of trait."
+
+
+def test_misparsed_cuts_still_read():
+    """A participle heading the caption keeps its own words ("mixed together") or goes; a noun
+    item spaCy hung on a verb ("the cupboard and sink" under "lit") is moved to the noun its "and"
+    belongs to, so it stands in for that noun (with its "the"), never for the verb."""
+    out = shorten("A group of red, yellow and orange fruit mixed together.", "fruit", 6)
+    assert out == "A group of red fruit."  # not "A group of red fruit mixed."
+    out = shorten("The kitchen is lit with overhead lights, shining on the cupboard and sink", "sink", 8)
+    assert out == "The kitchen is lit, shining on the sink"  # not "The kitchen is sink"

@@ -7,7 +7,9 @@ modifiers (the dependents in ``PRUNE``) until the caption fits. Of the cuts that
 keeping the most content words is taken (``_choose``, a knapsack over the parse tree), under
 grammar rules (``_required``, ``_needs_own_words``, ``_units``) that keep what the kept words need:
 a verb's object, "in front of" whole, a participle with its phrase, a list's "and" with its
-item. They are relaxed only when no cut fits with them. The word's *path* to the sentence root is
+item, a bare noun's modifier ("with wide eyes": a bare "with eyes" says less than no phrase). They
+are relaxed only when no cut fits with them. A noun list item that spaCy hangs on a verb is first
+moved to the noun its "and" belongs to (``_repaired``). The word's *path* to the sentence root is
 never dropped. When the word is one item of a list ("plates, forks and cups")
 or the second of two verbs ("sits and reads a book"), it takes its head item's place (the head
 item's subject stays), so the result is still a sentence: "A table with forks", "A man reads a
@@ -89,14 +91,22 @@ def _core(doc, k: int, top=None) -> tuple[set[int], set[int]]:
     for x in path:
         if x.dep_ in LIST_DEPS and x.i != top.i and x.head.i in keep:
             h = x.head  # the word's item replaces the list head: drop the head and its other items
+            # (an item with no determiner of its own takes the head's: "on the cupboard and sink" -> "on the sink")
+            det = x.tag_ == h.tag_ and not any(d.dep_ in ("det", "poss") for d in x.children)
             keep -= {h.i} | {i for c in h.children if c.i not in route and c.dep_ not in SUBJECT_DEPS
-                              for i in _subtree(c, keep)}
+                              and not (det and c.dep_ in ("det", "poss")) for i in _subtree(c, keep)}
             onpath.discard(h.i)
     for c in top.children:  # the clause's own connective ("while") goes with the rest of the sentence
         own_list = any(x.dep_ == "conj" and x.i > c.i and x.i in keep for x in top.children)  # "a car and a bus"
         if (c.dep_ == "mark" or (c.dep_ in ("cc", "preconj") and not own_list)) and c.i not in onpath:
             keep -= _subtree(c, keep)
     return keep, onpath
+
+
+def _opens_clause(t) -> bool:
+    """The first word of a subordinate clause ("..., shining on the sink"): its comma stays even
+    when the phrase before it went ("The kitchen is lit, shining on the sink")."""
+    return any(a.dep_ in ("advcl", "parataxis") and a.left_edge.i == t.i for a in [t, *t.ancestors])
 
 
 def _tidy(doc, keep: set[int]) -> list[int]:
@@ -106,7 +116,8 @@ def _tidy(doc, keep: set[int]) -> list[int]:
         t = doc[i]
         if t.dep_ in ("cc", "preconj") and not any(c.dep_ == "conj" and c.i > i and c.i in keep for c in t.head.children):
             continue
-        if t.is_punct and not ((i - 1 in keep and i + 1 in keep) or (i == len(doc) - 1 and t.text in ".!")):
+        if t.is_punct and not ((i - 1 in keep and i + 1 in keep) or (i == len(doc) - 1 and t.text in ".!")
+                               or (out and i + 1 in keep and _opens_clause(doc[i + 1]))):
             continue
         out.append(i)
     # nothing dangles at the end: "A dog wears a tie while" -> "A dog wears a tie"
@@ -194,7 +205,12 @@ def _required(c, strict: bool) -> bool:
 
 def _needs_own_words(t) -> bool:
     """A participle or infinitive that modifies something cannot stand without its own phrase:
-    "A red fire hydrant sitting" (its "on a sidewalk" dropped) reads as a fragment; it goes whole."""
+    "A red fire hydrant sitting" (its "on a sidewalk" dropped) reads as a fragment; it goes whole.
+    So does a participle heading the caption with no auxiliary, if it has a phrase to keep: spaCy
+    makes "fruit" its subject, but "A group of fruit mixed" (from "... mixed together") is a noun
+    with a bare participle too."""
+    if t.pos_ in ("VERB", "AUX") and t.dep_ == "ROOT" and t.tag_ in ("VBN", "VBG"):
+        return not any(c.dep_ in ("aux", "auxpass") for c in t.children) and any(c.dep_ in OWN_WORDS for c in t.children)
     return t.pos_ in ("VERB", "AUX") and t.dep_ in ("acl", "advcl", "relcl", "xcomp", "conj") and not any(
         c.dep_ in ("nsubj", "nsubjpass") for c in t.children)
 
@@ -251,7 +267,7 @@ def _choose(doc, keep: set[int], path: set[int], budget: int, replace: dict[int,
                     if key[0] <= budget and (key not in new or sc + cs > new[key][0]):
                         new[key] = (sc + cs, ks | cks)
             cur = new
-        if strict and i >= 0 and i not in path and _needs_own_words(doc[i]):
+        if strict and i >= 0 and (i not in path or doc[i].dep_ == "ROOT") and _needs_own_words(doc[i]):
             cur = {k: v for k, v in cur.items() if k[1]}
         return cur
 
@@ -289,6 +305,21 @@ def _collapse(opts: dict) -> dict[int, tuple[float, frozenset]]:
     return out
 
 
+def _repaired(doc):
+    """The parse with a noun list item that spaCy hung on a verb moved to the noun its "and"
+    belongs to: in "lit with lights, shining on the cupboard and sink" "sink" is a second item of
+    "cupboard", not of "lit" (where it would stand in for the verb: "The kitchen is sink")."""
+    bad = [t for t in doc if t.dep_ == "conj" and t.pos_ in ("NOUN", "PROPN") and t.head.pos_ in ("VERB", "AUX")
+           and t.i > 0 and doc[t.i - 1].dep_ == "cc" and doc[t.i - 1].head.pos_ in ("NOUN", "PROPN")
+           and doc[t.i - 1].head.i < t.i]
+    if not bad:
+        return doc
+    doc = doc.copy()
+    for t in bad:
+        doc[t.i].head = doc[doc[t.i - 1].head.i]
+    return doc
+
+
 def fit(doc, k: int, max_words: int, replace: dict[int, str] | None = None, relax: bool = True) -> tuple[str, int] | None:
     """The best rendering of ``doc`` around token ``k`` with at most ``max_words`` words, and the
     number of tokens cut (0 = unchanged); None when no cut brings it under (``relax``: with the
@@ -297,6 +328,7 @@ def fit(doc, k: int, max_words: int, replace: dict[int, str] | None = None, rela
     text = render(doc, list(range(len(doc))), replace)
     if len(text.split()) <= max_words:
         return text, 0
+    doc = _repaired(doc)
     # the word's clause, then (when the parse hangs the word deep below the subject) smaller
     # phrases that can stand alone: "A woman sitting under an umbrella" from "A long table with ...";
     # the grammar rules relaxed only when nothing fits with them
