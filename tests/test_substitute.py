@@ -159,6 +159,8 @@ def test_a_mass_noun_takes_no_article():
                    _req("A dog is sitting on a bed.", "dog", "NOUN", 2, "sheep")])
     assert out == ["Furniture with pillows.", "A dog is sitting on unmade furniture with pillows.",
                    "A sheep is sitting on a bed."]
+    # a noun modifying another keeps the phrase's article: "An old furniture frame", not "Old furniture frame"
+    assert substitute("An old victorian style bed frame in a bedroom.", "bed", "furniture", 10).startswith("An old")
 
 
 def test_a_bare_plural_keeps_its_modifier_or_goes_with_its_phrase():
@@ -177,3 +179,11 @@ def test_misparsed_cuts_still_read():
     assert out == "A group of red fruit."  # not "A group of red fruit mixed."
     out = shorten("The kitchen is lit with overhead lights, shining on the cupboard and sink", "sink", 8)
     assert out == "The kitchen is lit, shining on the sink"  # not "The kitchen is sink"
+
+
+def test_a_list_item_takes_its_heads_determiner_once():
+    """The word's item stands in for the list head; with no determiner of its own it takes the
+    head's ("with a doughnut"), but never adds one to an item that has it ("with an a cup")."""
+    cap = "A table with a napkin, doughnut on a plate, and a cup of coffee."
+    assert shorten(cap, "cup", 7) == "A table with a cup of coffee."
+    assert shorten(cap, "doughnut", 7) == "A table with a doughnut."

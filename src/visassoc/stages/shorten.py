@@ -88,11 +88,13 @@ def _core(doc, k: int, top=None) -> tuple[set[int], set[int]]:
     keep = _subtree(top, {x.i for x in doc})
     route = {x.i for x in path}
     onpath = route & keep
+    stand: dict[int, object] = {}  # list head -> the item that takes its place (the word's own, down a chain)
     for x in path:
         if x.dep_ in LIST_DEPS and x.i != top.i and x.head.i in keep:
             h = x.head  # the word's item replaces the list head: drop the head and its other items
             # (an item with no determiner of its own takes the head's: "on the cupboard and sink" -> "on the sink")
-            det = x.tag_ == h.tag_ and not any(d.dep_ in ("det", "poss") for d in x.children)
+            it = stand[h.i] = stand.get(x.i, x)
+            det = it.tag_ == h.tag_ and not any(d.dep_ in ("det", "poss") for d in it.children)
             keep -= {h.i} | {i for c in h.children if c.i not in route and c.dep_ not in SUBJECT_DEPS
                               and not (det and c.dep_ in ("det", "poss")) for i in _subtree(c, keep)}
             onpath.discard(h.i)

@@ -162,7 +162,8 @@ def substitution(doc, k: int, association: str, max_words: int | None) -> Draft 
     if k > 0 and doc[k - 1].lower_ in ("a", "an") and tag in ARTICLE_TAGS:
         art = indefinite_article(new)
         replace[k - 1] = art.capitalize() if doc[k - 1].text[:1].isupper() else art
-    if tag == "NN" and is_mass(new):  # "on an unmade bed" -> "on unmade furniture", not "an unmade furniture"
+    modifier = doc[k].dep_ == "compound" or (k + 1 < len(doc) and doc[k + 1].pos_ in ("NOUN", "PROPN"))  # "a bed frame"
+    if tag == "NN" and not modifier and is_mass(new):  # "on an unmade bed" -> "on unmade furniture", not "an unmade furniture"
         replace.update({c.i: "" for c in doc[k].children if c.dep_ == "det" and c.lower_ in ("a", "an")})
     res = fit(doc, k, max_words, replace) if max_words else None
     # too long even when cut: the whole caption, so validation says how long
