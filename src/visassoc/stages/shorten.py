@@ -176,9 +176,9 @@ def _partitive(lemma: str) -> bool:
 def _required(c, strict: bool) -> bool:
     """Whether dependent ``c`` must stay while its head does. Always a preposition's object. When
     ``strict``, also a verb's complement or particle ("is clean", "picks up"), the modifier that
-    stands for a bare noun's determiner ("one leg", "living room"; of a plural, the one next to it:
-    "with wide eyes", "Bright lights"; a bare plural stripped of its modifier, "A cat looks up with
-    eyes", says less than the cut without its phrase, "An orange cat looks up"), the object of a verb
+    stands for a bare noun's determiner ("one leg", "living room"; of a plural after a preposition,
+    the adjective next to it: "with wide eyes"; a bare plural stripped of its adjective, "A cat looks
+    up with eyes", says less than the cut without its phrase, "An orange cat looks up"), the object of a verb
     that needs one ("having fun", "holding a cup"), the "of" phrase that completes a noun ("a group
     of people", "in front of", "on top of"), the preposition of an adverb or adjective ("next to",
     "full of"), the fronted adverb of an inverted clause ("Here are ...") and a conjunction (it
@@ -192,8 +192,13 @@ def _required(c, strict: bool) -> bool:
         return True  # the compound inside a compound: "a stove top oven", never "a top oven"
     if c.dep_ in MODIFIERS and c.i < h.i and h.tag_ in ("NN", "NNS") and not any(
             x.dep_ in ("det", "poss") for x in h.children):  # "with one leg", "in living room": no bare "leg"
-        # a plural keeps the modifier next to it: "with wide eyes", "Bright lights", never "with eyes"
-        return h.tag_ == "NN" or c.i == max(x.i for x in h.children if x.dep_ in MODIFIERS and x.i < h.i)
+        if h.tag_ == "NN":
+            return True
+        # a plural after a preposition keeps the adjective next to it ("with wide eyes", never "with
+        # eyes"); a plural subject may lose its number or adjective ("Airplanes are flying" reads
+        # better than keeping "Two" at the cost of the rest of the scene)
+        return h.dep_ == "pobj" and c.dep_ == "amod" and c.i == max(
+            x.i for x in h.children if x.dep_ in MODIFIERS and x.i < h.i)
     if c.dep_ == "dobj":
         return not _intransitive(h.lemma_.lower())
     if c.dep_ == "prep":

@@ -34,7 +34,7 @@ from ..text import indefinite_article, inflect
 from .interfaces import CaptionRequest, StageError
 from .shorten import fit, parser, render
 
-VERSION = "substitute-6"
+VERSION = "substitute-7"
 ARTICLE_TAGS = ("NN", "NNP", "JJ", "JJR", "JJS", "VBG", "VBN")
 SAME_TAG = {"NNP": "NN", "NNPS": "NNS"}  # a proper/common noun reading is still a noun of that number
 FRAME_LEVELS = (3, 4, 5)
