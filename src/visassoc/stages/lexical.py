@@ -344,11 +344,11 @@ class LexicalMiner:
                 return False  # a spelling neighbour in MiniLM space ("hide" for "ride"), not a related word
             strength = rel.by_level[level].get(cand, 0.0)
             home = rel.home(cand)
-            if home is not None and home != level and (strict or colour):
+            if home is not None and home != level and strict:
                 return False  # a hypernym is a level-2 word, a hyponym a level-1 word
             if wpos == "a" and cand not in rel.by_level[1] and cand not in rel.by_level[2] and family & lw.adj_family(cand):
                 return False  # a sister value of the same attribute (blue for red, vast for small)
-            if colour and (level == 1 or (level == 2 and strict == 2)) and strength == 0 and not lw.is_colour(cand):
+            if colour and level <= 2 and strict >= level and strength == 0 and not lw.is_colour(cand):
                 return False  # a hue's near words are shades or colour words, not its namesake's
             if share < 0.4 and not (strength > 0 and level <= 2):
                 # mostly another part of speech ("chair" as a verb, "feminine" as a noun), at every level and

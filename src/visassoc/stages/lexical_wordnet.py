@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from .. import lexicon
-from .lexical_vocab import sense_count
+from .lexical_vocab import pos_profile, sense_count
 
 MAX_SENSES = 6
 # top-of-tree hypernyms and light verbs that say nothing about the word
@@ -172,8 +172,9 @@ def relations(best, all_senses, sense_scores, pos: str, lemma: str = "") -> Rela
         add(2, best.also_sees(), 0.6)
         if lemma and is_colour(lemma):  # a hue's near words are its shades, its general one "colored"
             for n in names(x for h in _hue_nouns(lemma) for x in h.closure(lambda y: y.hyponyms(), depth=2)):
-                if n not in GENERIC and lexicon.wordnet().synsets(n.replace(" ", "_"), pos="a"):
-                    rel[1][n] = max(rel[1].get(n, 0.0), 0.6)  # crimson, scarlet for red: also adjectives
+                prof = pos_profile(n)
+                if n not in GENERIC and prof is not None and prof[1][2] >= 0.4:  # crimson for red, mostly an adjective
+                    rel[1][n] = max(rel[1].get(n, 0.0), 0.6)
             add(2, [x for h in heads for x in h.also_sees() if x.pos() == "a"], 0.6)
     else:
         add(1, best.hyponyms(), 0.5)
