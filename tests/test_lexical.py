@@ -238,3 +238,76 @@ def test_far_levels_keep_the_part_of_speech(ladders):
             for a in lad[level]:
                 prof = pos_profile(a)
                 assert prof is not None and prof[1][p] >= 0.4, (word, level, a)
+
+
+def test_spelling_neighbours_are_not_associations():
+    """MiniLM puts words that look alike close together: one that WordNet does not relate to the
+    word and that is an edit away from it is noise (a verb's "hit" for "sit"), at every level."""
+    from visassoc.stages.lexical_wordnet import looks_alike
+
+    assert looks_alike("hit", "sit") and looks_alike("power", "tower") and looks_alike("elegant", "elephant")
+    assert not looks_alike("rest", "sit") and not looks_alike("journey", "ride")
+    cases = [c for c in CASES if c[1] == "VERB"] + SPELLING_CASES
+    for (word, pos, *_), lad in zip(cases, LexicalMiner(per_level=3).mine(_requests(cases))):
+        related = _related(word, WN_POS[pos])
+        assert not [a for words in lad.values() for a in words if looks_alike(a, word) and a not in related], (word, lad)
+
+
+SPELLING_CASES = [("sit", "VERB", "A girl sits beside her bag on a bench.", ["girl", "bag", "bench"]),
+                  ("look", "VERB", "A dog looks out of a car window.", ["dog", "car", "window"])]
+
+
+def _related(word, pos):
+    from visassoc.stages import lexical_wordnet as lw
+
+    ss = lw.senses(word, pos)
+    rel = lw.relations(ss[0], ss, [1.0] * len(ss), pos, word)
+    return {c for lv in rel.by_level.values() for c in lv}
+
+
+SISTER_CASES = [("eye", "NOUN", "A girl with blue eyes smiles at the camera.", ["girl", "camera"]),
+                ("ear", "NOUN", "A dog with floppy ears sits in the grass.", ["dog", "grass"]),
+                ("hand", "NOUN", "A man holds a cup in his hand.", ["man", "cup"])]
+
+
+def test_level_one_of_a_noun_is_not_a_sister_kind():
+    """A near synonym is the same thing, not another kind under the same near ancestor (no knee for
+    an elbow, no cap for a bonnet): level-1 words that WordNet does not list as the word's synonyms or
+    hyponyms are no cousins of it within three steps."""
+    from visassoc.stages import lexical_wordnet as lw
+
+    wn = wordnet()
+    out = LexicalMiner(per_level=3).mine(_requests(SISTER_CASES))
+    for (word, *_), lad in zip(SISTER_CASES, out):
+        assert not isinstance(lad, StageError), (word, lad)
+        ss = lw.senses(word, "n")
+        rel = lw.relations(ss[0], ss, [1.0] * len(ss), "n", word)
+        for a in lad[1]:
+            assert a in rel.by_level[1] or not rel.is_cousin(a), (word, a, lad[1])
+    assert lw.relations(wn.synset("eye.n.01"), [], [0.0], "n").is_cousin("nose")
+    assert not lw.relations(wn.synset("dog.n.01"), [], [0.0], "n").is_cousin("puppy")  # below the word
+
+
+def test_adjectives_keep_away_from_contrary_values():
+    """A satellite adjective is a value of its head's attribute (tiny -> small -> size), so "tiny"
+    is a sister value of "tall" and never one of its associations; "high", which WordNet lists
+    next to "tall", may be."""
+    from visassoc.stages.lexical_wordnet import adj_family
+
+    assert adj_family("tall") & adj_family("tiny")
+    cases = [("tall", "ADJ", "A tall giraffe stands next to a tree.", ["giraffe", "tree"]),
+             ("big", "ADJ", "A big dog sleeps on a bed.", ["dog", "bed"])]
+    for (word, *_), lad in zip(cases, LexicalMiner(per_level=3).mine(_requests(cases))):
+        flat = [a for words in lad.values() for a in words]
+        assert "tiny" not in flat and "small" not in flat and "short" not in flat, (word, lad)
+
+
+def test_a_colour_keeps_its_colour_sense():
+    """A hue whose word vector is mostly another part of speech (the fruit for the colour orange)
+    queries with its colour sense, and its first near word is a colour word (a shade or "colorful")."""
+    from visassoc.stages.lexical_wordnet import is_colour
+
+    cases = [("orange", "ADJ", "An orange bus parked by the road.", ["bus", "road"]),
+             ("red", "ADJ", "A red car parked on the street.", ["car", "street"])]
+    for (word, *_), lad in zip(cases, LexicalMiner(per_level=3).mine(_requests(cases))):
+        assert is_colour(lad[1][0]), (word, lad[1])  # the best near word; later ones may be looser fallbacks

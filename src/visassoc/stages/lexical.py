@@ -6,7 +6,8 @@ neighbours of a level-specific query, inside a concreteness band that steps down
 (see ``bands``), so mean concreteness falls 1 -> 5 by construction:
 
 1 near synonym       synonyms of the sense whose gloss best fits the image description, close
-                     hyponyms, similar adjectives; else same-kind neighbours of the word
+                     hyponyms, similar adjectives, a hue's shades; else same-kind neighbours of the
+                     word that are no sister kinds (cousins within three steps up)
 2 slight abstraction hypernyms (adjectives: the head of their cluster)
 3 situational        parts/wholes, domains, sisters and neighbours of word + gloss + description,
                      minus things of the same kind (a breed of the dog)
@@ -20,8 +21,10 @@ its spread over concrete words), which keeps hubs such as "opportunity" from win
 Every association is a rated WordNet lemma of the word's part of speech (so it can replace the
 word in the caption), never the word, an inflection or a same-stem word, an antonym or a sister
 value ("blue" for "red"), a word of the caption, or an offensive word or proper name, and is
-used once per ladder. When a level has no such word, the band widens and structural rules relax
-step by step before a StageError. Deterministic; ``seed`` orders near-ties (scores within 1e-3).
+used once per ladder. Nor is it a spelling neighbour WordNet does not relate to the word (MiniLM
+noise); a word whose vector is mostly another part of speech queries with its sense gloss instead.
+When a level has no such word, the band widens and structural rules relax step by step before a
+StageError. Deterministic; ``seed`` orders near-ties (scores within 1e-3).
 """
 from __future__ import annotations
 
@@ -37,7 +40,7 @@ from . import lexical_wordnet as lw
 from .interfaces import AssociationRequest, Ladder, StageError
 from .lexical_vocab import POS_KEYS, VOCAB_VERSION, Vocab, load_vocab, pos_profile, rating, vocab_path
 
-METHOD_VERSION = "lexical-4"
+METHOD_VERSION = "lexical-5"
 WN_POS = {"NOUN": "n", "VERB": "v", "ADJ": "a"}
 
 
@@ -245,7 +248,7 @@ class LexicalMiner:
         emb.need([j.ctx for j in jobs])
         emb.need([j.lemma for j in jobs] + [lw.gloss(s) for j in jobs for s in j.senses], persist=True)
         chosen = [self._pick_sense(emb, j) for j in jobs]
-        rels = [lw.relations(b, j.senses, sc, WN_POS[j.req.pos]) for j, (b, sc) in zip(jobs, chosen)]
+        rels = [lw.relations(b, j.senses, sc, WN_POS[j.req.pos], j.lemma) for j, (b, sc) in zip(jobs, chosen)]
         # the image's own context for the far levels: concepts related to its other salient words
         by_image: dict[str, dict[str, float]] = {}
         for j, rel in zip(jobs, rels):
@@ -308,6 +311,7 @@ class LexicalMiner:
         for o in r.other_words:
             banned |= lw.forms(o.lower())
         family = lw.adj_family(lemma) if wpos == "a" else frozenset()
+        colour = wpos == "a" and lw.is_colour(lemma)
         used: set[str] = set()
         stems: set[str] = set()
         picks: dict[int, list[str]] = {}
@@ -336,12 +340,16 @@ class LexicalMiner:
                 return False
             if lw.same_word(cand, lemma, word_forms) or lw.stem(cand.split()[-1]) in stems:
                 return False
+            if lw.looks_alike(cand, lemma) and not any(cand in rel.by_level[k] for k in rel.by_level):
+                return False  # a spelling neighbour in MiniLM space ("hide" for "ride"), not a related word
             strength = rel.by_level[level].get(cand, 0.0)
             home = rel.home(cand)
             if home is not None and home != level and strict:
                 return False  # a hypernym is a level-2 word, a hyponym a level-1 word
-            if wpos == "a" and cand not in rel.by_level[1] and family & lw.adj_family(cand):
+            if wpos == "a" and cand not in rel.by_level[1] and cand not in rel.by_level[2] and family & lw.adj_family(cand):
                 return False  # a sister value of the same attribute (blue for red, vast for small)
+            if colour and level <= 2 and strict >= level and strength == 0 and not lw.is_colour(cand):
+                return False  # a hue's near words are shades or colour words, not its namesake's
             if share < 0.4 and not (strength > 0 and level <= 2):
                 # mostly another part of speech ("chair" as a verb, "feminine" as a noun), at every level and
                 # strictness: only the word's own synonyms and hypernyms are of its POS by construction
@@ -354,12 +362,16 @@ class LexicalMiner:
                 anc, kin = cand in rel.ancestors, cand in rel.kin
                 if level == 1 and (anc or (strict and lexname != best_lex)):
                     return False  # a near synonym is the same kind of thing, not a category
+                if level == 1 and strict and cand not in rel.ancestors and rel.is_cousin(cand):
+                    return False  # nor another kind beside it: a knee is no near synonym of an elbow
                 if level == 2 and not anc and (strict == 2 or lexname != best_lex):
                     return False
                 if level == 3 and kin and strict == 2:
                     return False  # a breed of the dog is not its situation
             return True
 
+        if best is not None and profile(lemma)[1] < 0.5:
+            w = g  # the word's vector is mostly another part of speech (a fruit for a colour)
         pos_ok = vocab.pos[:, p] & ~vocab.stop
         for level in range(1, 6):
             mix = MIX[level]

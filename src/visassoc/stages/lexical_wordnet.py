@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from .. import lexicon
-from .lexical_vocab import sense_count
+from .lexical_vocab import pos_profile, sense_count
 
 MAX_SENSES = 6
 # top-of-tree hypernyms and light verbs that say nothing about the word
@@ -74,6 +74,22 @@ def stem(w: str) -> str:
     return _porter().stem(w)
 
 
+def looks_alike(cand: str, lemma: str) -> bool:
+    """A spelling neighbour (ride/hide, tower/power): one edit away, two for words of 8+ letters.
+    MiniLM's WordPiece vectors put such words close whatever they mean, so an embedding neighbour
+    that WordNet does not relate to the word and that looks like it is noise, not an association."""
+    a, b = cand, lemma
+    if abs(len(a) - len(b)) > 2:
+        return False
+    prev = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        cur = [i]
+        for j, y in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x != y)))
+        prev = cur
+    return prev[-1] <= max(1, len(b) // 4)
+
+
 def same_word(cand: str, lemma: str, word_forms: frozenset[str]) -> bool:
     """Is ``cand`` the word, an inflection, or a same-stem word (dog/doggy, ride/rider, surfboard/board)?"""
     if cand in word_forms:
@@ -93,6 +109,19 @@ class Relations:
     banned: set[str] = field(default_factory=set)  # antonyms; for adjectives also sister values ("blue" for red)
     ancestors: set[str] = field(default_factory=set)  # lemmas of all hypernyms of the chosen sense
     kin: set[str] = field(default_factory=set)  # lemmas of its hyponyms (2 deep) and sisters: same kind
+    near_up: set = field(default_factory=set)  # synsets 1-3 steps above the chosen sense
+    own: set = field(default_factory=set)  # the chosen sense itself
+
+    def is_cousin(self, cand: str) -> bool:
+        """Another kind under the same near ancestor (a knee for an elbow, a cap for a bonnet):
+        a sister term, which is an alternative to the word rather than a near synonym of it."""
+        if not self.near_up:
+            return False
+        for s in lexicon.wordnet().synsets(cand.replace(" ", "_"), pos="n")[:3]:
+            up = set(s.closure(lambda x: x.hypernyms() + x.instance_hypernyms(), depth=3))
+            if self.near_up & up and not self.near_up & {s} and not up & self.own:
+                return True  # shares a near ancestor, and is neither above nor below the word
+        return False
 
     def home(self, cand: str) -> int | None:
         """The level among 1-3 whose relation claims ``cand`` most strongly (hypernym -> 2)."""
@@ -108,7 +137,7 @@ def names(synsets) -> set[str]:
     return {n.replace("_", " ").lower() for s in synsets for n in s.lemma_names()}
 
 
-def relations(best, all_senses, sense_scores, pos: str) -> Relations:
+def relations(best, all_senses, sense_scores, pos: str, lemma: str = "") -> Relations:
     """WordNet candidates per level with a relation strength in 0..1."""
     rel: dict[int, dict[str, float]] = {k: {} for k in range(1, 6)}
     banned: set[str] = set()
@@ -118,6 +147,8 @@ def relations(best, all_senses, sense_scores, pos: str) -> Relations:
     parents = best.hypernyms() + best.instance_hypernyms()
     down = list(best.closure(lambda x: x.hyponyms() + x.instance_hyponyms(), depth=2))
     kin_syns = down + [x for h in parents for x in h.hyponyms()]
+    near_up = set(parents) | {g for h in parents for g in h.hypernyms()}
+    near_up |= {g for h in near_up for g in h.hypernyms()}  # up to 3 steps: body part over elbow and knee
 
     def add(level, synsets, w):
         for n in names(synsets):
@@ -139,6 +170,12 @@ def relations(best, all_senses, sense_scores, pos: str) -> Relations:
         for h in heads:
             banned |= names([x for x in h.similar_tos() if x != best])
         add(2, best.also_sees(), 0.6)
+        if lemma and is_colour(lemma):  # a hue's near words are its shades, its general one "colored"
+            for n in names(x for h in _hue_nouns(lemma) for x in h.closure(lambda y: y.hyponyms(), depth=2)):
+                prof = pos_profile(n)
+                if n not in GENERIC and prof is not None and prof[1][2] >= 0.4:  # crimson for red, mostly an adjective
+                    rel[1][n] = max(rel[1].get(n, 0.0), 0.6)
+            add(2, [x for h in heads for x in h.also_sees() if x.pos() == "a"], 0.6)
     else:
         add(1, best.hyponyms(), 0.5)
         add(1, best.verb_groups(), 0.6)
@@ -158,7 +195,7 @@ def relations(best, all_senses, sense_scores, pos: str) -> Relations:
     add(4, best.topic_domains(), 0.4)
     for lem in best.lemmas():
         add(4, [d.synset() for d in lem.derivationally_related_forms()], 0.4)
-    return Relations(rel, banned - set(rel[1]), names(up), names(kin_syns))
+    return Relations(rel, banned - set(rel[1]), names(up), names(kin_syns), near_up, {best})
 
 
 @lru_cache(maxsize=200_000)
@@ -186,6 +223,7 @@ def adj_family(word: str) -> frozenset[str]:
     for s in (wn.synsets(key, pos="a") + wn.synsets(key, pos="s"))[:3]:
         if s.pos() == "s":
             heads.update(h.name() for h in s.similar_tos())
+            nouns += [a for h in s.similar_tos() for a in h.attributes()]  # tiny -> small -> size
         nouns += s.attributes()
         for lem in s.lemmas():
             if lem.name().lower() == key:
@@ -220,3 +258,10 @@ def is_colour(word: str) -> bool:
 def _colour_nouns() -> frozenset[str]:
     color = lexicon.wordnet().synset("color.n.01")
     return frozenset(n.lower() for s in color.closure(lambda x: x.hyponyms(), depth=5) for n in s.lemma_names())
+
+
+def _hue_nouns(word: str) -> list:
+    """The colour-noun senses of a hue adjective (orange -> orange.n.02), whose hyponyms are its shades."""
+    color = lexicon.wordnet().synset("color.n.01")
+    return [s for s in lexicon.wordnet().synsets(word.replace(" ", "_"), pos="n")
+            if color in s.closure(lambda x: x.hypernyms(), depth=6)]
