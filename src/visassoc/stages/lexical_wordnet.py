@@ -78,16 +78,11 @@ def looks_alike(cand: str, lemma: str) -> bool:
     """A spelling neighbour (ride/hide, tower/power): one edit away, two for words of 8+ letters.
     MiniLM's WordPiece vectors put such words close whatever they mean, so an embedding neighbour
     that WordNet does not relate to the word and that looks like it is noise, not an association."""
-    a, b = cand, lemma
-    if abs(len(a) - len(b)) > 2:
+    from nltk.metrics.distance import edit_distance
+
+    if abs(len(cand) - len(lemma)) > 2:
         return False
-    prev = list(range(len(b) + 1))
-    for i, x in enumerate(a, 1):
-        cur = [i]
-        for j, y in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x != y)))
-        prev = cur
-    return prev[-1] <= max(1, len(b) // 4)
+    return edit_distance(cand, lemma) <= max(1, len(lemma) // 4)
 
 
 def same_word(cand: str, lemma: str, word_forms: frozenset[str]) -> bool:
@@ -117,9 +112,8 @@ class Relations:
         a sister term, which is an alternative to the word rather than a near synonym of it."""
         if not self.near_up:
             return False
-        for s in lexicon.wordnet().synsets(cand.replace(" ", "_"), pos="n")[:3]:
-            up = set(s.closure(lambda x: x.hypernyms() + x.instance_hypernyms(), depth=3))
-            if self.near_up & up and not self.near_up & {s} and not up & self.own:
+        for s, up in _near_ancestors(cand):
+            if self.near_up & up and s not in self.near_up and not up & self.own:
                 return True  # shares a near ancestor, and is neither above nor below the word
         return False
 
@@ -131,6 +125,14 @@ class Relations:
             if w > best:
                 best, lvl = w, k
         return lvl
+
+
+@lru_cache(maxsize=200_000)
+def _near_ancestors(cand: str) -> tuple:
+    """(sense, its hypernyms 1-3 steps up) for the candidate's first three noun senses: asked for
+    the same candidates ladder after ladder, so kept."""
+    return tuple((s, frozenset(s.closure(lambda x: x.hypernyms() + x.instance_hypernyms(), depth=3)))
+                 for s in lexicon.wordnet().synsets(cand.replace(" ", "_"), pos="n")[:3])
 
 
 def names(synsets) -> set[str]:
