@@ -351,11 +351,14 @@ def fit(doc, k: int, max_words: int, replace: dict[int, str] | None = None, rela
     return None
 
 
+def token_index(doc, word: str) -> int | None:
+    """The first token equal to ``word`` (case-insensitive), the one a caption is cut around."""
+    return next((t.i for t in doc if t.text.lower() == word.lower()), None)
+
+
 def shorten(caption: str, word: str, max_words: int) -> str | None:
     """``caption`` cut to at most ``max_words`` words around the first token equal to ``word``."""
     doc = parser()(caption)
-    for t in doc:
-        if t.text.lower() == word.lower():
-            res = fit(doc, t.i, max_words)
-            return res[0] if res else None
-    return None
+    k = token_index(doc, word)
+    res = fit(doc, k, max_words) if k is not None else None
+    return res[0] if res else None

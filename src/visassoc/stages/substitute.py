@@ -32,7 +32,7 @@ from functools import lru_cache
 from ..lexicon import concreteness, spacy_nlp, wordnet
 from ..text import indefinite_article, inflect
 from .interfaces import CaptionRequest, StageError
-from .shorten import fit, parser, render
+from .shorten import fit, parser, render, token_index
 
 VERSION = "substitute-7"
 ARTICLE_TAGS = ("NN", "NNP", "JJ", "JJR", "JJS", "VBG", "VBN")
@@ -136,13 +136,6 @@ def frame_phrase(association: str, pos: str) -> tuple[str, str]:
     return (f", a sense of {association}" if quality else f", a moment of {association}"), "NN"
 
 
-def _token(doc, word: str) -> int | None:
-    for t in doc:
-        if t.text.lower() == word.lower():
-            return t.i
-    return None
-
-
 def _offset(text: str, form: str) -> int:
     m = re.search(rf"(?<![A-Za-z]){re.escape(form)}(?![A-Za-z])", text, flags=re.IGNORECASE)
     return m.start() if m else -1
@@ -179,12 +172,12 @@ def framed(doc, k: int, association: str, pos: str, max_words: int | None) -> Dr
     # a grammatical cut with either frame before a cut that breaks a rule ("People are having on a
     # beach"); the longer frame unless it leaves a bare noun ("A crane, a sense of courage") where
     # the shorter one keeps a clause ("The street is blocked by a crane, pure courage")
-    fits = [(ph, fit(doc, k, max((max_words or 10_000) - len(ph.lstrip(", ").split()), 1), relax=relax))
-            for relax in (False, True) for ph in phrases]  # the comma joins the scene's last word
-    fits = [(ph, r) for ph, r in fits if r is not None]
-    phrase, res = fits[0] if fits else (phrases[0], None)
+    tries = ((ph, fit(doc, k, max((max_words or 10_000) - len(ph.lstrip(", ").split()), 1), relax=relax))
+             for relax in (False, True) for ph in phrases)  # the comma joins the scene's last word
+    fits = (f for f in tries if f[1] is not None)  # lazily: most captions take the first try
+    phrase, res = next(fits, (phrases[0], None))
     if res is not None and len(res[0].split()) <= BARE_SCENE:
-        phrase, res = max(fits, key=lambda f: len(f[1][0].split()))
+        phrase, res = max([(phrase, res), *fits], key=lambda f: len(f[1][0].split()))
     scene = (res[0] if res else doc.text.strip()).rstrip(".!").rstrip()
     stop = "." if doc.text.strip().endswith(".") else ""
     form = inflect(association, "VBG") if pos == "VERB" else association
@@ -204,7 +197,7 @@ def check(drafts: list[Draft]) -> list[bool]:
 def substitute(caption: str, word: str, association: str, max_words: int | None = None) -> str | None:
     """The caption with ``association`` for the first token equal to ``word``; None if it is not there."""
     doc = parser()(caption)
-    k = _token(doc, word)
+    k = token_index(doc, word)
     if k is None:
         return None
     d = substitution(doc, k, association, max_words)
@@ -226,7 +219,7 @@ class SubstitutionWriter:
         failed: dict[int, str] = {}
         for n, r in enumerate(requests):
             doc = docs[r.caption]
-            k = _token(doc, r.word)
+            k = token_index(doc, r.word)
             if k is None:
                 out[n] = StageError(f"word {r.word!r} not found in the caption {r.caption!r}")
             elif needs_frame(r):
@@ -247,7 +240,7 @@ class SubstitutionWriter:
             if r.alternatives_left > 0:  # the runner tries the level's next association
                 out[n] = StageError(f"no grammatical caption: {reason}")
             else:
-                drafts[n] = framed(docs[r.caption], _token(docs[r.caption], r.word), r.association, r.pos, self.max_words)
+                drafts[n] = framed(docs[r.caption], token_index(docs[r.caption], r.word), r.association, r.pos, self.max_words)
         for n, d in drafts.items():
             if out[n] is None:
                 out[n] = d.text
