@@ -32,16 +32,23 @@ def _model():
     return tok, model
 
 
+_SCORED: dict[str, float] = {}  # text -> NLL: a text is scored once per process (the human caption
+# recurs across runs compared, and ``benchmarks/check_run`` re-reads the sampled captions)
+
+
 def token_nll(texts: list[str], batch_size: int = 32) -> list[float]:
     """Mean per-token NLL of each text, every token scored after a leading end-of-text token."""
     import torch
 
+    todo = list(dict.fromkeys(t for t in texts if t not in _SCORED))
+    if not todo:
+        return [_SCORED[t] for t in texts]
     tok, model = _model()
     start = tok.convert_tokens_to_ids("<|endoftext|>")
     start = start if isinstance(start, int) and start >= 0 else tok.eos_token_id
     out: list[float] = []
-    for i in range(0, len(texts), batch_size):
-        ids = [[start] + tok(t, add_special_tokens=False)["input_ids"] for t in texts[i : i + batch_size]]
+    for i in range(0, len(todo), batch_size):
+        ids = [[start] + tok(t, add_special_tokens=False)["input_ids"] for t in todo[i : i + batch_size]]
         n = max(len(x) for x in ids)
         x = torch.full((len(ids), n), tok.pad_token_id or 0, dtype=torch.long)
         mask = torch.zeros((len(ids), n), dtype=torch.long)
@@ -53,7 +60,8 @@ def token_nll(texts: list[str], batch_size: int = 32) -> list[float]:
         nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), x[:, 1:], reduction="none")
         m = mask[:, 1:].float()
         out += ((nll * m).sum(1) / m.sum(1).clamp(min=1)).tolist()
-    return out
+    _SCORED.update(zip(todo, out))
+    return [_SCORED[t] for t in texts]
 
 
 def sample_images(run, n: int, seed: int, prefer: list[str] | None = None) -> list[str]:
