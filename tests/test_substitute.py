@@ -146,8 +146,18 @@ def test_a_frame_never_repeats_its_own_noun():
     from visassoc.stages.substitute import frame_phrase
 
     assert frame_phrase("sense", "NOUN")[0] == ", a moment of sense"
-    assert frame_phrase("moment", "NOUN")[0] == ", a sense of moment"
+    assert frame_phrase("moment", "NOUN")[0] == ", a picture of moment"
     assert frame_phrase("solitude", "NOUN")[0] == ", a sense of solitude"  # the usual choice is kept
+
+
+def test_a_nouns_frame_follows_its_kind():
+    """A quality is sensed, a happening has a moment; a group or a message is neither: "a moment of
+    society" reads as a slip, so what is neither is what the scene pictures."""
+    from visassoc.stages.substitute import frame_phrase
+
+    assert frame_phrase("competition", "NOUN")[0] == ", a moment of competition"  # noun.act
+    assert frame_phrase("society", "NOUN")[0] == ", a picture of society"  # noun.group
+    assert frame_phrase("picture", "NOUN")[0] != ", a picture of picture"
 
 
 def test_a_mass_noun_takes_no_article():
@@ -187,3 +197,38 @@ def test_a_list_item_takes_its_heads_determiner_once():
     cap = "A table with a napkin, doughnut on a plate, and a cup of coffee."
     assert shorten(cap, "cup", 7) == "A table with a cup of coffee."
     assert shorten(cap, "doughnut", 7) == "A table with a doughnut."
+
+
+def test_comparative_takes_a_listed_form_or_the_next_association():
+    from visassoc.text import inflect
+
+    assert inflect("substantial", "JJR") == "more substantial" and inflect("tall", "JJR") == "taller"
+    cap = "A green bus with a smaller bus."
+    out = SubstitutionWriter(max_words=10).write([_req(cap, "smaller", "ADJ", 5, "substantial", left=1),
+                                                  _req(cap, "smaller", "ADJ", 2, "big", left=1)])
+    assert isinstance(out[0], StageError) and "substantialer" not in str(out[0])  # no made-up comparative
+    assert out[1] == "A green bus with a bigger bus."
+
+
+def test_a_verb_that_needs_an_object_is_not_framed_while_alternatives_remain():
+    cap = "A bike parked in front of a meter."
+    out = SubstitutionWriter(max_words=10).write([_req(cap, "parked", "VERB", 5, "commit", left=2),
+                                                  _req(cap, "parked", "VERB", 5, "stay", left=2),
+                                                  _req(cap, "parked", "VERB", 5, "commit", left=0)])
+    assert isinstance(out[0], StageError)  # not "A bike parked, as if committing"
+    assert out[1].endswith("as if staying.")
+    assert "as if committing" in out[2]  # the last one left is still written: never a lost row
+    (rely,) = SubstitutionWriter(max_words=10).write([_req(cap, "parked", "VERB", 5, "rely", left=1)])
+    assert isinstance(rely, StageError)  # "as if relying" lacks its "on ..."
+
+
+def test_a_capital_is_kept_only_at_the_start_of_the_caption():
+    cap = "Motorcyclists parked outside a Polish spot for women."
+    (out,) = SubstitutionWriter(max_words=10).write([_req(cap, "Polish", "ADJ", 3, "cultural")])
+    assert out == "Motorcyclists parked outside a cultural spot for women."
+    assert substitute("Bright lights surround a rocket.", "Bright", "luminous") == "Luminous lights surround a rocket."
+
+
+def test_a_repeated_noun_keeps_the_modifier_that_tells_it_apart():
+    out = shorten("A green bus parked on the street next to a smaller bus.", "bus", 8)
+    assert out is not None and "smaller bus" in out  # not "... next to a bus"

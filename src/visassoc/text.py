@@ -84,6 +84,10 @@ def inflect(lemma: str, tag: str) -> str:
     target = parts[idx]
     if tag in ("NN", "NNP", "VB", "JJ"):  # base forms
         return lemma
+    if tag in ("JJR", "JJS"):  # lemminflect's rules would write "substantialer": only a listed form,
+        form = getInflection(target, tag=tag, inflect_oov=False)  # else the periphrastic one
+        parts[idx] = form[0] if form else ("more " if tag == "JJR" else "most ") + target
+        return " ".join(parts)
     form = getInflection(target, tag=tag)
     if not form and tag.startswith("NN"):
         form = getInflection(target, tag=tag, inflect_oov=True)

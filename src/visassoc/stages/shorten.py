@@ -31,7 +31,8 @@ PRUNE = (
 MODIFIERS = ("nummod", "amod", "compound", "nmod")  # what stands for a bare noun's determiner
 NEEDS = ("attr", "acomp", "oprd", "dative", "prt", "xcomp")  # a verb's complements (the object: ``_required``)
 PARTITIVE_LEX = {"noun.group", "noun.quantity", "noun.Tops"}
-INTRANSITIVE_FRAMES = {1, 2, 3, 4, 22}  # WordNet: "Something/Somebody ----s", "It is ----ing", "... ----s PP"
+INTRANSITIVE_FRAMES = frozenset({1, 2, 3, 4, 22})  # WordNet: "Something/Somebody ----s", "It is ----ing", "... ----s PP"
+ALONE_FRAMES = frozenset({1, 2, 3})  # ... of which these need no phrase at all ("rely" needs "on ...")
 # a participle's own phrase: what keeps "sitting" from standing bare (not "while", not "and")
 OWN_WORDS = ("prep", "dobj", "prt", "xcomp", "ccomp", "advmod", "npadvmod", "attr", "acomp", "oprd", "dative", "agent")
 CONTENT = ("NOUN", "PROPN", "VERB", "ADJ", "NUM", "ADV")
@@ -155,12 +156,13 @@ def render(doc, keep: list[int], replace: dict[int, str] | None = None) -> str:
 
 
 @lru_cache(maxsize=20_000)
-def _intransitive(lemma: str) -> bool:
+def intransitive(lemma: str, frames: frozenset[int] | set[int] = INTRANSITIVE_FRAMES) -> bool:
     """Whether one of the verb's two commonest WordNet senses takes no object ("eat", "drive",
-    "celebrate"; not "hold", "have", "wear"), so dropping its object still leaves a sentence."""
+    "celebrate"; not "hold", "have", "wear"), so dropping its object still leaves a sentence.
+    ``frames``: the WordNet sentence frames that count (``ALONE_FRAMES``: not even a phrase after it)."""
     from ..lexicon import wordnet
 
-    return any(f in INTRANSITIVE_FRAMES for s in wordnet().synsets(lemma, pos="v")[:2] for f in s.frame_ids())
+    return any(f in frames for s in wordnet().synsets(lemma, pos="v")[:2] for f in s.frame_ids())
 
 
 @lru_cache(maxsize=20_000)
@@ -178,7 +180,8 @@ def _required(c, strict: bool) -> bool:
     ``strict``, also a verb's complement or particle ("is clean", "picks up"), the modifier that
     stands for a bare noun's determiner ("one leg", "living room"; of a plural after a preposition,
     the adjective next to it: "with wide eyes"; a bare plural stripped of its adjective, "A cat looks
-    up with eyes", says less than the cut without its phrase, "An orange cat looks up"), the object of a verb
+    up with eyes", says less than the cut without its phrase, "An orange cat looks up"), the modifier
+    next to a noun that repeats an earlier one ("a bus with a smaller bus"), the object of a verb
     that needs one ("having fun", "holding a cup"), the "of" phrase that completes a noun ("a group
     of people", "in front of", "on top of"), the preposition of an adverb or adjective ("next to",
     "full of"), the fronted adverb of an inverted clause ("Here are ...") and a conjunction (it
@@ -190,6 +193,9 @@ def _required(c, strict: bool) -> bool:
         return False
     if c.dep_ in NEEDS or c.dep_ in ("cc", "preconj") or (c.dep_ == "compound" and h.dep_ == "compound"):
         return True  # the compound inside a compound: "a stove top oven", never "a top oven"
+    if c.dep_ in ("amod", "compound") and c.i < h.i and _repeats(h) and c.i == max(
+            x.i for x in h.children if x.dep_ in ("amod", "compound") and x.i < h.i):
+        return True  # "A green bus with a smaller bus": without it, "... with a bus" says nothing
     if c.dep_ in MODIFIERS and c.i < h.i and h.tag_ in ("NN", "NNS") and not any(
             x.dep_ in ("det", "poss") for x in h.children):  # "with one leg", "in living room": no bare "leg"
         if h.tag_ == "NN":
@@ -200,7 +206,7 @@ def _required(c, strict: bool) -> bool:
         return h.dep_ == "pobj" and c.dep_ == "amod" and c.i == max(
             x.i for x in h.children if x.dep_ in MODIFIERS and x.i < h.i)
     if c.dep_ == "dobj":
-        return not _intransitive(h.lemma_.lower())
+        return not intransitive(h.lemma_.lower())
     if c.dep_ == "prep":
         if h.pos_ in ("NOUN", "PROPN") and c.lower_ == "of":  # "in front of", "a group of", not "the back (of a truck)"
             return not any(x.dep_ in ("det", "poss") for x in h.children) or _partitive(h.lemma_.lower())
@@ -208,6 +214,11 @@ def _required(c, strict: bool) -> bool:
     if c.dep_ in ("advmod", "npadvmod") and c.i < h.i and h.dep_ == "ROOT":
         return any(s.dep_ in ("nsubj", "nsubjpass") and s.i > h.i for s in h.children)
     return False
+
+
+def _repeats(t) -> bool:
+    """A noun whose lemma an earlier noun of the caption already has: its modifier tells them apart."""
+    return t.pos_ == "NOUN" and any(x.pos_ == "NOUN" and x.lemma_ == t.lemma_ for x in t.doc[: t.i])
 
 
 def _needs_own_words(t) -> bool:

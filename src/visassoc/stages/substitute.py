@@ -15,7 +15,8 @@ long, human caption per image:
   one is placed in a frame instead.
 - **Frames.** At levels 3-5 an abstract noun does not replace a concrete one ("A woman existence
   sits..."): the scene is kept and the association joins it in a short phrase of our own
-  (appositive "..., a sense of solitude", "..., a moment of competition"; "..., as if dreaming";
+  (appositive "..., a sense of solitude", "..., a moment of competition", "..., a picture of
+  society"; "..., as if dreaming";
   "..., as if lonely"), still under the limit. The shorter ", pure X" is used when the longer
   frame has no grammatical cut (``shorten.fit`` without ``relax``) or would leave a bare noun of
   the scene.
@@ -32,20 +33,23 @@ from functools import lru_cache
 from ..lexicon import concreteness, spacy_nlp, wordnet
 from ..text import indefinite_article, inflect
 from .interfaces import CaptionRequest, StageError
-from .shorten import fit, parser, render, token_index
+from .shorten import ALONE_FRAMES, fit, intransitive, parser, render, token_index
 
-VERSION = "substitute-7"
+VERSION = "substitute-8"
 ARTICLE_TAGS = ("NN", "NNP", "JJ", "JJR", "JJS", "VBG", "VBN")
 SAME_TAG = {"NNP": "NN", "NNPS": "NNS"}  # a proper/common noun reading is still a noun of that number
 FRAME_LEVELS = (3, 4, 5)
 ABSTRACT = 3.0  # Brysbaert rating below which a noun is abstract ...
 GAP = 1.0  # ... and this much less concrete than the concrete noun it would replace
-# noun kinds that read as a quality of the scene ("a sense of solitude"); other nouns as a moment
-# of it ("a moment of competition"). SmolLM2 finds both about as likely per token as the human
-# caption; "pure X" (the fallback when the scene has no room for four words) is ~1 nat/token worse.
+# a noun's frame by its WordNet kind: a quality of the scene ("a sense of solitude"), a happening in
+# it ("a moment of competition"), anything else (a group, a message, a relation: "society",
+# "partnership") as what the scene shows ("a picture of society"; "a moment of society" reads as a
+# slip). "pure X" is the fallback when the scene has no room for four words.
+QUALITY_LEX = {"noun.feeling", "noun.state", "noun.attribute", "noun.cognition", "noun.motive"}
+HAPPENING_LEX = {"noun.act", "noun.event", "noun.process", "noun.phenomenon", "noun.time"}
+FRAMES = {"quality": "a sense of", "happening": "a moment of", "other": "a picture of"}
 MIN_SHARE = 0.34
 BARE_SCENE = 2  # words: a scene this short ("A crane") is a bare noun, not a scene
-QUALITY_LEX = {"noun.feeling", "noun.state", "noun.attribute", "noun.cognition", "noun.motive"}
 
 
 @dataclass
@@ -70,13 +74,22 @@ def head_index(association: str, tag: str) -> int:
 
 
 def has_form(association: str, tag: str) -> bool:
-    """Whether lemminflect knows a ``tag`` form of the association's head word (no guessing)."""
+    """Whether lemminflect knows a ``tag`` form of the association's head word. Nouns and verbs may
+    take its regular rules (unlisted compounds, rare verbs); a comparative or superlative must be a
+    listed form: "substantialer" is no word, and "more substantial" would not re-tag as JJR."""
     from lemminflect import getInflection
 
     if tag in ("NN", "NNP", "VB", "JJ", "VBP"):
         return True
     head = association.split()[head_index(association, tag)]
-    return bool(getInflection(head, tag=tag))
+    return bool(getInflection(head, tag=tag, inflect_oov=not tag.startswith("JJ")))
+
+
+def frameable_verb(association: str) -> bool:
+    """A verb can end a scene as "..., as if dreaming" only if it takes no object nor phrase in one of
+    its two commonest senses: "as if committing", "as if needing", "as if relying" read as cut short
+    (``shorten`` keeps a verb's object by a looser form of the same test)."""
+    return intransitive(association.split()[0].lower(), ALONE_FRAMES)
 
 
 def needs_frame(req: CaptionRequest) -> bool:
@@ -119,8 +132,12 @@ def pos_share_ok(association: str, tag: str) -> bool:
 
 @lru_cache(maxsize=20_000)
 def _noun_kind(word: str) -> str:
-    syns = wordnet().synsets(word.replace(" ", "_"), pos="n")
-    return syns[0].lexname() if syns else ""
+    """Which frame a noun takes: "quality" by its commonest WordNet sense, "happening" if one of its
+    two commonest senses is one ("competition": a relation, then an event), else "other"."""
+    kinds = [s.lexname() for s in wordnet().synsets(word.replace(" ", "_"), pos="n")[:2]]
+    if kinds and kinds[0] in QUALITY_LEX:
+        return "quality"
+    return "happening" if set(kinds) & HAPPENING_LEX else "other"
 
 
 def frame_phrase(association: str, pos: str) -> tuple[str, str]:
@@ -129,11 +146,12 @@ def frame_phrase(association: str, pos: str) -> tuple[str, str]:
         return f", as if {inflect(association, 'VBG')}", "VBG"
     if pos == "ADJ":
         return f", as if {association}", "JJ"
-    quality = _noun_kind(association) in QUALITY_LEX
+    kind = _noun_kind(association)
     head = association.split()[-1].lower()
-    if head in ("sense", "senses", "moment", "moments"):  # never "a sense of sense": the other frame
-        quality = head.startswith("moment")
-    return (f", a sense of {association}" if quality else f", a moment of {association}"), "NN"
+    own = [k for k, f in FRAMES.items() if head in (f.split()[-2], f.split()[-2] + "s")]
+    if kind in own:  # never "a sense of sense": the next frame
+        kind = list(FRAMES)[(list(FRAMES).index(kind) + 1) % len(FRAMES)]
+    return f", {FRAMES[kind]} {association}", "NN"
 
 
 def _offset(text: str, form: str) -> int:
@@ -149,7 +167,7 @@ def substitution(doc, k: int, association: str, max_words: int | None) -> Draft 
     if not pos_share_ok(association, tag):
         return f"{association!r} is rarely a word of {doc[k].text!r}'s part of speech ({tag})"
     new = inflect(association, tag)
-    if doc[k].text[:1].isupper():
+    if k == 0:  # the caption's first word; a capital inside it is the word's own ("Polish"), not the slot's
         new = new[:1].upper() + new[1:]
     replace = {k: new}
     if k > 0 and doc[k - 1].lower_ in ("a", "an") and tag in ARTICLE_TAGS:
@@ -223,7 +241,10 @@ class SubstitutionWriter:
             if k is None:
                 out[n] = StageError(f"word {r.word!r} not found in the caption {r.caption!r}")
             elif needs_frame(r):
-                drafts[n] = framed(doc, k, r.association, r.pos, self.max_words)
+                if r.pos == "VERB" and r.alternatives_left > 0 and not frameable_verb(r.association):
+                    out[n] = StageError(f"no grammatical caption: {r.association!r} needs an object after 'as if'")
+                else:
+                    drafts[n] = framed(doc, k, r.association, r.pos, self.max_words)
             else:
                 d = substitution(doc, k, r.association, self.max_words)
                 if isinstance(d, Draft):
