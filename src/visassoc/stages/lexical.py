@@ -23,6 +23,10 @@ word in the caption), never the word, an inflection or a same-stem word, an anto
 value ("blue" for "red"), a word of the caption, or an offensive word or proper name, and is
 used once per ladder. Nor is it a spelling neighbour WordNet does not relate to the word (MiniLM
 noise); a word whose vector is mostly another part of speech queries with its sense gloss instead.
+Nor is it a field of study unless the word is one ("sociology" for people), at levels 4-5 a noun
+read as often as an adjective ("yearly"), at level 1 of a body part another part ("mouth" for eye);
+an adjective's stand-in is attributive (not "awake"), descriptive (not "optical") and not of the
+other pole in any sense ("minor", a synonym of small, for tall).
 When a level has no such word, the band widens and structural rules relax step by step before a
 StageError. Deterministic; ``seed`` orders near-ties (scores within 1e-3).
 """
