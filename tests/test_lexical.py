@@ -311,3 +311,99 @@ def test_a_colour_keeps_its_colour_sense():
              ("red", "ADJ", "A red car parked on the street.", ["car", "street"])]
     for (word, *_), lad in zip(cases, LexicalMiner(per_level=3).mine(_requests(cases))):
         assert is_colour(lad[1][0]), (word, lad[1])  # the best near word; later ones may be looser fallbacks
+
+
+FIELD_CASES = [("people", "NOUN", "People working behind glass in a doughnut making factory.", ["glass", "doughnut", "factory"]),
+               ("factory", "NOUN", "People working behind glass in a doughnut making factory.", ["people", "glass", "doughnut"]),
+               ("people", "NOUN", "Four people wait to cross the street at an intersection.", ["street", "intersection"]),
+               ("sky", "NOUN", "A couple of airplanes flying under a cloudy sky.", ["airplanes"]),
+               ("stone", "NOUN", "A red extra long bus driving down a stone covered walkway.", ["bus", "walkway"]),
+               ("snow", "NOUN", "A bunch of sheep in the snow behind a barbed wire fence.", ["sheep", "fence"]),
+               ("umbrella", "NOUN", "A long wooden table with a woman sitting under an umbrella.", ["table", "woman"])]
+
+
+@pytest.fixture(scope="module")
+def field_ladders():
+    return LexicalMiner(per_level=3).mine(_requests(FIELD_CASES))
+
+
+def test_fields_of_study_are_not_associations(field_ladders):
+    """A word read as a branch of knowledge ("a sense of sociology" for people, "economics" for a
+    factory) is no association of a word that is not one: a frame has no context for another sense.
+    Roles and dances hang below the performing arts through acts and stay (a heroine for a woman)."""
+    from visassoc.stages.lexical_wordnet import is_field
+
+    assert all(is_field(w) for w in ("sociology", "economics", "botany", "philosophy", "theology", "dynamics"))
+    assert not any(is_field(w) for w in ("heroine", "acting", "ballet", "strategy", "memory", "law", "society"))
+    for (word, *_), lad in zip(FIELD_CASES, field_ladders):
+        assert not isinstance(lad, StageError), (word, lad)
+        assert not [a for words in lad.values() for a in words if is_field(a)], (word, lad)
+
+
+def test_abstract_nouns_read_as_nouns(field_ladders, ladders):
+    """Levels 4-5 put the noun alone in a frame ("a moment of X"): a word with a third or more of
+    its senses adjectives ("a moment of yearly", "aerial") reads as the adjective there."""
+    from visassoc.stages.lexical_vocab import pos_profile
+
+    cases = FIELD_CASES + [c for c in CASES if c[1] == "NOUN"]
+    lads = list(field_ladders) + [lad for c, lad in zip(CASES, ladders) if c[1] == "NOUN"]
+    for (word, *_), lad in zip(cases, lads):
+        for level in (4, 5):
+            for a in lad[level]:
+                assert pos_profile(a)[1][2] < 1 / 3, (word, level, a)
+
+
+# two demo photos as the run asks for them: caption, the photo's four captions as description, lemmas
+DEMO = [("rocket", "Bright lights surround a rocket between tall towers.",
+         "A rocket stands on the launch pad at dusk. Bright lights surround a rocket between tall towers. A white "
+         "rocket waits for launch under a blue evening sky. Lightning towers stand around a rocket on a launch pad.",
+         [("towers", "tower", "NOUN"), ("rocket", "rocket", "NOUN"), ("lights", "light", "NOUN"),
+          ("bright", "bright", "ADJ"), ("tall", "tall", "ADJ")]),
+        ("chelsea", "An orange cat looks up with wide eyes.",
+         "A tabby cat stares at the camera with green eyes. Close up of a striped cat with long white whiskers. "
+         "An orange cat looks up with wide eyes. A curious kitten sits on a blanket indoors.",
+         [("eyes", "eye", "NOUN"), ("cat", "cat", "NOUN"), ("orange", "orange", "ADJ"), ("wide", "wide", "ADJ"),
+          ("looks", "look", "VERB")])]
+
+
+@pytest.fixture(scope="module")
+def demo_ladders():
+    reqs = [AssociationRequest(i, w, lem, p, cap, desc, [x for x, _, _ in words if x != w])
+            for i, cap, desc, words in DEMO for w, lem, p in words]
+    out = LexicalMiner(per_level=3).mine(reqs)
+    assert not [lad for lad in out if isinstance(lad, StageError)], out
+    return {(r.image_id, r.lemma): lad for r, lad in zip(reqs, out)}
+
+
+def test_adjective_stand_ins_fit_the_slot(demo_ladders):
+    """The caption's adjective stands before its noun and says a quality, so its stand-in is no
+    predicative-only adjective ("awake lights"), no relational one unless WordNet relates it
+    ("optical" = of optics, for orange), and no word of the other pole in any sense ("minor",
+    a synonym of small, for tall, which WordNet sees as large)."""
+    from visassoc.stages import lexical_wordnet as lw
+
+    assert lw.predicative_only("awake") and not lw.predicative_only("bright")
+    assert lw.is_relational("optical") and lw.is_relational("cultural") and not lw.is_relational("orange")
+    tall = lw.senses("tall", "a")
+    assert "minor" in lw.relations(tall[0], tall, [1.0] * len(tall), "a", "tall").banned
+    for (_, word), lad in demo_ladders.items():
+        ss = lw.senses(word, "a")
+        if not ss:
+            continue
+        rel = lw.relations(ss[0], ss, [1.0] * len(ss), "a", word)
+        for level, words in lad.items():
+            for a in words:
+                assert not lw.predicative_only(a), (word, level, a)
+                assert a not in rel.banned and a != "minor", (word, level, a)  # the demo's old pick
+                assert a in rel.by_level[level] or not lw.is_relational(a), (word, level, a)
+
+
+def test_near_word_of_a_body_part_is_wordnet_related(demo_ladders):
+    """Body parts are a partonomy: beside an eye, a mouth or a wrist is another part, never the
+    same one, so a level-1 word of a body part that is itself one must be a WordNet synonym or kind."""
+    from visassoc.stages import lexical_wordnet as lw
+
+    lad = demo_ladders[("chelsea", "eye")]
+    ss = lw.senses("eye", "n")
+    related = set(lw.relations(ss[0], ss, [1.0] * len(ss), "n", "eye").by_level[1])
+    assert lad[1] and not [a for a in lad[1] if lw.is_body_part(a) and a not in related], lad[1]

@@ -23,6 +23,10 @@ word in the caption), never the word, an inflection or a same-stem word, an anto
 value ("blue" for "red"), a word of the caption, or an offensive word or proper name, and is
 used once per ladder. Nor is it a spelling neighbour WordNet does not relate to the word (MiniLM
 noise); a word whose vector is mostly another part of speech queries with its sense gloss instead.
+Nor is it a field of study unless the word is one ("sociology" for people), at levels 4-5 a noun
+read as often as an adjective ("yearly"), at level 1 of a body part another part ("mouth" for eye);
+an adjective's stand-in is attributive (not "awake"), descriptive (not "optical") and not of the
+other pole in any sense ("minor", a synonym of small, for tall).
 When a level has no such word, the band widens and structural rules relax step by step before a
 StageError. Deterministic; ``seed`` orders near-ties (scores within 1e-3).
 """
@@ -40,7 +44,7 @@ from . import lexical_wordnet as lw
 from .interfaces import AssociationRequest, Ladder, StageError
 from .lexical_vocab import POS_KEYS, VOCAB_VERSION, Vocab, load_vocab, pos_profile, rating, vocab_path
 
-METHOD_VERSION = "lexical-5"
+METHOD_VERSION = "lexical-6"
 WN_POS = {"NOUN": "n", "VERB": "v", "ADJ": "a"}
 
 
@@ -94,6 +98,7 @@ USE_PENALTY = 0.04  # per earlier pick of the same word at the same level in thi
 USE_CAP = 0.015  # share of a call's requests a word may be picked for at one level before it is all but out
 OVER_CAP = 1.0
 CTX_WEIGHT = 0.12  # levels 4-5: bonus for concepts WordNet relates to the image's other salient words
+ADJ_READING = 1 / 3  # levels 4-5: a noun with this share of adjective senses ("yearly", "aerial") is out
 RARE_RANK = 12000  # level 5 draws only from the ~10k most frequent WordPiece words
 
 
@@ -317,6 +322,9 @@ class LexicalMiner:
         picks: dict[int, list[str]] = {}
         bnd = bands(c)
         best_lex = best.lexname() if best is not None else ""
+        field_ok = best is not None and lw.is_field_sense(best)  # fields associate only with fields
+        descriptive = wpos == "a" and best_lex != "adj.pert" and not lw.is_relational(lemma)
+        attributive = wpos == "a" and not lw.predicative_only(lemma)
 
         def profile(cand: str):
             """(has POS, share of POS, noun/verb lexname, stop) from the vocabulary arrays, else WordNet."""
@@ -328,6 +336,13 @@ class LexicalMiner:
                 return False, 0.0, "", True
             return prof[0][p], prof[1][p], prof[3][min(p, 1)], False
 
+        def adj_share(cand: str) -> float:
+            k = vocab.index.get(cand)
+            if k is not None:
+                return float(vocab.pos_share[k, 2])
+            prof = pos_profile(cand)
+            return prof[1][2] if prof is not None else 0.0
+
         def eligible(cand: str, level: int, band: Band, strict: int) -> bool:
             """Hard constraints; ``strict`` 2 -> 0 drops the structural ones when nothing passes."""
             conc = rating(cand)
@@ -338,11 +353,22 @@ class LexicalMiner:
             has, share, lexname, stop = profile(cand)
             if not has or stop or len(cand.split()) > 2:
                 return False
+            if wpos == "n" and level >= 4 and adj_share(cand) >= ADJ_READING:
+                return False  # "a moment of aerial": alone in a frame, a noun must read as a noun
+            if not field_ok and lw.is_field(cand):
+                return False  # "a sense of sociology" for people: a field of study reads as the field
+            if attributive and lw.predicative_only(cand):
+                return False  # "awake lights": the caption's adjective stands before its noun
             if lw.same_word(cand, lemma, word_forms) or lw.stem(cand.split()[-1]) in stems:
                 return False
             if lw.looks_alike(cand, lemma) and not any(cand in rel.by_level[k] for k in rel.by_level):
                 return False  # a spelling neighbour in MiniLM space ("hide" for "ride"), not a related word
             strength = rel.by_level[level].get(cand, 0.0)
+            if descriptive and strength == 0 and lw.is_relational(cand):
+                return False  # "optical" (of optics) for orange: a classifying adjective is no quality
+            if best_lex == "noun.body" and level == 1 and strength == 0 and lw.is_body_part(cand):
+                return False  # beside an eye a mouth is another part, never the same one: body parts
+                # are a partonomy, so a near synonym of one is a WordNet synonym or kind of it
             home = rel.home(cand)
             if home is not None and home != level and strict:
                 return False  # a hypernym is a level-2 word, a hyponym a level-1 word

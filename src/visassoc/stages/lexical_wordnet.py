@@ -161,10 +161,13 @@ def relations(best, all_senses, sense_scores, pos: str, lemma: str = "") -> Rela
     top = max(sense_scores)
     add(1, [s for s, sc in zip(all_senses, sense_scores) if s != best and sc >= top - 0.03], 0.4)
     for s in all_senses[:4] if pos == "a" else [best]:
-        for h in [s] + [x for x in s.similar_tos() if x.pos() == "a"]:
+        heads = [s] + [x for x in s.similar_tos() if x.pos() == "a"]
+        for h in heads + ([x for h in heads for x in h.also_sees()] if pos == "a" else []):
             for lem in h.lemmas():
                 for ant in lem.antonyms():
                     banned |= names([ant.synset()]) | names(ant.synset().similar_tos())
+                    if pos == "a":  # the other pole in any sense: "minor" (small) for tall, which sees large
+                        banned |= names(_adj_synsets(ant.name()))
     if pos == "a":
         heads = [h for h in best.similar_tos() if h.pos() == "a"]  # satellite -> its head adjective
         add(1, [h for h in best.similar_tos() if h.pos() == "s"], 0.7)
@@ -198,6 +201,64 @@ def relations(best, all_senses, sense_scores, pos: str, lemma: str = "") -> Rela
     for lem in best.lemmas():
         add(4, [d.synset() for d in lem.derivationally_related_forms()], 0.4)
     return Relations(rel, banned - set(rel[1]), names(up), names(kin_syns), near_up, {best})
+
+
+def _adj_synsets(name: str) -> list:
+    wn = lexicon.wordnet()
+    return wn.synsets(name, pos="a") + wn.synsets(name, pos="s")
+
+
+def _weights(word: str):
+    """(synset, 1 + SemCor count) for each sense with exactly this lemma."""
+    key = word.replace(" ", "_")
+    for s in lexicon.wordnet().synsets(key):
+        for lem in s.lemmas():
+            if lem.name().lower() == key:
+                yield s, 1.0 + sense_count(lem)
+
+
+def is_field_sense(s) -> bool:
+    """A branch of knowledge (sociology, botany, dynamics): below discipline.n.01 through
+    cognition nouns only (acting and its roles hang below the performing arts through acts)."""
+    if s.pos() != "n" or s.lexname() != "noun.cognition":
+        return False
+    top = lexicon.wordnet().synset("discipline.n.01")
+    return any(top in path and all(x.lexname() == "noun.cognition" for x in path[path.index(top):])
+               for path in s.hypernym_paths())
+
+
+@lru_cache(maxsize=200_000)
+def is_field(word: str) -> bool:
+    """A word read as a field of study: over a third of its sense weight is one ("philosophy",
+    "economics"). A caption frame gives no context to pick another sense, so "a sense of
+    sociology" for people reads as the science; fields are associations only of fields."""
+    w = list(_weights(word))
+    total = sum(c for _, c in w)
+    return total > 0 and sum(c for s, c in w if is_field_sense(s)) > total / 3
+
+
+@lru_cache(maxsize=200_000)
+def is_body_part(word: str) -> bool:
+    """Some noun sense of the word (or of the lemma it inflects) is a body part: "pupil", "eyes"."""
+    return any(s.lexname() == "noun.body" for s in lexicon.wordnet().synsets(word.replace(" ", "_"), pos="n"))
+
+
+@lru_cache(maxsize=200_000)
+def is_relational(word: str) -> bool:
+    """Mainly a relational adjective (WordNet adj.pert: "optical" = of optics, "cultural"): it
+    classifies a noun by what it pertains to, so it cannot stand for a quality word ("orange")."""
+    w = [(s, c) for s, c in _weights(word) if s.pos() in "as"]
+    total = sum(c for _, c in w)
+    return total > 0 and sum(c for s, c in w if s.lexname() == "adj.pert") >= total / 2
+
+
+@lru_cache(maxsize=200_000)
+def predicative_only(word: str) -> bool:
+    """WordNet marks every adjective sense of the word predicative ("awake", "asleep"): it cannot
+    stand before a noun ("awake lights"), where a caption's adjective stands."""
+    key = word.replace(" ", "_")
+    marks = [lem.syntactic_marker() for s in _adj_synsets(key) for lem in s.lemmas() if lem.name().lower() == key]
+    return bool(marks) and all(m == "(p)" for m in marks)
 
 
 @lru_cache(maxsize=200_000)
