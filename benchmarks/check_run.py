@@ -23,7 +23,10 @@ import pyarrow.parquet as pq
 from visassoc.lexicon import concreteness, spacy_nlp
 from visassoc.records import LEVELS
 
-FRAME_RE = re.compile(r", (pure|a sense of|a moment of|as if) ([a-z][a-z' -]*)\.?$")
+from visassoc.stages.substitute import FRAMES  # noqa: E402  (the writer's noun frames, one list)
+
+NOUN_FRAMES = ("pure", *FRAMES.values())
+FRAME_RE = re.compile(rf", ({'|'.join(map(re.escape, NOUN_FRAMES))}|as if) ([a-z][a-z' -]*)\.?$")
 
 
 def caption_concreteness(text: str) -> float | None:
@@ -40,7 +43,7 @@ def _mean(xs):
 def tag_agreement(caps: list[dict], human: dict[tuple[str, str], str], misses: list | None = None) -> dict[int, tuple[int, int]]:
     """Per level (kept, checked): does the association's head word carry the slot's tag when the
     creative caption is re-tagged? Substitutions: the word's tag in the human caption; frames:
-    NN after "pure"/"a sense of"/"a moment of", VBG or JJ after "as if". Rows whose word or form is not found are skipped."""
+    NN after "pure" or a noun frame ("a sense of", ...), VBG or JJ after "as if". Rows whose word or form is not found are skipped."""
     from visassoc.stages.substitute import head_index, tags_agree
     from visassoc.text import inflect
 
@@ -56,7 +59,7 @@ def tag_agreement(caps: list[dict], human: dict[tuple[str, str], str], misses: l
         a = c["association"]
         fm = FRAME_RE.search(c["caption"])
         if fm:
-            form, want = fm.group(2), {"pure": "NN", "a sense of": "NN", "a moment of": "NN"}.get(fm.group(1))
+            form, want = fm.group(2), ("NN" if fm.group(1) in NOUN_FRAMES else None)
             if want is None:
                 want = "VBG" if form.endswith("ing") and c["pos"] == "VERB" else "JJ"
             start = fm.start(2)
