@@ -33,6 +33,8 @@ NEEDS = ("attr", "acomp", "oprd", "dative", "prt", "xcomp")  # a verb's compleme
 PARTITIVE_LEX = {"noun.group", "noun.quantity", "noun.Tops"}
 INTRANSITIVE_FRAMES = frozenset({1, 2, 3, 4, 22})  # WordNet: "Something/Somebody ----s", "It is ----ing", "... ----s PP"
 ALONE_FRAMES = frozenset({1, 2, 3})  # ... of which these need no phrase at all ("rely" needs "on ...")
+# WordNet frames with a direct object: "Somebody ----s something", "... somebody PP", "... something to somebody"
+OBJECT_FRAMES = frozenset({5, 8, 9, 10, 11, 14, 15, 16, 17, 18, 19, 20, 21, 24, 30, 31})
 # a participle's own phrase: what keeps "sitting" from standing bare (not "while", not "and")
 OWN_WORDS = ("prep", "dobj", "prt", "xcomp", "ccomp", "advmod", "npadvmod", "attr", "acomp", "oprd", "dative", "agent")
 CONTENT = ("NOUN", "PROPN", "VERB", "ADJ", "NUM", "ADV")

@@ -10,7 +10,9 @@ long, human caption per image:
   with its length as the reason: nothing is silently dropped.
 - **Grammar.** The association takes the slot's fine tag (dogs -> animals, riding ->
   travelling, looks -> gazes) and a preceding a/an is fixed; the result is re-tagged with spaCy
-  and kept only if the slot still reads as that tag. When no form fits ("oculars", "seats"), a
+  and kept only if the slot still reads as that tag. A verb must also take the slot's frame and
+  particle (``slot_fault``: not "folds beside her helmet", "appears up"). When nothing fits
+  ("oculars", "seats"), a
   StageError sends the runner to the level's next association (``alternatives_left``); the last
   one is placed in a frame instead.
 - **Frames.** At levels 3-5 an abstract noun does not replace a concrete one ("A woman existence
@@ -33,9 +35,9 @@ from functools import lru_cache
 from ..lexicon import concreteness, spacy_nlp, wordnet
 from ..text import indefinite_article, inflect
 from .interfaces import CaptionRequest, StageError
-from .shorten import ALONE_FRAMES, fit, intransitive, parser, render, token_index
+from .shorten import ALONE_FRAMES, INTRANSITIVE_FRAMES, OBJECT_FRAMES, fit, intransitive, parser, render, token_index
 
-VERSION = "substitute-8"
+VERSION = "substitute-9"
 ARTICLE_TAGS = ("NN", "NNP", "JJ", "JJR", "JJS", "VBG", "VBN")
 SAME_TAG = {"NNP": "NN", "NNPS": "NNS"}  # a proper/common noun reading is still a noun of that number
 FRAME_LEVELS = (3, 4, 5)
@@ -49,6 +51,11 @@ QUALITY_LEX = {"noun.feeling", "noun.state", "noun.attribute", "noun.cognition",
 HAPPENING_LEX = {"noun.act", "noun.event", "noun.process", "noun.phenomenon", "noun.time"}
 FRAMES = {"quality": "a sense of", "happening": "a moment of", "other": "a picture of"}
 MIN_SHARE = 0.34
+# verbs of moving, touching and perceiving take a direction in any of their senses ("glances up",
+# "climbs down", "pushes away"); other verbs take a particle only as a listed phrasal verb
+SPACE_LEX = {"verb.motion", "verb.contact", "verb.perception"}
+SLOT_OBJECT = ("dobj", "dative")
+SLOT_OTHER = ("attr", "acomp", "oprd", "ccomp", "xcomp", "auxpass", "nsubjpass", "csubj")  # a copula, a clause, a passive
 BARE_SCENE = 2  # words: a scene this short ("A crane") is a bare noun, not a scene
 
 
@@ -90,6 +97,46 @@ def frameable_verb(association: str) -> bool:
     its two commonest senses: "as if committing", "as if needing", "as if relying" read as cut short
     (``shorten`` keeps a verb's object by a looser form of the same test)."""
     return intransitive(association.split()[0].lower(), ALONE_FRAMES)
+
+
+def _verb_frames(association: str) -> list[tuple[str, set[int]]]:
+    """(lexname, sentence frames of the association's lemma) for its two commonest WordNet verb senses."""
+    wn = wordnet()
+    key = association.strip().lower().replace(" ", "_")
+    if not wn.synsets(key, pos="v"):
+        key = key.split("_")[0]
+    return [(s.lexname(), {f for lem in s.lemmas() if lem.name().lower() == key for f in lem.frame_ids()} or set(s.frame_ids()))
+            for s in wn.synsets(key, pos="v")[:2]]
+
+
+def slot_fault(tok, association: str) -> str | None:
+    """Why a verb cannot stand in verb ``tok``'s slot, or None. The slot's frame is the caption's own,
+    so the check is the writer's (the miner sees a word and its sense, not the parse): a slot with
+    no object takes a verb that can go without one ("sits beside" -> not "folds beside"), a slot with
+    an object one that takes it, by the sentence frames of the verb's two commonest senses. A slot
+    with a particle ("looks up") takes a verb of moving, touching or perceiving whose commonest
+    sense has the slot's frame ("glances up", not "appears up": that "appear" is "seem"), or a
+    WordNet phrasal verb of the kind of the slot's own ("think up" is inventing, not looking).
+    Passive and copular slots are left to the re-tagging check."""
+    if not tok.tag_.startswith("VB") or tok.tag_ == "VBN":
+        return None
+    deps = {c.dep_ for c in tok.children}
+    frames = _verb_frames(association)
+    if not frames:
+        return None  # not a WordNet verb: the re-tagging and the POS share decide
+    need = OBJECT_FRAMES if deps & set(SLOT_OBJECT) else None if deps & set(SLOT_OTHER) else INTRANSITIVE_FRAMES
+    if need is not None and not any(f & need for _, f in frames):
+        return f"{association!r} {'takes no object' if need is OBJECT_FRAMES else 'needs an object'}, unlike {tok.text!r} here"
+    for prt in (c for c in tok.children if c.dep_ == "prt"):
+        wn = wordnet()
+        word = tok.lemma_.lower()
+        own = {s.lexname() for s in wn.synsets(f"{word}_{prt.lower_}", pos="v") + wn.synsets(word, pos="v")[:2]}
+        if any(s.lexname() in own for s in wn.synsets(f"{association.replace(' ', '_')}_{prt.lower_}", pos="v")):
+            continue
+        lex, f = frames[0]
+        if lex not in SPACE_LEX or (need is not None and not f & need):
+            return f"{association!r} cannot take the particle {prt.text!r} of {tok.text!r}"
+    return None
 
 
 def needs_frame(req: CaptionRequest) -> bool:
@@ -166,6 +213,9 @@ def substitution(doc, k: int, association: str, max_words: int | None) -> Draft 
         return f"no {tag} form of {association!r} for {doc[k].text!r}"
     if not pos_share_ok(association, tag):
         return f"{association!r} is rarely a word of {doc[k].text!r}'s part of speech ({tag})"
+    fault = slot_fault(doc[k], association) if tag.startswith("VB") else None
+    if fault:
+        return fault
     new = inflect(association, tag)
     if k == 0:  # the caption's first word; a capital inside it is the word's own ("Polish"), not the slot's
         new = new[:1].upper() + new[1:]
