@@ -167,6 +167,20 @@ def intransitive(lemma: str, frames: frozenset[int] | set[int] = INTRANSITIVE_FR
     return any(f in frames for s in wordnet().synsets(lemma, pos="v")[:2] for f in s.frame_ids())
 
 
+@lru_cache(maxsize=50_000)
+def verb_frames(verb: str) -> tuple[tuple[str, frozenset[int]], ...]:
+    """(lexname, sentence frames of the verb's lemma) for its two commonest WordNet verb senses; a
+    multi-word verb not in WordNet is read by its first word. The frames a reader takes it in."""
+    from ..lexicon import wordnet
+
+    wn = wordnet()
+    key = verb.strip().lower().replace(" ", "_")
+    if not wn.synsets(key, pos="v"):
+        key = key.split("_")[0]
+    return tuple((s.lexname(), frozenset({f for lem in s.lemmas() if lem.name().lower() == key for f in lem.frame_ids()}
+                                         or s.frame_ids())) for s in wn.synsets(key, pos="v")[:2])
+
+
 @lru_cache(maxsize=20_000)
 def _partitive(lemma: str) -> bool:
     """A noun whose commonest WordNet sense is a group or amount ("a group/couple/pile of ..."):

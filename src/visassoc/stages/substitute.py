@@ -10,8 +10,9 @@ long, human caption per image:
   with its length as the reason: nothing is silently dropped.
 - **Grammar.** The association takes the slot's fine tag (dogs -> animals, riding ->
   travelling, looks -> gazes) and a preceding a/an is fixed; the result is re-tagged with spaCy
-  and kept only if the slot still reads as that tag. A verb must also take the slot's frame and
-  particle (``slot_fault``: not "folds beside her helmet", "appears up"). When nothing fits
+  and kept only if the slot still reads as that tag. A verb must also take the slot's frame
+  (``slot_fault``: not "folds beside her helmet"); a particle it cannot take is dropped
+  (``takes_particle``: "appears with wide eyes", not "appears up"). When nothing fits
   ("oculars", "seats"), a
   StageError sends the runner to the level's next association (``alternatives_left``); the last
   one is placed in a frame instead.
@@ -35,7 +36,7 @@ from functools import lru_cache
 from ..lexicon import concreteness, spacy_nlp, wordnet
 from ..text import indefinite_article, inflect
 from .interfaces import CaptionRequest, StageError
-from .shorten import ALONE_FRAMES, INTRANSITIVE_FRAMES, OBJECT_FRAMES, fit, intransitive, parser, render, token_index
+from .shorten import ALONE_FRAMES, INTRANSITIVE_FRAMES, OBJECT_FRAMES, fit, intransitive, parser, render, token_index, verb_frames
 
 VERSION = "substitute-9"
 ARTICLE_TAGS = ("NN", "NNP", "JJ", "JJR", "JJS", "VBG", "VBN")
@@ -51,9 +52,9 @@ QUALITY_LEX = {"noun.feeling", "noun.state", "noun.attribute", "noun.cognition",
 HAPPENING_LEX = {"noun.act", "noun.event", "noun.process", "noun.phenomenon", "noun.time"}
 FRAMES = {"quality": "a sense of", "happening": "a moment of", "other": "a picture of"}
 MIN_SHARE = 0.34
-# verbs of moving, touching and perceiving take a direction in any of their senses ("glances up",
-# "climbs down", "pushes away"); other verbs take a particle only as a listed phrasal verb
-SPACE_LEX = {"verb.motion", "verb.contact", "verb.perception"}
+# verbs of moving and perceiving take a direction freely ("glances up", "climbs down"); others take a
+# particle only as a listed phrasal verb ("lie down", not "rest down"; "pick up", not "grab up")
+SPACE_LEX = {"verb.motion", "verb.perception"}
 SLOT_OBJECT = ("dobj", "dative")
 SLOT_OTHER = ("attr", "acomp", "oprd", "ccomp", "xcomp", "auxpass", "nsubjpass", "csubj")  # a copula, a clause, a passive
 BARE_SCENE = 2  # words: a scene this short ("A crane") is a bare noun, not a scene
@@ -99,44 +100,41 @@ def frameable_verb(association: str) -> bool:
     return intransitive(association.split()[0].lower(), ALONE_FRAMES)
 
 
-def _verb_frames(association: str) -> list[tuple[str, set[int]]]:
-    """(lexname, sentence frames of the association's lemma) for its two commonest WordNet verb senses."""
-    wn = wordnet()
-    key = association.strip().lower().replace(" ", "_")
-    if not wn.synsets(key, pos="v"):
-        key = key.split("_")[0]
-    return [(s.lexname(), {f for lem in s.lemmas() if lem.name().lower() == key for f in lem.frame_ids()} or set(s.frame_ids()))
-            for s in wn.synsets(key, pos="v")[:2]]
+def _slot_frames(tok) -> frozenset[int] | None:
+    """The frames a verb in ``tok``'s slot needs: object ones if the caption gives it an object, the
+    intransitive ones if it gives none; None for a passive, copular or clausal slot (the re-tagging
+    check is left to judge those)."""
+    if not tok.tag_.startswith("VB") or tok.tag_ == "VBN":
+        return None
+    deps = {c.dep_ for c in tok.children}
+    return OBJECT_FRAMES if deps & set(SLOT_OBJECT) else None if deps & set(SLOT_OTHER) else INTRANSITIVE_FRAMES
 
 
 def slot_fault(tok, association: str) -> str | None:
     """Why a verb cannot stand in verb ``tok``'s slot, or None. The slot's frame is the caption's own,
     so the check is the writer's (the miner sees a word and its sense, not the parse): a slot with
     no object takes a verb that can go without one ("sits beside" -> not "folds beside"), a slot with
-    an object one that takes it, by the sentence frames of the verb's two commonest senses. A slot
-    with a particle ("looks up") takes a verb of moving, touching or perceiving whose commonest
-    sense has the slot's frame ("glances up", not "appears up": that "appear" is "seem"), or a
-    WordNet phrasal verb of the kind of the slot's own ("think up" is inventing, not looking).
-    Passive and copular slots are left to the re-tagging check."""
-    if not tok.tag_.startswith("VB") or tok.tag_ == "VBN":
-        return None
-    deps = {c.dep_ for c in tok.children}
-    frames = _verb_frames(association)
-    if not frames:
+    an object one that takes it, by the sentence frames of the verb's two commonest senses."""
+    frames, need = verb_frames(association), _slot_frames(tok)
+    if need is None or not frames or any(f & need for _, f in frames):
         return None  # not a WordNet verb: the re-tagging and the POS share decide
-    need = OBJECT_FRAMES if deps & set(SLOT_OBJECT) else None if deps & set(SLOT_OTHER) else INTRANSITIVE_FRAMES
-    if need is not None and not any(f & need for _, f in frames):
-        return f"{association!r} {'takes no object' if need is OBJECT_FRAMES else 'needs an object'}, unlike {tok.text!r} here"
-    for prt in (c for c in tok.children if c.dep_ == "prt"):
-        wn = wordnet()
-        word = tok.lemma_.lower()
-        own = {s.lexname() for s in wn.synsets(f"{word}_{prt.lower_}", pos="v") + wn.synsets(word, pos="v")[:2]}
-        if any(s.lexname() in own for s in wn.synsets(f"{association.replace(' ', '_')}_{prt.lower_}", pos="v")):
-            continue
-        lex, f = frames[0]
-        if lex not in SPACE_LEX or (need is not None and not f & need):
-            return f"{association!r} cannot take the particle {prt.text!r} of {tok.text!r}"
-    return None
+    return f"{association!r} {'takes no object' if need is OBJECT_FRAMES else 'needs an object'}, unlike {tok.text!r} here"
+
+
+def takes_particle(tok, particle: str, association: str) -> bool:
+    """Whether ``association`` can keep the particle of verb ``tok`` ("looks up"): a verb of moving
+    or perceiving whose commonest sense has the slot's frame ("glances up"; not "appears
+    up": that "appear" is "seem"), or a WordNet phrasal verb of the kind of the slot's own ("think
+    up" is inventing, not looking). The miner associates the verb without its particle, so when
+    the association cannot take it the writer drops it ("An orange cat appears with wide eyes"):
+    the particle was part of the word, not of the scene."""
+    wn = wordnet()
+    word = tok.lemma_.lower()
+    own = {s.lexname() for s in wn.synsets(f"{word}_{particle}", pos="v") + wn.synsets(word, pos="v")[:2]}
+    if any(s.lexname() in own for s in wn.synsets(f"{association.replace(' ', '_')}_{particle}", pos="v")):
+        return True
+    frames, need = verb_frames(association), _slot_frames(tok)
+    return bool(frames) and frames[0][0] in SPACE_LEX and (need is None or bool(frames[0][1] & need))
 
 
 def needs_frame(req: CaptionRequest) -> bool:
@@ -223,6 +221,8 @@ def substitution(doc, k: int, association: str, max_words: int | None) -> Draft 
     if k > 0 and doc[k - 1].lower_ in ("a", "an") and tag in ARTICLE_TAGS:
         art = indefinite_article(new)
         replace[k - 1] = art.capitalize() if doc[k - 1].text[:1].isupper() else art
+    if tag.startswith("VB"):  # a particle the association cannot take goes with the word it belonged to
+        replace.update({c.i: "" for c in doc[k].children if c.dep_ == "prt" and not takes_particle(doc[k], c.lower_, association)})
     modifier = doc[k].dep_ == "compound" or (k + 1 < len(doc) and doc[k + 1].pos_ in ("NOUN", "PROPN"))  # "a bed frame"
     if tag == "NN" and not modifier and is_mass(new):  # "on an unmade bed" -> "on unmade furniture", not "an unmade furniture"
         replace.update({c.i: "" for c in doc[k].children if c.dep_ == "det" and c.lower_ in ("a", "an")})
