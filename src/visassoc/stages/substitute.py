@@ -55,6 +55,7 @@ MIN_SHARE = 0.34
 # verbs of moving and perceiving take a direction freely ("glances up", "climbs down"); others take a
 # particle only as a listed phrasal verb ("lie down", not "rest down"; "pick up", not "grab up")
 SPACE_LEX = {"verb.motion", "verb.perception"}
+PLACE_FRAMES = frozenset({4, 20, 21, 22})  # WordNet frames with a phrase of place after the verb ("----s PP")
 SLOT_OBJECT = ("dobj", "dative")
 SLOT_OTHER = ("attr", "acomp", "oprd", "ccomp", "xcomp", "auxpass", "nsubjpass", "csubj")  # a copula, a clause, a passive
 BARE_SCENE = 2  # words: a scene this short ("A crane") is a bare noun, not a scene
@@ -123,8 +124,8 @@ def slot_fault(tok, association: str) -> str | None:
 
 def takes_particle(tok, particle: str, association: str) -> bool:
     """Whether ``association`` can keep the particle of verb ``tok`` ("looks up"): a verb of moving
-    or perceiving whose commonest sense has the slot's frame ("glances up"; not "appears
-    up": that "appear" is "seem"), or a WordNet phrasal verb of the kind of the slot's own ("think
+    or perceiving whose commonest sense has the slot's frame and takes a phrase of place ("glances
+    up"; not "appears up": that "appear" is "seem"; not "sees up"), or a WordNet phrasal verb of the kind of the slot's own ("think
     up" is inventing, not looking). The miner associates the verb without its particle, so when
     the association cannot take it the writer drops it ("An orange cat appears with wide eyes"):
     the particle was part of the word, not of the scene."""
@@ -134,7 +135,8 @@ def takes_particle(tok, particle: str, association: str) -> bool:
     if any(s.lexname() in own for s in wn.synsets(f"{association.replace(' ', '_')}_{particle}", pos="v")):
         return True
     frames, need = verb_frames(association), _slot_frames(tok)
-    return bool(frames) and frames[0][0] in SPACE_LEX and (need is None or bool(frames[0][1] & need))
+    lex, f = frames[0] if frames else ("", frozenset())
+    return lex in SPACE_LEX and bool(f & PLACE_FRAMES) and (need is None or bool(f & need))
 
 
 def needs_frame(req: CaptionRequest) -> bool:
