@@ -244,11 +244,13 @@ def test_a_verb_keeps_the_slots_frame_and_takes_its_particle_or_drops_it():
             _req(cat, "looks", "VERB", 1, "peer", left=2), _req(sits, "sits", "VERB", 2, "rest", left=2),
             _req("A man rides a horse.", "rides", "VERB", 2, "mount", left=2),
             _req("A dog lies down on the grass.", "lies", "VERB", 2, "rest", left=2),
-            _req(cat, "looks", "VERB", 2, "see", left=2)]
+            _req(cat, "looks", "VERB", 2, "see", left=2),
+            _req("An open refrigerator including bottles of various food.", "including", "VERB", 1, "contain", left=2)]
     out = SubstitutionWriter(10).write(reqs)
     assert all(isinstance(o, StageError) for o in out[:2]), out[:2]  # "fold" and "think" need an object
     assert out[2:] == ["An orange cat appears with wide eyes.", "An orange cat glances up with wide eyes.",
                        "An orange cat peers up with wide eyes.", "A woman astronaut rests beside her helmet and a flag.",
-                       "A man mounts a horse.", "A dog rests on the grass.", "An orange cat sees with wide eyes."]
+                       "A man mounts a horse.", "A dog rests on the grass.", "An orange cat sees with wide eyes.",
+                       "An open refrigerator containing bottles of various food."]  # "including" is a preposition here
     (last,) = SubstitutionWriter(10).write([_req(sits, "sits", "VERB", 2, "fold", left=0)])
     assert last.endswith(", as if folding.")  # the last one left is still written, in the frame

@@ -105,8 +105,8 @@ def _slot_frames(tok) -> frozenset[int] | None:
     """The frames a verb in ``tok``'s slot needs: object ones if the caption gives it an object, the
     intransitive ones if it gives none; None for a passive, copular or clausal slot (the re-tagging
     check is left to judge those)."""
-    if not tok.tag_.startswith("VB") or tok.tag_ == "VBN":
-        return None
+    if not tok.tag_.startswith("VB") or tok.tag_ == "VBN" or tok.dep_ == "prep":
+        return None  # a participle used as a preposition ("including bottles") has a pobj, not an object
     deps = {c.dep_ for c in tok.children}
     return OBJECT_FRAMES if deps & set(SLOT_OBJECT) else None if deps & set(SLOT_OTHER) else INTRANSITIVE_FRAMES
 
