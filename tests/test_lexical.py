@@ -407,3 +407,28 @@ def test_near_word_of_a_body_part_is_wordnet_related(demo_ladders):
     ss = lw.senses("eye", "n")
     related = set(lw.relations(ss[0], ss, [1.0] * len(ss), "n", "eye").by_level[1])
     assert lad[1] and not [a for a in lad[1] if lw.is_body_part(a) and a not in related], lad[1]
+
+
+ASTRONAUT = ("astronaut", "A woman astronaut sits beside her helmet and a flag.",
+             "A smiling astronaut in an orange suit poses for a portrait. A woman astronaut sits beside her helmet and "
+             "a flag. An astronaut holds a white helmet in front of a space shuttle model. A female pilot in a flight "
+             "suit smiles at the camera.",
+             [("helmet", "helmet", "NOUN"), ("sits", "sit", "VERB"), ("flag", "flag", "NOUN"),
+              ("astronaut", "astronaut", "NOUN"), ("woman", "woman", "NOUN")])
+
+
+def test_a_verbs_stand_ins_keep_its_frame_and_a_root_sense_has_a_level_two():
+    """The demo's "A woman astronaut folds beside her helmet": "sit" (be seated) takes no object,
+    so its levels 1-3, which stand in its slot, are verbs that can go without one (not "fold",
+    "cushion", "seat"); and the sense has no hypernym, so its level 2 comes from what its verb
+    group's members are kinds of ("sit down" -> change posture, "seat" -> put/pose)."""
+    from visassoc.stages.shorten import INTRANSITIVE_FRAMES, verb_frames
+
+    i, cap, desc, words = ASTRONAUT
+    reqs = [AssociationRequest(i, w, lem, p, cap, desc, [x for x, _, _ in words if x != w]) for w, lem, p in words]
+    lad = LexicalMiner(per_level=3).mine(reqs)[1]
+    assert not isinstance(lad, StageError), lad
+    for level in (1, 2, 3):
+        for a in lad[level]:
+            assert any(f & INTRANSITIVE_FRAMES for _, f in verb_frames(a)), (level, a, lad)
+    assert "pose" in lad[2], lad[2]

@@ -8,7 +8,8 @@ neighbours of a level-specific query, inside a concreteness band that steps down
 1 near synonym       synonyms of the sense whose gloss best fits the image description, close
                      hyponyms, similar adjectives, a hue's shades; else same-kind neighbours of the
                      word that are no sister kinds (cousins within three steps up)
-2 slight abstraction hypernyms (adjectives: the head of their cluster)
+2 slight abstraction hypernyms (adjectives: the head of their cluster; a verb sense with none, what it
+                     entails or its group's members are kinds of: sit -> pose)
 3 situational        parts/wholes, domains, sisters and neighbours of word + gloss + description,
                      minus things of the same kind (a breed of the dog)
 4 conceptual         abstract-kind nouns (acts, events, states...), derivations, far hypernyms,
@@ -26,7 +27,8 @@ noise); a word whose vector is mostly another part of speech queries with its se
 Nor is it a field of study unless the word is one ("sociology" for people), at levels 4-5 a noun
 read as often as an adjective ("yearly"), at level 1 of a body part another part ("mouth" for eye);
 an adjective's stand-in is attributive (not "awake"), descriptive (not "optical") and not of the
-other pole in any sense ("minor", a synonym of small, for tall).
+other pole in any sense ("minor", a synonym of small, for tall); a verb's stand-in at levels 1-3
+keeps the sense's frame (no object for "sit": not "fold").
 When a level has no such word, the band widens and structural rules relax step by step before a
 StageError. Deterministic; ``seed`` orders near-ties (scores within 1e-3).
 """
@@ -41,10 +43,11 @@ import numpy as np
 
 from .. import lexicon
 from . import lexical_wordnet as lw
+from .shorten import INTRANSITIVE_FRAMES, OBJECT_FRAMES, verb_frames
 from .interfaces import AssociationRequest, Ladder, StageError
 from .lexical_vocab import POS_KEYS, VOCAB_VERSION, Vocab, load_vocab, pos_profile, rating, vocab_path
 
-METHOD_VERSION = "lexical-6"
+METHOD_VERSION = "lexical-7"
 WN_POS = {"NOUN": "n", "VERB": "v", "ADJ": "a"}
 
 
@@ -177,6 +180,20 @@ def _rel_to_embed(cands: dict[str, float], vocab: Vocab, cap: int = 8) -> list[s
     """The strongest rated relation words outside the vocabulary ("man" has hundreds of hyponyms)."""
     extra = [w for w in cands if w not in vocab.index and rating(w) is not None]
     return sorted(extra, key=lambda w: (-cands[w], len(w.split()), w))[:cap]
+
+
+def _frame_need(best, lemma: str) -> frozenset[int] | None:
+    """The sentence frames a verb standing in for the word's sense must have one of: the intransitive
+    ones if the sense takes no object ("sit": be seated), the object ones if it always takes one,
+    None if it may go either way. Levels 1-3 put the verb in the caption's slot as it is, so a verb
+    the reader takes in the other frame ("fold": fold something) breaks the sentence; the writer
+    checks the slot itself, but a ladder whose three picks all fail there ends in a frame."""
+    if best is None:
+        return None
+    key = lemma.replace(" ", "_")
+    own = {f for lem in best.lemmas() if lem.name().lower() == key for f in lem.frame_ids()} or set(best.frame_ids())
+    intr, obj = bool(own & INTRANSITIVE_FRAMES), bool(own & OBJECT_FRAMES)
+    return INTRANSITIVE_FRAMES if intr and not obj else OBJECT_FRAMES if obj and not intr else None
 
 
 @dataclass
@@ -325,6 +342,7 @@ class LexicalMiner:
         field_ok = best is not None and lw.is_field_sense(best)  # fields associate only with fields
         descriptive = wpos == "a" and best_lex != "adj.pert" and not lw.is_relational(lemma)
         attributive = wpos == "a" and not lw.predicative_only(lemma)
+        frame = _frame_need(best, lemma) if wpos == "v" else None
 
         def profile(cand: str):
             """(has POS, share of POS, noun/verb lexname, stop) from the vocabulary arrays, else WordNet."""
@@ -364,6 +382,8 @@ class LexicalMiner:
             if lw.looks_alike(cand, lemma) and not any(cand in rel.by_level[k] for k in rel.by_level):
                 return False  # a spelling neighbour in MiniLM space ("hide" for "ride"), not a related word
             strength = rel.by_level[level].get(cand, 0.0)
+            if frame is not None and level <= 3 and strict and not any(f & frame for _, f in verb_frames(cand)):
+                return False  # "folds" for sits: a verb put in the word's place keeps its frame (object or none)
             if descriptive and strength == 0 and lw.is_relational(cand):
                 return False  # "optical" (of optics) for orange: a classifying adjective is no quality
             if best_lex == "noun.body" and level == 1 and strength == 0 and lw.is_body_part(cand):

@@ -194,6 +194,9 @@ def relations(best, all_senses, sense_scores, pos: str, lemma: str = "") -> Rela
                 add(4, frontier, 0.4)
             if depth == 1:
                 add(3, [x for h in frontier for x in h.hyponyms() if x != best], 0.25)  # sisters
+        if pos == "v" and not parents:  # a verb at the top of its tree (look: perceive with attention):
+            # its slight abstraction is what it entails (see) or what its group's members are kinds of
+            add(2, best.entailments() + [h for g in best.verb_groups() for h in g.hypernyms()], 0.7)
         add(3, best.part_meronyms() + best.member_holonyms() + best.part_holonyms() + best.substance_meronyms(), 0.5)
         add(3, best.entailments() + best.causes(), 0.5)
     add(3, best.topic_domains() + best.region_domains(), 0.5)

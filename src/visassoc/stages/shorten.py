@@ -33,6 +33,8 @@ NEEDS = ("attr", "acomp", "oprd", "dative", "prt", "xcomp")  # a verb's compleme
 PARTITIVE_LEX = {"noun.group", "noun.quantity", "noun.Tops"}
 INTRANSITIVE_FRAMES = frozenset({1, 2, 3, 4, 22})  # WordNet: "Something/Somebody ----s", "It is ----ing", "... ----s PP"
 ALONE_FRAMES = frozenset({1, 2, 3})  # ... of which these need no phrase at all ("rely" needs "on ...")
+# WordNet frames with a direct object: "Somebody ----s something", "... somebody PP", "... something to somebody"
+OBJECT_FRAMES = frozenset({5, 8, 9, 10, 11, 14, 15, 16, 17, 18, 19, 20, 21, 24, 30, 31})
 # a participle's own phrase: what keeps "sitting" from standing bare (not "while", not "and")
 OWN_WORDS = ("prep", "dobj", "prt", "xcomp", "ccomp", "advmod", "npadvmod", "attr", "acomp", "oprd", "dative", "agent")
 CONTENT = ("NOUN", "PROPN", "VERB", "ADJ", "NUM", "ADV")
@@ -163,6 +165,20 @@ def intransitive(lemma: str, frames: frozenset[int] | set[int] = INTRANSITIVE_FR
     from ..lexicon import wordnet
 
     return any(f in frames for s in wordnet().synsets(lemma, pos="v")[:2] for f in s.frame_ids())
+
+
+@lru_cache(maxsize=50_000)
+def verb_frames(verb: str) -> tuple[tuple[str, frozenset[int]], ...]:
+    """(lexname, sentence frames of the verb's lemma) for its two commonest WordNet verb senses; a
+    multi-word verb not in WordNet is read by its first word. The frames a reader takes it in."""
+    from ..lexicon import wordnet
+
+    wn = wordnet()
+    key = verb.strip().lower().replace(" ", "_")
+    if not wn.synsets(key, pos="v"):
+        key = key.split("_")[0]
+    return tuple((s.lexname(), frozenset({f for lem in s.lemmas() if lem.name().lower() == key for f in lem.frame_ids()}
+                                         or s.frame_ids())) for s in wn.synsets(key, pos="v")[:2])
 
 
 @lru_cache(maxsize=20_000)

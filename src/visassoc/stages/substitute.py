@@ -10,7 +10,10 @@ long, human caption per image:
   with its length as the reason: nothing is silently dropped.
 - **Grammar.** The association takes the slot's fine tag (dogs -> animals, riding ->
   travelling, looks -> gazes) and a preceding a/an is fixed; the result is re-tagged with spaCy
-  and kept only if the slot still reads as that tag. When no form fits ("oculars", "seats"), a
+  and kept only if the slot still reads as that tag. A verb must also take the slot's frame
+  (``slot_fault``: not "folds beside her helmet"); a particle it cannot take is dropped
+  (``takes_particle``: "appears with wide eyes", not "appears up"). When nothing fits
+  ("oculars", "seats"), a
   StageError sends the runner to the level's next association (``alternatives_left``); the last
   one is placed in a frame instead.
 - **Frames.** At levels 3-5 an abstract noun does not replace a concrete one ("A woman existence
@@ -33,9 +36,9 @@ from functools import lru_cache
 from ..lexicon import concreteness, spacy_nlp, wordnet
 from ..text import indefinite_article, inflect
 from .interfaces import CaptionRequest, StageError
-from .shorten import ALONE_FRAMES, fit, intransitive, parser, render, token_index
+from .shorten import ALONE_FRAMES, INTRANSITIVE_FRAMES, OBJECT_FRAMES, fit, intransitive, parser, render, token_index, verb_frames
 
-VERSION = "substitute-8"
+VERSION = "substitute-9"
 ARTICLE_TAGS = ("NN", "NNP", "JJ", "JJR", "JJS", "VBG", "VBN")
 SAME_TAG = {"NNP": "NN", "NNPS": "NNS"}  # a proper/common noun reading is still a noun of that number
 FRAME_LEVELS = (3, 4, 5)
@@ -49,6 +52,12 @@ QUALITY_LEX = {"noun.feeling", "noun.state", "noun.attribute", "noun.cognition",
 HAPPENING_LEX = {"noun.act", "noun.event", "noun.process", "noun.phenomenon", "noun.time"}
 FRAMES = {"quality": "a sense of", "happening": "a moment of", "other": "a picture of"}
 MIN_SHARE = 0.34
+# verbs of moving and perceiving take a direction freely ("glances up", "climbs down"); others take a
+# particle only as a listed phrasal verb ("lie down", not "rest down"; "pick up", not "grab up")
+SPACE_LEX = {"verb.motion", "verb.perception"}
+PLACE_FRAMES = frozenset({4, 20, 21, 22})  # WordNet frames with a phrase of place after the verb ("----s PP")
+SLOT_OBJECT = ("dobj", "dative")
+SLOT_OTHER = ("attr", "acomp", "oprd", "ccomp", "xcomp", "auxpass", "nsubjpass", "csubj")  # a copula, a clause, a passive
 BARE_SCENE = 2  # words: a scene this short ("A crane") is a bare noun, not a scene
 
 
@@ -90,6 +99,44 @@ def frameable_verb(association: str) -> bool:
     its two commonest senses: "as if committing", "as if needing", "as if relying" read as cut short
     (``shorten`` keeps a verb's object by a looser form of the same test)."""
     return intransitive(association.split()[0].lower(), ALONE_FRAMES)
+
+
+def _slot_frames(tok) -> frozenset[int] | None:
+    """The frames a verb in ``tok``'s slot needs: object ones if the caption gives it an object, the
+    intransitive ones if it gives none; None for a passive, copular or clausal slot (the re-tagging
+    check is left to judge those)."""
+    if not tok.tag_.startswith("VB") or tok.tag_ == "VBN" or tok.dep_ == "prep":
+        return None  # a participle used as a preposition ("including bottles") has a pobj, not an object
+    deps = {c.dep_ for c in tok.children}
+    return OBJECT_FRAMES if deps & set(SLOT_OBJECT) else None if deps & set(SLOT_OTHER) else INTRANSITIVE_FRAMES
+
+
+def slot_fault(tok, association: str) -> str | None:
+    """Why a verb cannot stand in verb ``tok``'s slot, or None. The slot's frame is the caption's own,
+    so the check is the writer's (the miner sees a word and its sense, not the parse): a slot with
+    no object takes a verb that can go without one ("sits beside" -> not "folds beside"), a slot with
+    an object one that takes it, by the sentence frames of the verb's two commonest senses."""
+    frames, need = verb_frames(association), _slot_frames(tok)
+    if need is None or not frames or any(f & need for _, f in frames):
+        return None  # not a WordNet verb: the re-tagging and the POS share decide
+    return f"{association!r} {'takes no object' if need is OBJECT_FRAMES else 'needs an object'}, unlike {tok.text!r} here"
+
+
+def takes_particle(tok, particle: str, association: str) -> bool:
+    """Whether ``association`` can keep the particle of verb ``tok`` ("looks up"): a verb of moving
+    or perceiving whose commonest sense has the slot's frame and takes a phrase of place ("glances
+    up"; not "appears up": that "appear" is "seem"; not "sees up"), or a WordNet phrasal verb of the kind of the slot's own ("think
+    up" is inventing, not looking). The miner associates the verb without its particle, so when
+    the association cannot take it the writer drops it ("An orange cat appears with wide eyes"):
+    the particle was part of the word, not of the scene."""
+    wn = wordnet()
+    word = tok.lemma_.lower()
+    own = {s.lexname() for s in wn.synsets(f"{word}_{particle}", pos="v") + wn.synsets(word, pos="v")[:2]}
+    if any(s.lexname() in own for s in wn.synsets(f"{association.replace(' ', '_')}_{particle}", pos="v")):
+        return True
+    frames, need = verb_frames(association), _slot_frames(tok)
+    lex, f = frames[0] if frames else ("", frozenset())
+    return lex in SPACE_LEX and bool(f & PLACE_FRAMES) and (need is None or bool(f & need))
 
 
 def needs_frame(req: CaptionRequest) -> bool:
@@ -166,6 +213,9 @@ def substitution(doc, k: int, association: str, max_words: int | None) -> Draft 
         return f"no {tag} form of {association!r} for {doc[k].text!r}"
     if not pos_share_ok(association, tag):
         return f"{association!r} is rarely a word of {doc[k].text!r}'s part of speech ({tag})"
+    fault = slot_fault(doc[k], association) if tag.startswith("VB") else None
+    if fault:
+        return fault
     new = inflect(association, tag)
     if k == 0:  # the caption's first word; a capital inside it is the word's own ("Polish"), not the slot's
         new = new[:1].upper() + new[1:]
@@ -173,6 +223,8 @@ def substitution(doc, k: int, association: str, max_words: int | None) -> Draft 
     if k > 0 and doc[k - 1].lower_ in ("a", "an") and tag in ARTICLE_TAGS:
         art = indefinite_article(new)
         replace[k - 1] = art.capitalize() if doc[k - 1].text[:1].isupper() else art
+    if tag.startswith("VB"):  # a particle the association cannot take goes with the word it belonged to
+        replace.update({c.i: "" for c in doc[k].children if c.dep_ == "prt" and not takes_particle(doc[k], c.lower_, association)})
     modifier = doc[k].dep_ == "compound" or (k + 1 < len(doc) and doc[k + 1].pos_ in ("NOUN", "PROPN"))  # "a bed frame"
     if tag == "NN" and not modifier and is_mass(new):  # "on an unmade bed" -> "on unmade furniture", not "an unmade furniture"
         replace.update({c.i: "" for c in doc[k].children if c.dep_ == "det" and c.lower_ in ("a", "an")})
