@@ -23,9 +23,9 @@ import pyarrow.parquet as pq
 from visassoc.lexicon import concreteness, spacy_nlp
 from visassoc.records import LEVELS
 
-from visassoc.stages.substitute import FRAMES  # noqa: E402  (the writer's noun frames, one list)
+from visassoc.stages.substitute import FRAMES, SHORT_FRAMES  # noqa: E402  (the writer's noun frames)
 
-NOUN_FRAMES = ("pure", *FRAMES.values())
+NOUN_FRAMES = (*FRAMES.values(), *SHORT_FRAMES)
 FRAME_RE = re.compile(rf", ({'|'.join(map(re.escape, NOUN_FRAMES))}|as if) ([a-z][a-z' -]*)\.?$")
 
 

@@ -138,7 +138,9 @@ def test_lists_lose_their_later_items_whole():
 
 def test_a_frame_does_not_leave_a_bare_noun_when_the_shorter_one_keeps_a_clause():
     (out,) = SubstitutionWriter(10).write([_req("The street is blocked by a truck and a crane.", "crane", "NOUN", 5, "courage")])
-    assert out == "The street is blocked by a crane, pure courage."  # not "A crane, a sense of courage."
+    assert out == "The street is blocked by a crane, full of courage."  # not "A crane, a sense of courage."
+    (tight,) = SubstitutionWriter(10).write([_req("An orange cat looks up with wide eyes.", "eyes", "NOUN", 5, "focus")])
+    assert tight == "A cat looks up with wide eyes, full of focus."  # a quality: three words before "pure focus"
 
 
 def test_a_frame_never_repeats_its_own_noun():
