@@ -407,3 +407,25 @@ def test_near_word_of_a_body_part_is_wordnet_related(demo_ladders):
     ss = lw.senses("eye", "n")
     related = set(lw.relations(ss[0], ss, [1.0] * len(ss), "n", "eye").by_level[1])
     assert lad[1] and not [a for a in lad[1] if lw.is_body_part(a) and a not in related], lad[1]
+
+
+def test_a_value_adjective_keeps_its_attribute_near(demo_ladders):
+    """A colour's near words stay on colour: a shade, a colour word or an adjective a reader takes
+    as one of colour ("bright", having striking color; "warm", of reds and oranges), not the value
+    of another property ("striped", a pattern). Beside a hue "bright" is no sister value, "white"
+    is; a far sense ("noisy", of loud colours) and a polysemous name ("light" for luminosity,
+    which glosses "infrared") do not make a word one of the attribute."""
+    from visassoc.stages import lexical_wordnet as lw
+
+    colour = lw.attribute_words(lw.senses("orange", "a")[0], "orange")
+    assert lw.speaks_of("bright", colour) and lw.speaks_of("warm", colour)
+    assert not lw.speaks_of("striped", colour) and not lw.speaks_of("noisy", colour)
+    assert not lw.speaks_of("infrared", lw.attribute_words(lw.senses("bright", "a")[0], "bright"))
+    assert not lw.sister_value("orange", "bright") and lw.sister_value("orange", "white")
+    assert lw.sister_value("tall", "tiny") and lw.is_hue("colorful") and lw.is_hue("tawny")
+    assert not lw.is_colour("bright") and not lw.is_hue("cardinal")  # first of all "essential"
+    ss = lw.senses("orange", "a")
+    rel = lw.relations(ss[0], ss, [1.0] * len(ss), "a", "orange")
+    for level in (1, 2):  # the best word, which the caption uses; later ones may be looser fallbacks
+        a = demo_ladders[("chelsea", "orange")][level][0]
+        assert a in rel.by_level[level] or lw.is_hue(a) or (level == 2 and lw.speaks_of(a, colour)), (level, a)

@@ -44,7 +44,7 @@ from . import lexical_wordnet as lw
 from .interfaces import AssociationRequest, Ladder, StageError
 from .lexical_vocab import POS_KEYS, VOCAB_VERSION, Vocab, load_vocab, pos_profile, rating, vocab_path
 
-METHOD_VERSION = "lexical-6"
+METHOD_VERSION = "lexical-7"
 WN_POS = {"NOUN": "n", "VERB": "v", "ADJ": "a"}
 
 
@@ -315,8 +315,8 @@ class LexicalMiner:
         banned = set(rel.banned) | lw.GENERIC | {t.strip(".,!?;:'\"()").lower() for t in r.caption.split()}
         for o in r.other_words:
             banned |= lw.forms(o.lower())
-        family = lw.adj_family(lemma) if wpos == "a" else frozenset()
         colour = wpos == "a" and lw.is_colour(lemma)
+        attribute = lw.attribute_words(best, lemma) if wpos == "a" else frozenset()
         used: set[str] = set()
         stems: set[str] = set()
         picks: dict[int, list[str]] = {}
@@ -372,10 +372,13 @@ class LexicalMiner:
             home = rel.home(cand)
             if home is not None and home != level and strict:
                 return False  # a hypernym is a level-2 word, a hyponym a level-1 word
-            if wpos == "a" and cand not in rel.by_level[1] and cand not in rel.by_level[2] and family & lw.adj_family(cand):
+            if wpos == "a" and cand not in rel.by_level[1] and cand not in rel.by_level[2] and lw.sister_value(lemma, cand):
                 return False  # a sister value of the same attribute (blue for red, vast for small)
-            if colour and level <= 2 and strict >= level and strength == 0 and not lw.is_colour(cand):
-                return False  # a hue's near words are shades or colour words, not its namesake's
+            if ((attribute or colour) and level <= 2 and strict >= (1 if colour else 2) and strength == 0
+                    and not (colour and lw.is_hue(cand))
+                    and not (lw.speaks_of(cand, attribute) and (level == 2 or not colour))):
+                return False  # a hue's near words are shades or colour words, then words of colour
+                # ("warm", not "striped", a pattern); a width's are of width: another property's value is no stand-in
             if share < 0.4 and not (strength > 0 and level <= 2):
                 # mostly another part of speech ("chair" as a verb, "feminine" as a noun), at every level and
                 # strictness: only the word's own synonyms and hypernyms are of its POS by construction
@@ -399,6 +402,10 @@ class LexicalMiner:
         if best is not None and profile(lemma)[1] < 0.5:
             w = g  # the word's vector is mostly another part of speech (a fruit for a colour)
         pos_ok = vocab.pos[:, p] & ~vocab.stop
+        # words defined by the adjective's attribute join the near levels' pool (few are MiniLM neighbours)
+        on_attr = np.zeros(len(vocab), dtype=bool)
+        if attribute:
+            on_attr[[k for k in np.flatnonzero(pos_ok) if lw.speaks_of(vocab.words[k], attribute)]] = True
         for level in range(1, 6):
             mix = MIX[level]
             q = mix[0] * w + mix[1] * g + mix[2] * d
@@ -424,6 +431,8 @@ class LexicalMiner:
                 score = sims[idx] - CONC_PENALTY * np.abs(vocab.conc[idx] - target)
                 top = np.argpartition(-score, POOL)[:POOL] if len(idx) > POOL else np.arange(len(idx))
                 scored = {vocab.words[idx[k]]: float(score[k]) for k in top}
+                if level <= 2:
+                    scored.update({vocab.words[idx[k]]: float(score[k]) for k in np.flatnonzero(on_attr[idx])})
                 for cand, strength in rel.by_level[level].items():
                     conc = rating(cand)
                     k = vocab.index.get(cand)

@@ -10,6 +10,7 @@ from .. import lexicon
 from .lexical_vocab import pos_profile, sense_count
 
 MAX_SENSES = 6
+COMMON_SENSE = 3  # SemCor uses that make an adjective sense one a reader takes from the word alone
 # top-of-tree hypernyms and light verbs that say nothing about the word
 GENERIC = {
     "entity", "physical entity", "abstraction", "object", "whole", "thing", "matter", "unit", "artifact",
@@ -271,6 +272,8 @@ _TOO_GENERAL = {
     "attribute.n.02", "property.n.02", "quality.n.01", "abstraction.n.06", "entity.n.01", "state.n.02",
     "condition.n.01", "state.n.01",
 }
+# colour in general: "bright" or "vivid" share it with orange but are no other hue
+_ANY_COLOUR = {"color.n.01", "color_property.n.01", "visual_property.n.01"}
 
 
 @lru_cache(maxsize=200_000)
@@ -302,7 +305,35 @@ def adj_family(word: str) -> frozenset[str]:
     return frozenset((out - _TOO_GENERAL) | heads)
 
 
-_HUE_GLOSS = re.compile(r"^(of|having|resembling|being)( the| a| an)? ([a-z-]+ ){0,2}colou?r|tinged with|of the colou?r")
+def sister_value(word: str, cand: str) -> bool:
+    """``cand`` is another value of the attribute ``word`` is a value of (blue for red, vast for
+    small): they share a family noun. Beside a hue, sharing only colour in general makes no sister
+    of a word that is no particular colour: "bright" and "vivid" say how any colour looks, "white"
+    is another colour. Beside "bright", "translucent" is another visual property and stays out."""
+    shared = adj_family(word) & adj_family(cand)
+    if shared and shared <= _ANY_COLOUR and is_hue(word):
+        return is_hue(cand)
+    return bool(shared)
+
+
+@lru_cache(maxsize=200_000)
+def is_hue(word: str) -> bool:
+    """A particular colour: a value below color.n.01 (white, amber) or first glossed as one
+    ("reddish", tinged with red); "bright", first of all luminous, is none."""
+    below = _below_colour()
+    if any(n in below for n in adj_family(word)):
+        return True
+    syns = _adj_synsets(word.replace(" ", "_"))[:1]
+    return any(_HUE_GLOSS.search(s.definition()) for s in syns)
+
+
+@lru_cache(maxsize=1)
+def _below_colour() -> frozenset[str]:
+    color = lexicon.wordnet().synset("color.n.01")
+    return frozenset(s.name() for s in color.closure(lambda x: x.hyponyms(), depth=6))
+
+
+_HUE_GLOSS = re.compile(r"^(of|having|resembling|being)( the| a| an)? ([a-z-]+ ){0,3}colou?r|tinged with|of the colou?r")
 
 
 @lru_cache(maxsize=200_000)
@@ -313,7 +344,7 @@ def is_colour(word: str) -> bool:
     key = word.replace(" ", "_")
     if key in _colour_nouns():
         return True
-    syns = (wn.synsets(key, pos="a") + wn.synsets(key, pos="s"))[:2]
+    syns = (wn.synsets(key, pos="a") + wn.synsets(key, pos="s"))[:1]  # "bright" is first luminous
     return any(_HUE_GLOSS.search(s.definition()) for s in syns)
 
 
@@ -328,3 +359,44 @@ def _hue_nouns(word: str) -> list:
     color = lexicon.wordnet().synset("color.n.01")
     return [s for s in lexicon.wordnet().synsets(word.replace(" ", "_"), pos="n")
             if color in s.closure(lambda x: x.hypernyms(), depth=6)]
+
+
+def attribute_words(best, lemma: str) -> frozenset[str]:
+    """Names of the attribute an adjective sense is a value of (orange -> hue, color; wide ->
+    width; bright -> luminosity): its WordNet attribute nouns, its head's, its own
+    nominalisations, and "color" for a hue, each by the names that mean it first ("light" names
+    luminosity too, but read alone it is radiation, and "infrared" is glossed by it), not by
+    hypernyms. Empty for an adjective that names no measurable property (wide-eyed, crowded)."""
+    if best is None or best.pos() not in "as":
+        return frozenset()
+    key = lemma.replace(" ", "_")
+    nouns = list(best.attributes())
+    nouns += [a for h in best.similar_tos() if h.pos() == "a" for a in h.attributes()]
+    nouns += [d.synset() for lem in best.lemmas() if lem.name().lower() == key
+              for d in lem.derivationally_related_forms() if d.synset().pos() == "n"]
+    if not nouns:
+        return frozenset()
+    if is_colour(lemma):
+        nouns.append(lexicon.wordnet().synset("color.n.01"))
+    wn = lexicon.wordnet()
+    out = {w for n in nouns if n.name() not in _TOO_GENERAL for w in names([n])
+           if " " not in w and len(w) >= 4 and w not in GENERIC and n in wn.synsets(w, pos="n")[:2]}
+    return frozenset(stem(w) for w in out) - {stem(lemma)}  # a gloss naming the word is no attribute
+
+
+def speaks_of(cand: str, attribute: frozenset[str]) -> bool:
+    """``cand`` is defined by the attribute in a third of its adjective sense weight (1 + SemCor
+    count per sense) or in a sense readers meet (``COMMON_SENSE`` SemCor uses: "bright", having
+    striking color; "warm", of reds and oranges), so it stays on that property; "striped", marked
+    with stripes, is a value of another one, the pattern. A rare sense does not count: "noisy"
+    has one of loud colours, "cold" one of blues."""
+    if not attribute:
+        return False
+    w = [(s, c) for s, c in _weights(cand) if s.pos() in "as"]
+    on = [c for s, c in w if attribute & _def_stems(s.name())]
+    return bool(on) and (sum(on) >= sum(c for _, c in w) / 3 or max(on) >= 1 + COMMON_SENSE)
+
+
+@lru_cache(maxsize=200_000)
+def _def_stems(name: str) -> frozenset[str]:
+    return frozenset(stem(t) for t in re.findall(r"[a-z]+", lexicon.wordnet().synset(name).definition().lower()))
