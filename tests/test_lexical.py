@@ -377,12 +377,15 @@ def demo_ladders():
 
 def test_adjective_stand_ins_fit_the_slot(demo_ladders):
     """The caption's adjective stands before its noun and says a quality, so its stand-in is no
-    predicative-only adjective ("awake lights"), no relational one unless WordNet relates it
+    predicative-only adjective ("awake lights") nor one that needs a complement ("an unable
+    shirt", the miner's old pick for blue in a COCO caption), no relational one unless WordNet relates it
     ("optical" = of optics, for orange), and no word of the other pole in any sense ("minor",
     a synonym of small, for tall, which WordNet sees as large)."""
     from visassoc.stages import lexical_wordnet as lw
 
     assert lw.predicative_only("awake") and not lw.predicative_only("bright")
+    assert lw.predicative_only("unable") and lw.predicative_only("able")  # usually followed by 'to'
+    assert not lw.predicative_only("aware") and not lw.predicative_only("sure")
     assert lw.is_relational("optical") and lw.is_relational("cultural") and not lw.is_relational("orange")
     tall = lw.senses("tall", "a")
     assert "minor" in lw.relations(tall[0], tall, [1.0] * len(tall), "a", "tall").banned

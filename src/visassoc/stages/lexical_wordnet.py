@@ -255,11 +255,20 @@ def is_relational(word: str) -> bool:
 
 @lru_cache(maxsize=200_000)
 def predicative_only(word: str) -> bool:
-    """WordNet marks every adjective sense of the word predicative ("awake", "asleep"): it cannot
-    stand before a noun ("awake lights"), where a caption's adjective stands."""
+    """The word cannot stand before a noun ("awake lights"), where a caption's adjective stands:
+    WordNet marks every adjective sense of it predicative ("awake", "asleep"), or half its sense
+    weight needs a complement ("able", usually followed by 'to': "an able boy" reads as skilled
+    at best, "an unable shirt" not at all)."""
     key = word.replace(" ", "_")
     marks = [lem.syntactic_marker() for s in _adj_synsets(key) for lem in s.lemmas() if lem.name().lower() == key]
-    return bool(marks) and all(m == "(p)" for m in marks)
+    if marks and all(m == "(p)" for m in marks):
+        return True
+    w = [(s, c) for s, c in _weights(word) if s.pos() in "as"]
+    total = sum(c for _, c in w)
+    return total > 0 and sum(c for s, c in w if _COMPLEMENT.match(s.definition())) >= total / 2
+
+
+_COMPLEMENT = re.compile(r"\((usually )?followed by")
 
 
 @lru_cache(maxsize=200_000)
