@@ -425,6 +425,7 @@ def test_a_value_adjective_keeps_its_attribute_near(demo_ladders):
     assert not lw.speaks_of("striped", colour) and not lw.speaks_of("noisy", colour)
     assert not lw.speaks_of("infrared", lw.attribute_words(lw.senses("bright", "a")[0], "bright"))
     assert not lw.sister_value("orange", "bright") and lw.sister_value("orange", "white")
+    assert lw.sister_value("white", "auburn") and lw.sister_value("white", "silver")  # COCO's old picks
     assert lw.sister_value("tall", "tiny") and lw.is_hue("colorful") and lw.is_hue("tawny")
     assert not lw.is_colour("bright") and not lw.is_hue("cardinal")  # first of all "essential"
     ss = lw.senses("orange", "a")

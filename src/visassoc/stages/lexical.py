@@ -404,7 +404,7 @@ class LexicalMiner:
         pos_ok = vocab.pos[:, p] & ~vocab.stop
         # words defined by the adjective's attribute join the near levels' pool (few are MiniLM neighbours)
         on_attr = np.zeros(len(vocab), dtype=bool)
-        if attribute:
+        if colour:  # colour words are many and plain; a size's are few and glossed loosely ("symmetric": in size)
             on_attr[[k for k in np.flatnonzero(pos_ok) if lw.speaks_of(vocab.words[k], attribute)]] = True
         for level in range(1, 6):
             mix = MIX[level]

@@ -316,12 +316,14 @@ def adj_family(word: str) -> frozenset[str]:
 
 def sister_value(word: str, cand: str) -> bool:
     """``cand`` is another value of the attribute ``word`` is a value of (blue for red, vast for
-    small): they share a family noun. Beside a hue, sharing only colour in general makes no sister
-    of a word that is no particular colour: "bright" and "vivid" say how any colour looks, "white"
-    is another colour. Beside "bright", "translucent" is another visual property and stays out."""
+    small): they share a family noun. Beside a colour every colour is one, however WordNet files
+    it (white, auburn, silver), and sharing only colour in general makes no sister of a word that
+    is no particular colour: "bright" and "vivid" say how any colour looks."""
+    if is_hue(word) and (is_hue(cand) or cand.replace(" ", "_") in _colour_nouns()):
+        return True  # two colours are alternatives however WordNet files them (white, auburn, silver)
     shared = adj_family(word) & adj_family(cand)
     if shared and shared <= _ANY_COLOUR and is_hue(word):
-        return is_hue(cand)
+        return False
     return bool(shared)
 
 
@@ -342,7 +344,7 @@ def _below_colour() -> frozenset[str]:
     return frozenset(s.name() for s in color.closure(lambda x: x.hyponyms(), depth=6))
 
 
-_HUE_GLOSS = re.compile(r"^(of|having|resembling|being)( the| a| an)? ([a-z-]+ ){0,3}colou?r|tinged with|of the colou?r")
+_HUE_GLOSS = re.compile(r"^(\([^)]*\) )?((of|having|resembling|being)( the| a| an)? ([a-z-]+ ){0,3}colou?r|colou?red)|tinged with|of the colou?r")
 
 
 @lru_cache(maxsize=200_000)
