@@ -25,8 +25,9 @@ used once per ladder. Nor is it a spelling neighbour WordNet does not relate to 
 noise); a word whose vector is mostly another part of speech queries with its sense gloss instead.
 Nor is it a field of study unless the word is one ("sociology" for people), at levels 4-5 a noun
 read as often as an adjective ("yearly"), at level 1 of a body part another part ("mouth" for eye);
-an adjective's stand-in is attributive (not "awake"), descriptive (not "optical") and not of the
-other pole in any sense ("minor", a synonym of small, for tall).
+an adjective's stand-in is attributive (not "awake", "unable"), descriptive (not "optical") and not
+of the other pole in any sense ("minor", a synonym of small, for tall); its best level 1-2 words
+keep its attribute (a colour's are colours or words defined by colour: "bright", not "striped").
 When a level has no such word, the band widens and structural rules relax step by step before a
 StageError. Deterministic; ``seed`` orders near-ties (scores within 1e-3).
 """
@@ -374,11 +375,12 @@ class LexicalMiner:
                 return False  # a hypernym is a level-2 word, a hyponym a level-1 word
             if wpos == "a" and cand not in rel.by_level[1] and cand not in rel.by_level[2] and lw.sister_value(lemma, cand):
                 return False  # a sister value of the same attribute (blue for red, vast for small)
-            if ((attribute or colour) and level <= 2 and strict >= (1 if colour else 2) and strength == 0
+            if ((attribute or colour) and level <= 2 and strict >= (level if colour else 2) and strength == 0
                     and not (colour and lw.is_hue(cand))
                     and not (lw.speaks_of(cand, attribute) and (level == 2 or not colour))):
                 return False  # a hue's near words are shades or colour words, then words of colour
-                # ("warm", not "striped", a pattern); a width's are of width: another property's value is no stand-in
+                # ("warm", not "striped", a pattern); a width's are of width: another property's value is no
+                # stand-in. Level 2 relaxes first: colour words are few, and the batch's use cap needs others
             if share < 0.4 and not (strength > 0 and level <= 2):
                 # mostly another part of speech ("chair" as a verb, "feminine" as a noun), at every level and
                 # strictness: only the word's own synonyms and hypernyms are of its POS by construction
