@@ -174,6 +174,8 @@ def test_same_word_rule():
     assert same_word("rider", "ride", frozenset({"ride", "rode", "riding"}))
     assert same_word("board", "surfboard", frozenset({"surfboard"}))
     assert not same_word("puppy", "dog", forms) and not same_word("journey", "ride", frozenset({"ride"}))
+    # a short word inside a compound that WordNet defines by it (COCO-mini's level 2 of red), not by chance
+    assert same_word("infrared", "red", frozenset({"red"})) and not same_word("hundred", "red", frozenset({"red"}))
 
 
 def test_bands_step_down():

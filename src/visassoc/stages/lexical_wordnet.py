@@ -96,7 +96,15 @@ def same_word(cand: str, lemma: str, word_forms: frozenset[str]) -> bool:
         k = len(os.path.commonprefix([t, lemma]))
         if k >= min(len(lemma), 4) or (len(lemma) >= 4 and lemma in t) or (len(t) >= 4 and t in lemma):
             return True
+        if lemma in t and lemma in _definition_words(t):
+            return True  # a short word inside a compound defined by it: "infrared" (at the red end) for red
     return False
+
+
+@lru_cache(maxsize=200_000)
+def _definition_words(word: str) -> frozenset[str]:
+    return frozenset(t for s in lexicon.wordnet().synsets(word.replace(" ", "_"))
+                     for t in re.findall(r"[a-z]+", s.definition().lower()))
 
 
 @dataclass
