@@ -174,6 +174,8 @@ def test_same_word_rule():
     assert same_word("rider", "ride", frozenset({"ride", "rode", "riding"}))
     assert same_word("board", "surfboard", frozenset({"surfboard"}))
     assert not same_word("puppy", "dog", forms) and not same_word("journey", "ride", frozenset({"ride"}))
+    # a short word inside a compound that WordNet defines by it (COCO-mini's level 2 of red), not by chance
+    assert same_word("infrared", "red", frozenset({"red"})) and not same_word("hundred", "red", frozenset({"red"}))
 
 
 def test_bands_step_down():
@@ -377,12 +379,15 @@ def demo_ladders():
 
 def test_adjective_stand_ins_fit_the_slot(demo_ladders):
     """The caption's adjective stands before its noun and says a quality, so its stand-in is no
-    predicative-only adjective ("awake lights"), no relational one unless WordNet relates it
+    predicative-only adjective ("awake lights") nor one that needs a complement ("an unable
+    shirt", the miner's old pick for blue in a COCO caption), no relational one unless WordNet relates it
     ("optical" = of optics, for orange), and no word of the other pole in any sense ("minor",
     a synonym of small, for tall, which WordNet sees as large)."""
     from visassoc.stages import lexical_wordnet as lw
 
     assert lw.predicative_only("awake") and not lw.predicative_only("bright")
+    assert lw.predicative_only("unable") and lw.predicative_only("able")  # usually followed by 'to'
+    assert not lw.predicative_only("aware") and not lw.predicative_only("sure")
     assert lw.is_relational("optical") and lw.is_relational("cultural") and not lw.is_relational("orange")
     tall = lw.senses("tall", "a")
     assert "minor" in lw.relations(tall[0], tall, [1.0] * len(tall), "a", "tall").banned
@@ -432,3 +437,26 @@ def test_a_verbs_stand_ins_keep_its_frame_and_a_root_sense_has_a_level_two():
         for a in lad[level]:
             assert any(f & INTRANSITIVE_FRAMES for _, f in verb_frames(a)), (level, a, lad)
     assert "pose" in lad[2], lad[2]
+
+
+def test_a_value_adjective_keeps_its_attribute_near(demo_ladders):
+    """A colour's near words stay on colour: a shade, a colour word or an adjective a reader takes
+    as one of colour ("bright", having striking color; "warm", of reds and oranges), not the value
+    of another property ("striped", a pattern). Beside a hue "bright" is no sister value, "white"
+    is; a far sense ("noisy", of loud colours) and a polysemous name ("light" for luminosity,
+    which glosses "infrared") do not make a word one of the attribute."""
+    from visassoc.stages import lexical_wordnet as lw
+
+    colour = lw.attribute_words(lw.senses("orange", "a")[0], "orange")
+    assert lw.speaks_of("bright", colour) and lw.speaks_of("warm", colour)
+    assert not lw.speaks_of("striped", colour) and not lw.speaks_of("noisy", colour)
+    assert not lw.speaks_of("infrared", lw.attribute_words(lw.senses("bright", "a")[0], "bright"))
+    assert not lw.sister_value("orange", "bright") and lw.sister_value("orange", "white")
+    assert lw.sister_value("white", "auburn") and lw.sister_value("white", "silver")  # COCO's old picks
+    assert lw.sister_value("tall", "tiny") and lw.is_hue("colorful") and lw.is_hue("tawny")
+    assert not lw.is_colour("bright") and not lw.is_hue("cardinal")  # first of all "essential"
+    ss = lw.senses("orange", "a")
+    rel = lw.relations(ss[0], ss, [1.0] * len(ss), "a", "orange")
+    for level in (1, 2):  # the best word, which the caption uses; later ones may be looser fallbacks
+        a = demo_ladders[("chelsea", "orange")][level][0]
+        assert a in rel.by_level[level] or lw.is_hue(a) or (level == 2 and lw.speaks_of(a, colour)), (level, a)

@@ -26,9 +26,10 @@ used once per ladder. Nor is it a spelling neighbour WordNet does not relate to 
 noise); a word whose vector is mostly another part of speech queries with its sense gloss instead.
 Nor is it a field of study unless the word is one ("sociology" for people), at levels 4-5 a noun
 read as often as an adjective ("yearly"), at level 1 of a body part another part ("mouth" for eye);
-an adjective's stand-in is attributive (not "awake"), descriptive (not "optical") and not of the
-other pole in any sense ("minor", a synonym of small, for tall); a verb's stand-in at levels 1-3
-keeps the sense's frame (no object for "sit": not "fold").
+an adjective's stand-in is attributive (not "awake", "unable"), descriptive (not "optical") and not
+of the other pole in any sense ("minor", a synonym of small, for tall); its best level 1-2 words
+keep its attribute (a colour's are colours or words defined by colour: "bright", not "striped");
+a verb's stand-in at levels 1-3 keeps the sense's frame (no object for "sit": not "fold").
 When a level has no such word, the band widens and structural rules relax step by step before a
 StageError. Deterministic; ``seed`` orders near-ties (scores within 1e-3).
 """
@@ -47,7 +48,7 @@ from .shorten import INTRANSITIVE_FRAMES, OBJECT_FRAMES, verb_frames
 from .interfaces import AssociationRequest, Ladder, StageError
 from .lexical_vocab import POS_KEYS, VOCAB_VERSION, Vocab, load_vocab, pos_profile, rating, vocab_path
 
-METHOD_VERSION = "lexical-7"
+METHOD_VERSION = "lexical-8"
 WN_POS = {"NOUN": "n", "VERB": "v", "ADJ": "a"}
 
 
@@ -332,8 +333,8 @@ class LexicalMiner:
         banned = set(rel.banned) | lw.GENERIC | {t.strip(".,!?;:'\"()").lower() for t in r.caption.split()}
         for o in r.other_words:
             banned |= lw.forms(o.lower())
-        family = lw.adj_family(lemma) if wpos == "a" else frozenset()
         colour = wpos == "a" and lw.is_colour(lemma)
+        attribute = lw.attribute_words(best, lemma) if wpos == "a" else frozenset()
         used: set[str] = set()
         stems: set[str] = set()
         picks: dict[int, list[str]] = {}
@@ -392,10 +393,14 @@ class LexicalMiner:
             home = rel.home(cand)
             if home is not None and home != level and strict:
                 return False  # a hypernym is a level-2 word, a hyponym a level-1 word
-            if wpos == "a" and cand not in rel.by_level[1] and cand not in rel.by_level[2] and family & lw.adj_family(cand):
+            if wpos == "a" and cand not in rel.by_level[1] and cand not in rel.by_level[2] and lw.sister_value(lemma, cand):
                 return False  # a sister value of the same attribute (blue for red, vast for small)
-            if colour and level <= 2 and strict >= level and strength == 0 and not lw.is_colour(cand):
-                return False  # a hue's near words are shades or colour words, not its namesake's
+            if ((attribute or colour) and level <= 2 and strict >= (level if colour else 2) and strength == 0
+                    and not (colour and lw.is_hue(cand))
+                    and not (lw.speaks_of(cand, attribute) and (level == 2 or not colour))):
+                return False  # a hue's near words are shades or colour words, then words of colour
+                # ("warm", not "striped", a pattern); a width's are of width: another property's value is no
+                # stand-in. Level 2 relaxes first: colour words are few, and the batch's use cap needs others
             if share < 0.4 and not (strength > 0 and level <= 2):
                 # mostly another part of speech ("chair" as a verb, "feminine" as a noun), at every level and
                 # strictness: only the word's own synonyms and hypernyms are of its POS by construction
@@ -419,6 +424,10 @@ class LexicalMiner:
         if best is not None and profile(lemma)[1] < 0.5:
             w = g  # the word's vector is mostly another part of speech (a fruit for a colour)
         pos_ok = vocab.pos[:, p] & ~vocab.stop
+        # words defined by the adjective's attribute join the near levels' pool (few are MiniLM neighbours)
+        on_attr = np.zeros(len(vocab), dtype=bool)
+        if colour:  # colour words are many and plain; a size's are few and glossed loosely ("symmetric": in size)
+            on_attr[[k for k in np.flatnonzero(pos_ok) if lw.speaks_of(vocab.words[k], attribute)]] = True
         for level in range(1, 6):
             mix = MIX[level]
             q = mix[0] * w + mix[1] * g + mix[2] * d
@@ -444,6 +453,8 @@ class LexicalMiner:
                 score = sims[idx] - CONC_PENALTY * np.abs(vocab.conc[idx] - target)
                 top = np.argpartition(-score, POOL)[:POOL] if len(idx) > POOL else np.arange(len(idx))
                 scored = {vocab.words[idx[k]]: float(score[k]) for k in top}
+                if level <= 2:
+                    scored.update({vocab.words[idx[k]]: float(score[k]) for k in np.flatnonzero(on_attr[idx])})
                 for cand, strength in rel.by_level[level].items():
                     conc = rating(cand)
                     k = vocab.index.get(cand)

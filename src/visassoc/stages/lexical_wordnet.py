@@ -10,6 +10,7 @@ from .. import lexicon
 from .lexical_vocab import pos_profile, sense_count
 
 MAX_SENSES = 6
+COMMON_SENSE = 3  # SemCor uses that make an adjective sense one a reader takes from the word alone
 # top-of-tree hypernyms and light verbs that say nothing about the word
 GENERIC = {
     "entity", "physical entity", "abstraction", "object", "whole", "thing", "matter", "unit", "artifact",
@@ -95,7 +96,15 @@ def same_word(cand: str, lemma: str, word_forms: frozenset[str]) -> bool:
         k = len(os.path.commonprefix([t, lemma]))
         if k >= min(len(lemma), 4) or (len(lemma) >= 4 and lemma in t) or (len(t) >= 4 and t in lemma):
             return True
+        if lemma in t and lemma in _definition_words(t):
+            return True  # a short word inside a compound defined by it: "infrared" (at the red end) for red
     return False
+
+
+@lru_cache(maxsize=200_000)
+def _definition_words(word: str) -> frozenset[str]:
+    return frozenset(t for s in lexicon.wordnet().synsets(word.replace(" ", "_"))
+                     for t in re.findall(r"[a-z]+", s.definition().lower()))
 
 
 @dataclass
@@ -257,11 +266,20 @@ def is_relational(word: str) -> bool:
 
 @lru_cache(maxsize=200_000)
 def predicative_only(word: str) -> bool:
-    """WordNet marks every adjective sense of the word predicative ("awake", "asleep"): it cannot
-    stand before a noun ("awake lights"), where a caption's adjective stands."""
+    """The word cannot stand before a noun ("awake lights"), where a caption's adjective stands:
+    WordNet marks every adjective sense of it predicative ("awake", "asleep"), or half its sense
+    weight needs a complement ("able", usually followed by 'to': "an able boy" reads as skilled
+    at best, "an unable shirt" not at all)."""
     key = word.replace(" ", "_")
     marks = [lem.syntactic_marker() for s in _adj_synsets(key) for lem in s.lemmas() if lem.name().lower() == key]
-    return bool(marks) and all(m == "(p)" for m in marks)
+    if marks and all(m == "(p)" for m in marks):
+        return True
+    w = [(s, c) for s, c in _weights(word) if s.pos() in "as"]
+    total = sum(c for _, c in w)
+    return total > 0 and sum(c for s, c in w if _COMPLEMENT.match(s.definition())) >= total / 2
+
+
+_COMPLEMENT = re.compile(r"\((usually )?followed by")
 
 
 @lru_cache(maxsize=200_000)
@@ -274,6 +292,8 @@ _TOO_GENERAL = {
     "attribute.n.02", "property.n.02", "quality.n.01", "abstraction.n.06", "entity.n.01", "state.n.02",
     "condition.n.01", "state.n.01",
 }
+# colour in general: "bright" or "vivid" share it with orange but are no other hue
+_ANY_COLOUR = {"color.n.01", "color_property.n.01", "visual_property.n.01"}
 
 
 @lru_cache(maxsize=200_000)
@@ -305,7 +325,37 @@ def adj_family(word: str) -> frozenset[str]:
     return frozenset((out - _TOO_GENERAL) | heads)
 
 
-_HUE_GLOSS = re.compile(r"^(of|having|resembling|being)( the| a| an)? ([a-z-]+ ){0,2}colou?r|tinged with|of the colou?r")
+def sister_value(word: str, cand: str) -> bool:
+    """``cand`` is another value of the attribute ``word`` is a value of (blue for red, vast for
+    small): they share a family noun. Beside a colour every colour is one, however WordNet files
+    it (white, auburn, silver), and sharing only colour in general makes no sister of a word that
+    is no particular colour: "bright" and "vivid" say how any colour looks."""
+    if is_hue(word) and (is_hue(cand) or cand.replace(" ", "_") in _colour_nouns()):
+        return True  # two colours are alternatives however WordNet files them (white, auburn, silver)
+    shared = adj_family(word) & adj_family(cand)
+    if shared and shared <= _ANY_COLOUR and is_hue(word):
+        return False
+    return bool(shared)
+
+
+@lru_cache(maxsize=200_000)
+def is_hue(word: str) -> bool:
+    """A particular colour: a value below color.n.01 (white, amber) or first glossed as one
+    ("reddish", tinged with red); "bright", first of all luminous, is none."""
+    below = _below_colour()
+    if any(n in below for n in adj_family(word)):
+        return True
+    syns = _adj_synsets(word.replace(" ", "_"))[:1]
+    return any(_HUE_GLOSS.search(s.definition()) for s in syns)
+
+
+@lru_cache(maxsize=1)
+def _below_colour() -> frozenset[str]:
+    color = lexicon.wordnet().synset("color.n.01")
+    return frozenset(s.name() for s in color.closure(lambda x: x.hyponyms(), depth=6))
+
+
+_HUE_GLOSS = re.compile(r"^(\([^)]*\) )?((of|having|resembling|being)( the| a| an)? ([a-z-]+ ){0,3}colou?r|colou?red)|tinged with|of the colou?r")
 
 
 @lru_cache(maxsize=200_000)
@@ -316,7 +366,7 @@ def is_colour(word: str) -> bool:
     key = word.replace(" ", "_")
     if key in _colour_nouns():
         return True
-    syns = (wn.synsets(key, pos="a") + wn.synsets(key, pos="s"))[:2]
+    syns = (wn.synsets(key, pos="a") + wn.synsets(key, pos="s"))[:1]  # "bright" is first luminous
     return any(_HUE_GLOSS.search(s.definition()) for s in syns)
 
 
@@ -331,3 +381,44 @@ def _hue_nouns(word: str) -> list:
     color = lexicon.wordnet().synset("color.n.01")
     return [s for s in lexicon.wordnet().synsets(word.replace(" ", "_"), pos="n")
             if color in s.closure(lambda x: x.hypernyms(), depth=6)]
+
+
+def attribute_words(best, lemma: str) -> frozenset[str]:
+    """Names of the attribute an adjective sense is a value of (orange -> hue, color; wide ->
+    width; bright -> luminosity): its WordNet attribute nouns, its head's, its own
+    nominalisations, and "color" for a hue, each by the names that mean it first ("light" names
+    luminosity too, but read alone it is radiation, and "infrared" is glossed by it), not by
+    hypernyms. Empty for an adjective that names no measurable property (wide-eyed, crowded)."""
+    if best is None or best.pos() not in "as":
+        return frozenset()
+    key = lemma.replace(" ", "_")
+    nouns = list(best.attributes())
+    nouns += [a for h in best.similar_tos() if h.pos() == "a" for a in h.attributes()]
+    nouns += [d.synset() for lem in best.lemmas() if lem.name().lower() == key
+              for d in lem.derivationally_related_forms() if d.synset().pos() == "n"]
+    if not nouns:
+        return frozenset()
+    if is_colour(lemma):
+        nouns.append(lexicon.wordnet().synset("color.n.01"))
+    wn = lexicon.wordnet()
+    out = {w for n in nouns if n.name() not in _TOO_GENERAL for w in names([n])
+           if " " not in w and len(w) >= 4 and w not in GENERIC and n in wn.synsets(w, pos="n")[:2]}
+    return frozenset(stem(w) for w in out) - {stem(lemma)}  # a gloss naming the word is no attribute
+
+
+def speaks_of(cand: str, attribute: frozenset[str]) -> bool:
+    """``cand`` is defined by the attribute in a third of its adjective sense weight (1 + SemCor
+    count per sense) or in a sense readers meet (``COMMON_SENSE`` SemCor uses: "bright", having
+    striking color; "warm", of reds and oranges), so it stays on that property; "striped", marked
+    with stripes, is a value of another one, the pattern. A rare sense does not count: "noisy"
+    has one of loud colours, "cold" one of blues."""
+    if not attribute:
+        return False
+    w = [(s, c) for s, c in _weights(cand) if s.pos() in "as"]
+    on = [c for s, c in w if attribute & _def_stems(s.name())]
+    return bool(on) and (sum(on) >= sum(c for _, c in w) / 3 or max(on) >= 1 + COMMON_SENSE)
+
+
+@lru_cache(maxsize=200_000)
+def _def_stems(name: str) -> frozenset[str]:
+    return frozenset(stem(t) for t in re.findall(r"[a-z]+", lexicon.wordnet().synset(name).definition().lower()))
