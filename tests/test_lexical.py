@@ -460,3 +460,19 @@ def test_a_value_adjective_keeps_its_attribute_near(demo_ladders):
     for level in (1, 2):  # the best word, which the caption uses; later ones may be looser fallbacks
         a = demo_ladders[("chelsea", "orange")][level][0]
         assert a in rel.by_level[level] or lw.is_hue(a) or (level == 2 and lw.speaks_of(a, colour)), (level, a)
+
+
+def test_a_colour_word_used_of_some_hues_is_no_stand_in_for_others():
+    """WordNet's "warm" is "used especially of reds and oranges and yellows": a level-2 word for the
+    demo's orange, but the other pole beside black ("warm galaxies" came from the old miner)."""
+    from visassoc.stages import lexical_wordnet as lw
+
+    assert lw.stem("red") in lw.hues_of("warm") and lw.stem("blue") in lw.hues_of("cool")
+    assert not lw.hues_of("bright") and not lw.hues_of("pale")  # no "used of" list: any colour
+    cap = "Colorful galaxies scattered across black space."
+    desc = ("Thousands of distant galaxies glow in a dark sky. Colorful galaxies scattered across black space. "
+            "A deep view of space full of tiny bright stars. Small red and blue galaxies shine in the darkness.")
+    (black,) = LexicalMiner(per_level=3).mine([AssociationRequest("hubble", "black", "black", "ADJ", cap, desc,
+                                                                  ["galaxies", "space", "colorful"])])
+    assert not isinstance(black, StageError), black
+    assert not [a for lv in (1, 2, 3) for a in black[lv] if lw.hues_of(a) and lw.stem("black") not in lw.hues_of(a)], black

@@ -48,7 +48,7 @@ from .shorten import INTRANSITIVE_FRAMES, OBJECT_FRAMES, verb_frames
 from .interfaces import AssociationRequest, Ladder, StageError
 from .lexical_vocab import POS_KEYS, VOCAB_VERSION, Vocab, load_vocab, pos_profile, rating, vocab_path
 
-METHOD_VERSION = "lexical-8"
+METHOD_VERSION = "lexical-9"
 WN_POS = {"NOUN": "n", "VERB": "v", "ADJ": "a"}
 
 
@@ -395,6 +395,8 @@ class LexicalMiner:
                 return False  # a hypernym is a level-2 word, a hyponym a level-1 word
             if wpos == "a" and cand not in rel.by_level[1] and cand not in rel.by_level[2] and lw.sister_value(lemma, cand):
                 return False  # a sister value of the same attribute (blue for red, vast for small)
+            if colour and strength == 0 and lw.hues_of(cand) and lw.stem(lemma) not in lw.hues_of(cand):
+                return False  # "warm" is used of reds and yellows: beside black it is the other pole
             if ((attribute or colour) and level <= 2 and strict >= (level if colour else 2) and strength == 0
                     and not (colour and lw.is_hue(cand))
                     and not (lw.speaks_of(cand, attribute) and (level == 2 or not colour))):

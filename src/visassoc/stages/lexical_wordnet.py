@@ -349,6 +349,23 @@ def is_hue(word: str) -> bool:
     return any(_HUE_GLOSS.search(s.definition()) for s in syns)
 
 
+_USED_OF = re.compile(r"used (?:especially |chiefly |mainly |mostly )?of (.+)$")
+
+
+@lru_cache(maxsize=20_000)
+def hues_of(cand: str) -> frozenset[str]:
+    """The hues (stems) a colour word's gloss says it is used of: "warm", "used especially of reds
+    and oranges and yellows"; empty when it names none. Beside black or blue, "warm" is the other pole."""
+    out = set()
+    for syn in _adj_synsets(cand.replace(" ", "_")):
+        m = _USED_OF.search(syn.definition())
+        if m:
+            for t in re.findall(r"[a-z]+", m.group(1)):
+                if is_hue(t) or (t.endswith("s") and is_hue(t[:-1])):
+                    out.add(stem(t[:-1] if t.endswith("s") and not is_hue(t) else t))
+    return frozenset(out)
+
+
 @lru_cache(maxsize=1)
 def _below_colour() -> frozenset[str]:
     color = lexicon.wordnet().synset("color.n.01")
