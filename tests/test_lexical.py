@@ -469,6 +469,7 @@ def test_a_colour_word_used_of_some_hues_is_no_stand_in_for_others():
 
     assert lw.stem("red") in lw.hues_of("warm") and lw.stem("blue") in lw.hues_of("cool")
     assert not lw.hues_of("bright") and not lw.hues_of("pale")  # no "used of" list: any colour
+    assert not lw.hues_of("dark")  # "(used of color) having a dark hue" lists no hues
     cap = "Colorful galaxies scattered across black space."
     desc = ("Thousands of distant galaxies glow in a dark sky. Colorful galaxies scattered across black space. "
             "A deep view of space full of tiny bright stars. Small red and blue galaxies shine in the darkness.")

@@ -349,7 +349,7 @@ def is_hue(word: str) -> bool:
     return any(_HUE_GLOSS.search(s.definition()) for s in syns)
 
 
-_USED_OF = re.compile(r"used (?:especially |chiefly |mainly |mostly )?of (.+)$")
+_USED_OF = re.compile(r"(?:^|; )used (?:especially |chiefly |mainly |mostly )?of (.+)$")  # not "(used of color) ..."
 
 
 @lru_cache(maxsize=20_000)
