@@ -60,7 +60,10 @@ def test_backend_reads_cached_tokens(tmp_path, monkeypatch):
         gens = b.generate_many([([Message("user", fixed + f" Word: w{i}.", images=[img])], None,
                                  GenParams(max_tokens=20)) for i in range(4)])
         assert len(server.chat_requests()) == 4  # no retry: each request met the cache once
-    assert [g.usage.cached_tokens > 0 for g in gens] == [False, True, True, True]
+    # the first request to arrive misses the cache, the rest hit it; which one arrives first is not
+    # fixed (images are encoded off the event loop before the concurrency slot, so a loaded machine
+    # may send request 1 before request 0)
+    assert sorted(g.usage.cached_tokens > 0 for g in gens) == [False, True, True, True]
     u = b.usage()
     total = Usage()
     for g in gens:
