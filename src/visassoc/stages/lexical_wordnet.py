@@ -423,6 +423,7 @@ def attribute_words(best, lemma: str) -> frozenset[str]:
     return frozenset(stem(w) for w in out) - {stem(lemma)}  # a gloss naming the word is no attribute
 
 
+@lru_cache(maxsize=200_000)
 def speaks_of(cand: str, attribute: frozenset[str]) -> bool:
     """``cand`` is defined by the attribute in a third of its adjective sense weight (1 + SemCor
     count per sense) or in a sense readers meet (``COMMON_SENSE`` SemCor uses: "bright", having
