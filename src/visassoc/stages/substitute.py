@@ -298,7 +298,7 @@ class SubstitutionWriter:
                 out[n] = StageError(f"word {r.word!r} not found in the caption {r.caption!r}")
             elif needs_frame(r):
                 if r.pos == "VERB" and r.alternatives_left > 0 and not frameable_verb(r.association):
-                    out[n] = StageError(f"no grammatical caption: {r.association!r} needs an object after 'as if'")
+                    out[n] = StageError(f"no grammatical caption: {r.association!r} cannot end a caption after 'as if' (it needs an object or a phrase)")
                 else:
                     drafts[n] = framed(doc, k, r.association, r.pos, self.max_words)
             else:
