@@ -477,3 +477,19 @@ def test_a_colour_word_used_of_some_hues_is_no_stand_in_for_others():
                                                                   ["galaxies", "space", "colorful"])])
     assert not isinstance(black, StageError), black
     assert not [a for lv in (1, 2, 3) for a in black[lv] if lw.hues_of(a) and lw.stem("black") not in lw.hues_of(a)], black
+
+
+def test_far_nouns_are_specific_concepts(demo_ladders):
+    """Levels 4-5 of a noun are penalised by generality (1 - intrinsic information content, Seco
+    et al. 2004): a concept with thousands of WordNet kinds below it ("trait", "idea") fits any
+    word, so the demo cat's old "a sense of trait" and the eye's "thinking" give way to words with
+    few kinds below them. IC weighs senses by SemCor use, so "idea", read as its hub sense, is general."""
+    from visassoc.stages import lexical_wordnet as lw
+
+    assert lw.noun_ic("entity") == pytest.approx(0.0, abs=1e-9) and lw.noun_ic("kitten") > 0.95
+    assert lw.noun_ic("trait") < lw.noun_ic("curiosity") < lw.noun_ic("mystery")
+    assert lw.noun_ic("idea") < 0.5 < lw.noun_ic("competition") and lw.noun_ic("quickly") is None
+    nouns = {"tower", "rocket", "light", "eye", "cat"}
+    low = [(w, lv, a, round(lw.noun_ic(a), 2)) for (_, w), lad in demo_ladders.items() if w in nouns
+           for lv in (4, 5) for a in lad[lv] if (lw.noun_ic(a) or 1.0) < 0.6]
+    assert not low, low

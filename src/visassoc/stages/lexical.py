@@ -18,7 +18,9 @@ neighbours of a level-specific query, inside a concreteness band that steps down
                      level-3/4 picks, slightly favouring felt words (joy over probability)
 
 Levels 4-5 score a word by how unusually close it is to the query (similarity standardised by
-its spread over concrete words), which keeps hubs such as "opportunity" from winning everywhere.
+its spread over concrete words), which keeps hubs such as "opportunity" from winning everywhere;
+a noun's far words also lose ``IC_WEIGHT`` per unit of generality (1 - WordNet intrinsic
+information content): a concept with hundreds of kinds below it ("trait", "idea") fits any word.
 Every association is a rated WordNet lemma of the word's part of speech (so it can replace the
 word in the caption), never the word, an inflection or a same-stem word, an antonym or a sister
 value ("blue" for "red"), a word of the caption, or an offensive word or proper name, and is
@@ -48,7 +50,7 @@ from .shorten import INTRANSITIVE_FRAMES, OBJECT_FRAMES, verb_frames
 from .interfaces import AssociationRequest, Ladder, StageError
 from .lexical_vocab import POS_KEYS, VOCAB_VERSION, Vocab, load_vocab, pos_profile, rating, vocab_path
 
-METHOD_VERSION = "lexical-9"
+METHOD_VERSION = "lexical-10"
 WN_POS = {"NOUN": "n", "VERB": "v", "ADJ": "a"}
 
 
@@ -104,6 +106,12 @@ OVER_CAP = 1.0
 CTX_WEIGHT = 0.12  # levels 4-5: bonus for concepts WordNet relates to the image's other salient words
 ADJ_READING = 1 / 3  # levels 4-5: a noun with this share of adjective senses ("yearly", "aerial") is out
 RARE_RANK = 12000  # level 5 draws only from the ~10k most frequent WordPiece words
+# levels 4-5 of a noun: per unit of generality, 1 - WordNet intrinsic information content (Seco et al.
+# 2004). 0.15 puts a hub concept ("trait", "idea": IC ~0.45) about 0.06 below a typical far pick (IC ~0.87),
+# the spread of a far query's best eight scores: it reorders near ties, it does not outweigh a clearly
+# closer word. At 0.3 COCO-mini's picks were more specific still (L4 mean IC 0.92 vs 0.90) but the demo
+# rocket's "desire" gave way to "reality" and "journey" (IC 0.65) left its level 4.
+IC_WEIGHT = 0.15
 
 
 def _norm(v: np.ndarray) -> np.ndarray:
@@ -171,6 +179,12 @@ def _standardiser(vocab: Vocab) -> tuple[np.ndarray, np.ndarray]:
         mu[i : i + 2048] = sims.mean(axis=1)
         sd[i : i + 2048] = sims.std(axis=1)
     return mu, sd
+
+
+def _generality(word: str) -> float:
+    """1 - the noun's intrinsic information content (0 for a word with no noun sense)."""
+    ic = lw.noun_ic(word)
+    return 1.0 - ic if ic is not None else 0.0
 
 
 def _tiebreak(seed: int, word: str) -> int:
@@ -287,6 +301,9 @@ class LexicalMiner:
         if vocab.freq_penalty is None:
             vocab.freq_penalty = FREQ_PENALTY * np.log2(np.maximum(vocab.rank, 3000) / 3000.0)
             vocab.zmu, vocab.zsd = _standardiser(vocab)
+        if vocab.generality is None:
+            vocab.generality = np.array([_generality(x) if vocab.pos[k, 0] else 0.0 for k, x in enumerate(vocab.words)],
+                                        dtype="float32")
         bar = tqdm(total=len(jobs), desc="lexical associations", leave=False,
                    disable=len(jobs) < 100 or os.environ.get("TQDM_DISABLE") == "1")
         for lo in range(0, len(jobs), 256):  # level by level, one matrix product per level
@@ -440,6 +457,8 @@ class LexicalMiner:
             sims = yield q  # the driver multiplies the queries of all ladders with the vocabulary at once
             if level >= 4:
                 sims = (sims - vocab.zmu) * (float(vocab.zsd.mean()) / vocab.zsd) - vocab.freq_penalty
+                if wpos == "n":  # a concept with thousands of kinds below it ("trait", "idea") fits any word
+                    sims = sims - IC_WEIGHT * vocab.generality
                 if level == 5:  # metaphors are felt: joy, freedom, nostalgia rather than probability
                     sims = sims + FEELING_WEIGHT * np.minimum(vocab.interoceptive, FEEL_CAP) / 5.0
             else:
@@ -468,6 +487,8 @@ class LexicalMiner:
                         typical = float(vocab.zmu.mean()) if level >= 4 else HUB_PENALTY * 0.6  # same scale as above
                         base = float(emb(cand) @ q) - typical - CONC_PENALTY * abs(conc - target)
                         base -= 0.05 if " " in cand else 0.0
+                        if level >= 4 and wpos == "n":
+                            base -= IC_WEIGHT * _generality(cand)
                     scored[cand] = base + REL_WEIGHT[level] * strength
                 if level >= 4 and job.context:
                     for cand, strength in job.context.items():

@@ -63,6 +63,7 @@ class Vocab:
     freq_penalty: np.ndarray | None = None  # derived by the miner on first use
     zmu: np.ndarray | None = None
     zsd: np.ndarray | None = None
+    generality: np.ndarray | None = None  # (N,) 1 - a noun's WordNet information content; derived by the miner
     interoceptive: np.ndarray | None = None  # (N,) Lancaster interoceptive strength 0..5 (feelings)
 
     def __len__(self) -> int:
