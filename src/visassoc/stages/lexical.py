@@ -46,7 +46,7 @@ import numpy as np
 
 from .. import lexicon
 from . import lexical_wordnet as lw
-from .shorten import INTRANSITIVE_FRAMES, OBJECT_FRAMES, verb_frames
+from .shorten import INTRANSITIVE_FRAMES, OBJECT_FRAMES, sense_frames, verb_frames
 from .interfaces import AssociationRequest, Ladder, StageError
 from .lexical_vocab import POS_KEYS, VOCAB_VERSION, Vocab, load_vocab, pos_profile, rating, vocab_path
 
@@ -205,8 +205,7 @@ def _frame_need(best, lemma: str) -> frozenset[int] | None:
     checks the slot itself, but a ladder whose three picks all fail there ends in a frame."""
     if best is None:
         return None
-    key = lemma.replace(" ", "_")
-    own = {f for lem in best.lemmas() if lem.name().lower() == key for f in lem.frame_ids()} or set(best.frame_ids())
+    own = sense_frames(best, lemma.replace(" ", "_"))
     intr, obj = bool(own & INTRANSITIVE_FRAMES), bool(own & OBJECT_FRAMES)
     return INTRANSITIVE_FRAMES if intr and not obj else OBJECT_FRAMES if obj and not intr else None
 
@@ -362,22 +361,16 @@ class LexicalMiner:
         attributive = wpos == "a" and not lw.predicative_only(lemma)
         frame = _frame_need(best, lemma) if wpos == "v" else None
 
-        def profile(cand: str):
-            """(has POS, share of POS, noun/verb lexname, stop) from the vocabulary arrays, else WordNet."""
+        def profile(cand: str, q: int = p):
+            """(has POS q, share of POS q, noun/verb lexname, stop) from the vocabulary arrays, else
+            WordNet; q is the word's own part of speech unless asked for another."""
             k = vocab.index.get(cand)
             if k is not None:
-                return bool(vocab.pos[k, p]), float(vocab.pos_share[k, p]), str(vocab.lexname[k, min(p, 1)]), bool(vocab.stop[k])
+                return bool(vocab.pos[k, q]), float(vocab.pos_share[k, q]), str(vocab.lexname[k, min(q, 1)]), bool(vocab.stop[k])
             prof = pos_profile(cand)
             if prof is None or prof[2]:
                 return False, 0.0, "", True
-            return prof[0][p], prof[1][p], prof[3][min(p, 1)], False
-
-        def adj_share(cand: str) -> float:
-            k = vocab.index.get(cand)
-            if k is not None:
-                return float(vocab.pos_share[k, 2])
-            prof = pos_profile(cand)
-            return prof[1][2] if prof is not None else 0.0
+            return prof[0][q], prof[1][q], prof[3][min(q, 1)], False
 
         def eligible(cand: str, level: int, band: Band, strict: int) -> bool:
             """Hard constraints; ``strict`` 2 -> 0 drops the structural ones when nothing passes."""
@@ -389,7 +382,7 @@ class LexicalMiner:
             has, share, lexname, stop = profile(cand)
             if not has or stop or len(cand.split()) > 2:
                 return False
-            if wpos == "n" and level >= 4 and adj_share(cand) >= ADJ_READING:
+            if wpos == "n" and level >= 4 and profile(cand, POS_KEYS.index("a"))[1] >= ADJ_READING:
                 return False  # "a moment of aerial": alone in a frame, a noun must read as a noun
             if not field_ok and lw.is_field(cand):
                 return False  # "a sense of sociology" for people: a field of study reads as the field

@@ -177,8 +177,12 @@ def verb_frames(verb: str) -> tuple[tuple[str, frozenset[int]], ...]:
     key = verb.strip().lower().replace(" ", "_")
     if not wn.synsets(key, pos="v"):
         key = key.split("_")[0]
-    return tuple((s.lexname(), frozenset({f for lem in s.lemmas() if lem.name().lower() == key for f in lem.frame_ids()}
-                                         or s.frame_ids())) for s in wn.synsets(key, pos="v")[:2])
+    return tuple((s.lexname(), sense_frames(s, key)) for s in wn.synsets(key, pos="v")[:2])
+
+
+def sense_frames(s, key: str) -> frozenset[int]:
+    """The sentence frames WordNet gives lemma ``key`` (underscored) in verb sense ``s``, else the sense's own."""
+    return frozenset({f for lem in s.lemmas() if lem.name().lower() == key for f in lem.frame_ids()} or s.frame_ids())
 
 
 @lru_cache(maxsize=20_000)
