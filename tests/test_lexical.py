@@ -493,3 +493,25 @@ def test_far_nouns_are_specific_concepts(demo_ladders):
     low = [(w, lv, a, round(lw.noun_ic(a), 2)) for (_, w), lad in demo_ladders.items() if w in nouns
            for lv in (4, 5) for a in lad[lv] if (lw.noun_ic(a) or 1.0) < 0.6]
     assert not low, low
+
+
+def test_far_adjectives_give_the_thing_a_mood(demo_ladders, ladders):
+    """Levels 4-5 of an adjective personify: a felt quality (Lancaster interoceptive strength >= 2.5
+    at level 4, 2.8 at level 5) that is not one of the ~4k commonest words, instead of a vague degree
+    ("considerable eyes", "average towers", "substantial eyes": the demo's old picks) or an everyday
+    word that fits any noun ("good", "special"). Nothing defined by sex is ever an association."""
+    from visassoc.stages import lexical_wordnet as lw
+    from visassoc.stages.lexical import COMMON_ADJ, FELT_ADJ
+    from visassoc.stages.lexical_vocab import interoceptive_ratings, load_vocab
+
+    felt, vocab = interoceptive_ratings(), load_vocab()
+    adjs = [(lem, demo_ladders[(i, lem)]) for i, _, _, words in DEMO for _, lem, p in words if p == "ADJ"]
+    adjs += [(c[0], lad) for c, lad in _ok(ladders) if c[1] == "ADJ"]
+    assert len(adjs) >= 10
+    for w, lad in adjs:
+        for level, t in FELT_ADJ.items():
+            for a in lad[level]:
+                assert felt.get(a, 0.0) >= t and vocab.rank[vocab.index[a]] >= COMMON_ADJ, (w, level, a, lad[level])
+    for old in ("considerable", "substantial", "average", "prominent", "translucent"):
+        assert old not in {a for _, lad in adjs for lv in (4, 5) for a in lad[lv]}
+    assert lw.is_sexual("randy") and lw.is_sexual("sexy") and not lw.is_sexual("passionate")

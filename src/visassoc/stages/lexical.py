@@ -31,7 +31,9 @@ read as often as an adjective ("yearly"), at level 1 of a body part another part
 an adjective's stand-in is attributive (not "awake", "unable"), descriptive (not "optical") and not
 of the other pole in any sense ("minor", a synonym of small, for tall); its best level 1-2 words
 keep its attribute (a colour's are colours or words defined by colour: "bright", not "striped");
-a verb's stand-in at levels 1-3 keeps the sense's frame (no object for "sit": not "fold").
+a verb's stand-in at levels 1-3 keeps the sense's frame (no object for "sit": not "fold"). An
+adjective's levels 4-5 personify: a felt quality, not an everyday word ("proud towers", not
+"average towers"). Nothing defined by sex is an association.
 When a level has no such word, the band widens and structural rules relax step by step before a
 StageError. Deterministic; ``seed`` orders near-ties (scores within 1e-3).
 """
@@ -48,9 +50,9 @@ from .. import lexicon
 from . import lexical_wordnet as lw
 from .shorten import INTRANSITIVE_FRAMES, OBJECT_FRAMES, sense_frames, verb_frames
 from .interfaces import AssociationRequest, Ladder, StageError
-from .lexical_vocab import POS_KEYS, VOCAB_VERSION, Vocab, load_vocab, pos_profile, rating, vocab_path
+from .lexical_vocab import POS_KEYS, VOCAB_VERSION, Vocab, interoceptive_ratings, load_vocab, pos_profile, rating, vocab_path
 
-METHOD_VERSION = "lexical-10"
+METHOD_VERSION = "lexical-11"
 WN_POS = {"NOUN": "n", "VERB": "v", "ADJ": "a"}
 
 
@@ -112,6 +114,11 @@ RARE_RANK = 12000  # level 5 draws only from the ~10k most frequent WordPiece wo
 # closer word. At 0.3 COCO-mini's picks were more specific still (L4 mean IC 0.92 vs 0.90) but the demo
 # rocket's "desire" gave way to "reality" and "journey" (IC 0.65) left its level 4.
 IC_WEIGHT = 0.15
+# levels 4-5 of an adjective: a felt quality (Lancaster interoceptive strength at least this), so the
+# thing is described as if it had a mood ("proud towers", "curious eyes": personification, the usual
+# route of an adjective metaphor) rather than by a vague degree ("considerable eyes", "average towers")
+FELT_ADJ = {4: 2.5, 5: 2.8}
+COMMON_ADJ = 4000  # ... and none of the ~4k commonest words ("good", "new", "special", "certain"): they fit any noun
 
 
 def _norm(v: np.ndarray) -> np.ndarray:
@@ -303,6 +310,8 @@ class LexicalMiner:
         if vocab.generality is None:
             vocab.generality = np.array([_generality(x) if vocab.pos[k, 0] else 0.0 for k, x in enumerate(vocab.words)],
                                         dtype="float32")
+        if vocab.felt_ok is None:  # the far levels' adjective pool (see FELT_ADJ)
+            vocab.felt_ok = {k: (vocab.interoceptive >= t) & (vocab.rank >= COMMON_ADJ) for k, t in FELT_ADJ.items()}
         bar = tqdm(total=len(jobs), desc="lexical associations", leave=False,
                    disable=len(jobs) < 100 or os.environ.get("TQDM_DISABLE") == "1")
         for lo in range(0, len(jobs), 256):  # level by level, one matrix product per level
@@ -372,6 +381,14 @@ class LexicalMiner:
                 return False, 0.0, "", True
             return prof[0][q], prof[1][q], prof[3][min(q, 1)], False
 
+        def felt(cand: str) -> float:
+            k = vocab.index.get(cand)
+            return float(vocab.interoceptive[k]) if k is not None else interoceptive_ratings().get(cand, 0.0)
+
+        def common(cand: str) -> bool:
+            k = vocab.index.get(cand)
+            return k is not None and int(vocab.rank[k]) < COMMON_ADJ
+
         def eligible(cand: str, level: int, band: Band, strict: int) -> bool:
             """Hard constraints; ``strict`` 2 -> 0 drops the structural ones when nothing passes."""
             conc = rating(cand)
@@ -384,6 +401,10 @@ class LexicalMiner:
                 return False
             if wpos == "n" and level >= 4 and profile(cand, POS_KEYS.index("a"))[1] >= ADJ_READING:
                 return False  # "a moment of aerial": alone in a frame, a noun must read as a noun
+            if wpos == "a" and level in FELT_ADJ and strict and (felt(cand) < FELT_ADJ[level] or common(cand)):
+                return False  # "substantial eyes": a far adjective gives the thing a mood, not a degree
+            if lw.is_sexual(cand):
+                return False
             if not field_ok and lw.is_field(cand):
                 return False  # "a sense of sociology" for people: a field of study reads as the field
             if attributive and lw.predicative_only(cand):
@@ -463,7 +484,8 @@ class LexicalMiner:
             for strict, widen in tries:
                 band = bnd[level].widen(widen) if widen else bnd[level]
                 target = c if level == 1 else (band.lo + band.hi) / 2
-                idx = np.flatnonzero(level_ok & (vocab.conc >= band.lo) & (vocab.conc <= band.hi))
+                ok = level_ok & (vocab.felt_ok[level] if wpos == "a" and level in FELT_ADJ and strict else True)
+                idx = np.flatnonzero(ok & (vocab.conc >= band.lo) & (vocab.conc <= band.hi))
                 score = sims[idx] - CONC_PENALTY * np.abs(vocab.conc[idx] - target)
                 top = np.argpartition(-score, POOL)[:POOL] if len(idx) > POOL else np.arange(len(idx))
                 scored = {vocab.words[idx[k]]: float(score[k]) for k in top}

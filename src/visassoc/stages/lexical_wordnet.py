@@ -265,6 +265,16 @@ def is_relational(word: str) -> bool:
     return total > 0 and sum(c for s, c in w if s.lexname() == "adj.pert") >= total / 2
 
 
+_SEXUAL = re.compile(r"\b(sexual(ly)?|erotic)\b")
+
+
+@lru_cache(maxsize=200_000)
+def is_sexual(word: str) -> bool:
+    """One of the word's two commonest senses is defined by sex ("randy", "sensual", "sexy"): felt
+    words score high on interoception, and a photo of a child or an oven must never get them."""
+    return any(_SEXUAL.search(s.definition()) for s, _ in sorted(_weights(word), key=lambda x: -x[1])[:2])
+
+
 @lru_cache(maxsize=200_000)
 def predicative_only(word: str) -> bool:
     """The word cannot stand before a noun ("awake lights"), where a caption's adjective stands:
