@@ -25,6 +25,7 @@ def test_lemmatize_prefers_the_agreeing_candidate():
     assert lemmatize("riding", "VERB") == "ride"
     assert lemmatize("geese", "NOUN") == "goose"
     assert lemmatize("better", "ADJ") == "good"
+    assert lemmatize("leaves", "NOUN", "leaf") == "leaf"  # not "leave" (a holiday), lemminflect's first
 
 
 def test_choose_caption_is_seeded_and_prefers_short():

@@ -69,4 +69,8 @@ def build(cfg: RunConfig, only: str | None = None) -> StageImpls:
         identity[stage] = {"backend": b.identity(), "prompts": impls[stage].prompt.sha256}
         if impls[stage].options:
             identity[stage]["options"] = impls[stage].options
+    if not only:  # salient words have no backend: their rule's version is their identity
+        from visassoc.stages.salient import VERSION as SALIENT_VERSION
+
+        identity["salient"] = {"version": SALIENT_VERSION}
     return StageImpls(impls, identity, list(by_stage.values()), by_stage)

@@ -15,6 +15,7 @@ from ..records import ErrorRecord, SalientRecord, to_row
 from ..seeding import item_rng
 from ..text import word_count
 
+VERSION = "salient-2"  # 2: a lemma both lemminflect and spaCy give wins ("leaves" -> leaf)
 CONTENT_POS = ("NOUN", "VERB", "ADJ")
 _WN_POS = {"NOUN": "n", "VERB": "v", "ADJ": "a"}
 
@@ -52,19 +53,22 @@ def _wordnet_lemmatizer():
 @lru_cache(maxsize=200_000)
 def lemmatize(word: str, pos: str, spacy_lemma: str | None = None) -> str:
     """POS-aware lemma from WordNet's morphy; where morphy is ambiguous ("riding" -> rid/ride)
-    the candidate lemminflect or spaCy agree on wins; words WordNet lacks use lemminflect."""
+    the candidate lemminflect or spaCy agree on wins, first one both give ("leaves": lemminflect
+    gives leave and leaf, spaCy leaf, so not "leave", a holiday); words WordNet lacks use lemminflect."""
     from lemminflect import getLemma
     from nltk.corpus import wordnet as wn
 
     _wordnet_lemmatizer()
     w = word.lower()
     candidates = wn._morphy(w, _WN_POS[pos])
-    others = [c.lower() for c in getLemma(w, upos=pos)] + ([spacy_lemma.lower()] if spacy_lemma else [])
-    for c in others:
+    inflected = [c.lower() for c in getLemma(w, upos=pos)]
+    spacy = [spacy_lemma.lower()] if spacy_lemma else []
+    for c in [c for c in inflected if c in spacy] + inflected + spacy:
         if c in candidates:
             return c
     if candidates:
         return w if w in candidates else candidates[0]
+    others = inflected + spacy
     return others[0] if others else w
 
 
