@@ -52,7 +52,7 @@ from .shorten import INTRANSITIVE_FRAMES, OBJECT_FRAMES, sense_frames, verb_fram
 from .interfaces import AssociationRequest, Ladder, StageError
 from .lexical_vocab import POS_KEYS, VOCAB_VERSION, Vocab, interoceptive_ratings, load_vocab, pos_profile, rating, vocab_path
 
-METHOD_VERSION = "lexical-11"
+METHOD_VERSION = "lexical-12"
 WN_POS = {"NOUN": "n", "VERB": "v", "ADJ": "a"}
 
 
@@ -103,7 +103,9 @@ NOUN_LEX = {
     5: {"noun.feeling", "noun.state", "noun.attribute", "noun.motive", "noun.cognition"},
 }
 USE_PENALTY = 0.04  # per earlier pick of the same word at the same level in this batch of images
-USE_CAP = 0.015  # share of a call's requests a word may be picked for at one level before it is all but out
+# share of a call's requests a word may be picked for at one level before it is all but out; at levels
+# 4-5 many abstract words fit a word about equally, and a reader notices the same one coming back
+USE_CAP = {1: 0.015, 2: 0.015, 3: 0.015, 4: 0.008, 5: 0.008}
 OVER_CAP = 1.0
 CTX_WEIGHT = 0.12  # levels 4-5: bonus for concepts WordNet relates to the image's other salient words
 ADJ_READING = 1 / 3  # levels 4-5: a noun with this share of adjective senses ("yearly", "aerial") is out
@@ -262,7 +264,7 @@ class LexicalMiner:
 
         self._cache = {}  # no carry-over between calls: results must not depend on what ran before
         self._usage: dict[int, dict[str, int]] = {k: {} for k in range(1, 6)}
-        self._cap = max(3, int(USE_CAP * len(requests)))
+        self._cap = {k: max(3, int(share * len(requests))) for k, share in USE_CAP.items()}
         if self._emb is None:
             self._emb = _Embedder(load_vocab())
         emb = self._emb
@@ -394,7 +396,7 @@ class LexicalMiner:
             conc = rating(cand)
             if conc is None or not (band.lo <= conc <= band.hi) or cand in used or cand in banned:
                 return False
-            if strict == 2 and self._usage[level].get(cand, 0) >= self._cap:
+            if strict == 2 and self._usage[level].get(cand, 0) >= self._cap[level]:
                 return False  # used up in this batch: only when the looser rules find nothing else
             has, share, lexname, stop = profile(cand)
             if not has or stop or len(cand.split()) > 2:
@@ -514,7 +516,7 @@ class LexicalMiner:
                 usage = self._usage[level]
                 for cand in scored:
                     n = usage.get(cand, 0)
-                    scored[cand] -= USE_PENALTY * n + (OVER_CAP if n >= self._cap else 0.0)
+                    scored[cand] -= USE_PENALTY * n + (OVER_CAP if n >= self._cap[level] else 0.0)
                 # scores equal to 1e-3 are ties; the seed orders them (a stable hash, not Python's)
                 for cand in sorted(scored, key=lambda x: (-round(scored[x], 3), _tiebreak(self.seed, x))):
                     if len(picked) >= self.per_level:
