@@ -256,3 +256,21 @@ def test_a_verb_keeps_the_slots_frame_and_takes_its_particle_or_drops_it():
                        "An open refrigerator containing bottles of various food."]  # "including" is a preposition here
     (last,) = SubstitutionWriter(10).write([_req(sits, "sits", "VERB", 2, "fold", left=0)])
     assert last.endswith(", as if folding.")  # the last one left is still written, in the frame
+
+
+def test_a_level_three_noun_that_names_no_thing_is_framed():
+    """Level 3 (the situation) may be an activity or a quality: it does not replace a thing the photo
+    shows ("A gender astronaut", "A player hits a sport", "A panting is sitting on a bed": the demo's
+    and COCO-mini's old captions) but joins the scene in a frame; a thing stays in the slot."""
+    from visassoc.stages.substitute import is_thing
+
+    assert not is_thing("gender") and not is_thing("sport") and not is_thing("panting")
+    assert is_thing("eyes") and is_thing("table") and is_thing("light") and is_thing("habitat")
+    w = SubstitutionWriter(10)
+    gender, sport, habitat = w.write([
+        _req("A woman astronaut sits beside her helmet and a flag.", "woman", "NOUN", 3, "gender"),
+        _req("A player hits a ball in front of an audience.", "ball", "NOUN", 3, "sport"),
+        _req("Two giraffes at the zoo during the day.", "zoo", "NOUN", 3, "habitat")])
+    assert "woman" in gender and gender.endswith(" gender.") and "A gender" not in gender, gender
+    assert sport.startswith("A player hits a ball") and sport.endswith(" sport."), sport
+    assert habitat == "Two giraffes at the habitat during the day.", habitat

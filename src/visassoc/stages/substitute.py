@@ -37,7 +37,7 @@ from ..text import indefinite_article, inflect
 from .interfaces import CaptionRequest, StageError
 from .shorten import ALONE_FRAMES, INTRANSITIVE_FRAMES, OBJECT_FRAMES, fit, intransitive, parser, render, token_index, verb_frames
 
-VERSION = "substitute-10"
+VERSION = "substitute-11"
 ARTICLE_TAGS = ("NN", "NNP", "JJ", "JJR", "JJS", "VBG", "VBN")
 SAME_TAG = {"NNP": "NN", "NNPS": "NNS"}  # a proper/common noun reading is still a noun of that number
 FRAME_LEVELS = (3, 4, 5)
@@ -51,6 +51,9 @@ GAP = 1.0  # ... and this much less concrete than the concrete noun it would rep
 # four-word frames and "pure" ~0.5 nat/token worse.
 QUALITY_LEX = {"noun.feeling", "noun.state", "noun.attribute", "noun.cognition", "noun.motive"}
 HAPPENING_LEX = {"noun.act", "noun.event", "noun.process", "noun.phenomenon", "noun.time"}
+# what a photo can show: a level-3 noun of none of these kinds does not replace one of them
+THING_LEX = {"noun.artifact", "noun.object", "noun.animal", "noun.person", "noun.plant", "noun.food", "noun.body",
+             "noun.substance", "noun.location"}
 FRAMES = {"quality": "a sense of", "happening": "a moment of", "other": "a picture of"}
 SHORT_FRAMES = ("full of", "pure")  # when the scene has no room for the four-word frame
 MIN_SHARE = 0.34
@@ -141,10 +144,27 @@ def takes_particle(tok, particle: str, association: str) -> bool:
     return lex in SPACE_LEX and bool(f & PLACE_FRAMES) and (need is None or bool(f & need))
 
 
+@lru_cache(maxsize=20_000)
+def is_thing(noun: str) -> bool:
+    """One of the noun's two commonest WordNet senses (the second only if SemCor has seen it) is
+    something one can see in a photo (an artifact, a person, food, a place...): "gender", "panting",
+    "catering" are not; "table" is (data, then furniture), "light" is (radiation, then a lamp)."""
+    wn = wordnet()
+    key = noun.replace(" ", "_").lower()
+    for lemma in wn._morphy(key, "n") or [key]:  # "eyes" is a lemma (opinions) and the plural of eye
+        senses = wn.synsets(lemma, pos="n")[:2]
+        seen = [s for s in senses[1:] if any(lem.count() for lem in s.lemmas() if lem.name().lower() == lemma)]
+        if any(s.lexname() in THING_LEX for s in senses[:1] + seen):
+            return True
+    return False
+
+
 def needs_frame(req: CaptionRequest) -> bool:
     """A noun that cannot stand for the concrete thing in the slot goes into a frame: at level 3 an
-    abstract one ("existence" for "woman"), at levels 4-5 (concepts, abstractions) any less concrete
-    one. Verbs of levels 4-5 rarely fit the scene's subject and objects, so they are framed too."""
+    abstract one ("existence" for "woman") or one that names no thing where the caption has one (a
+    situation: "A gender astronaut", "A panting is sitting on a bed", "A player hits a sport"), at
+    levels 4-5 (concepts, abstractions) any less concrete one. Verbs of levels 4-5 rarely fit the
+    scene's subject and objects, so they are framed too."""
     if req.level not in FRAME_LEVELS or req.pos not in ("NOUN", "VERB"):
         return False
     if req.pos == "VERB":  # "An orange cat believes up" -> "An orange cat looks up, as if believing"
@@ -152,7 +172,9 @@ def needs_frame(req: CaptionRequest) -> bool:
     a, w = concreteness(req.association), concreteness(req.word)
     if a is None or w is None:
         return req.level > 3
-    return a < w if req.level > 3 else (a < ABSTRACT and w - a >= GAP)
+    if req.level > 3:
+        return a < w
+    return (a < ABSTRACT and w - a >= GAP) or (is_thing(req.word) and not is_thing(req.association))
 
 
 @lru_cache(maxsize=20_000)
