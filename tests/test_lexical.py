@@ -499,7 +499,8 @@ def test_far_adjectives_give_the_thing_a_mood(demo_ladders, ladders):
     """Levels 4-5 of an adjective personify: a felt quality (Lancaster interoceptive strength >= 2.5
     at level 4, 2.8 at level 5) that is not one of the ~4k commonest words, instead of a vague degree
     ("considerable eyes", "average towers", "substantial eyes": the demo's old picks) or an everyday
-    word that fits any noun ("good", "special"). Nothing defined by sex is ever an association."""
+    word that fits any noun ("good", "special"); level 3 has no such word either ("current lights").
+    Nothing defined by sex is ever an association."""
     from visassoc.stages import lexical_wordnet as lw
     from visassoc.stages.lexical import COMMON_ADJ, FELT_ADJ
     from visassoc.stages.lexical_vocab import interoceptive_ratings, load_vocab
@@ -512,6 +513,10 @@ def test_far_adjectives_give_the_thing_a_mood(demo_ladders, ladders):
         for level, t in FELT_ADJ.items():
             for a in lad[level]:
                 assert felt.get(a, 0.0) >= t and vocab.rank[vocab.index[a]] >= COMMON_ADJ, (w, level, a, lad[level])
+    for w, lad in adjs:  # level 3 (the situation) is no everyday adjective either ("current lights")
+        ss = lw.senses(w, "a")
+        rel = lw.relations(ss[0], ss, [1.0] * len(ss), "a", w).by_level[3] if ss else {}
+        assert not [a for a in lad[3] if a not in rel and vocab.rank[vocab.index[a]] < COMMON_ADJ], (w, lad[3])
     for old in ("considerable", "substantial", "average", "prominent", "translucent"):
         assert old not in {a for _, lad in adjs for lv in (4, 5) for a in lad[lv]}
     assert lw.is_sexual("randy") and lw.is_sexual("sexy") and not lw.is_sexual("passionate")

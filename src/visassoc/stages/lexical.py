@@ -52,7 +52,7 @@ from .shorten import INTRANSITIVE_FRAMES, OBJECT_FRAMES, sense_frames, verb_fram
 from .interfaces import AssociationRequest, Ladder, StageError
 from .lexical_vocab import POS_KEYS, VOCAB_VERSION, Vocab, interoceptive_ratings, load_vocab, pos_profile, rating, vocab_path
 
-METHOD_VERSION = "lexical-12"
+METHOD_VERSION = "lexical-13"
 WN_POS = {"NOUN": "n", "VERB": "v", "ADJ": "a"}
 
 
@@ -120,7 +120,7 @@ IC_WEIGHT = 0.15
 # thing is described as if it had a mood ("proud towers", "curious eyes": personification, the usual
 # route of an adjective metaphor) rather than by a vague degree ("considerable eyes", "average towers")
 FELT_ADJ = {4: 2.5, 5: 2.8}
-COMMON_ADJ = 4000  # ... and none of the ~4k commonest words ("good", "new", "special", "certain"): they fit any noun
+COMMON_ADJ = 4000  # ... and, from level 3, none of the ~4k commonest words ("good", "new", "current"): they fit any noun
 
 
 def _norm(v: np.ndarray) -> np.ndarray:
@@ -416,6 +416,8 @@ class LexicalMiner:
             if lw.looks_alike(cand, lemma) and not any(cand in rel.by_level[k] for k in rel.by_level):
                 return False  # a spelling neighbour in MiniLM space ("hide" for "ride"), not a related word
             strength = rel.by_level[level].get(cand, 0.0)
+            if wpos == "a" and level == 3 and strict and strength == 0 and common(cand):
+                return False  # "current lights", "visible towers": an everyday adjective fits any scene
             if frame is not None and level <= 3 and strict and not any(f & frame for _, f in verb_frames(cand)):
                 return False  # "folds" for sits: a verb put in the word's place keeps its frame (object or none)
             if descriptive and strength == 0 and lw.is_relational(cand):
