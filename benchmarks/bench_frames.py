@@ -19,10 +19,21 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).parent))
-from check_run import FRAME_RE  # noqa: E402
+from check_run import frame_of  # noqa: E402
 
 TEMPLATES = {"a sense of": ", a sense of {}", "a moment of": ", a moment of {}", "a picture of": ", a picture of {}",
-             "a hint of": ", a hint of {}", "full of": ", full of {}", "in": ", in {}", "and": ", and {}", "pure": ", pure {}"}
+             "a hint of": ", a hint of {}", "full of": ", full of {}", "in": ", in {}", "and": ", and {}", "pure": ", pure {}",
+             # prefixes: the association opens the caption and the scene keeps more of its words
+             "X: scene": "{}: ", "With X, scene": "With {}, "}
+
+
+def _join(scene: str, phrase: str, stop: str) -> str:
+    """Scene plus a suffix phrase (", a sense of X"), or a prefix ("With X, ") before the scene."""
+    if phrase.startswith(", "):
+        return scene + phrase + stop
+    first = scene.split()[0]
+    lower = first.lower() if first[1:].islower() or len(first) == 1 else first  # keep "I", "TV"
+    return phrase[:1].upper() + phrase[1:] + lower + scene[len(first):] + stop
 
 
 def main() -> None:
@@ -40,7 +51,7 @@ def main() -> None:
     random.Random(0).shuffle(order)  # report/fluency.sample_images' order
     ids = set(order[a.lo : a.hi])
     rows = [c for c in caps if c["image_id"] in ids and c["level"] in (4, 5) and c["caption"]
-            and (m := FRAME_RE.search(c["caption"])) and m.group(1) != "as if"]
+            and (m := frame_of(c["caption"], c["association"])) and m[0] == "NN"]
     nlp, alts = parser(), {}
     for n, r in enumerate(rows):
         doc = nlp(human[r["image_id"]])
@@ -50,7 +61,7 @@ def main() -> None:
             budget = 10 - len(ph.lstrip(", ").split())
             res = fit(doc, k, budget, relax=False) or fit(doc, k, budget)
             if res:
-                alts[n, name] = res[0].rstrip(".!").rstrip() + ph + ("." if doc.text.strip().endswith(".") else "")
+                alts[n, name] = _join(res[0].rstrip(".!").rstrip(), ph, "." if doc.text.strip().endswith(".") else "")
     texts = sorted({human[i] for i in ids} | set(alts.values()) | {r["caption"] for r in rows})
     nll = dict(zip(texts, token_nll(texts)))
 

@@ -23,10 +23,24 @@ import pyarrow.parquet as pq
 from visassoc.lexicon import concreteness, spacy_nlp
 from visassoc.records import LEVELS
 
-from visassoc.stages.substitute import FRAMES, SHORT_FRAMES  # noqa: E402  (the writer's noun frames)
+from visassoc.stages.substitute import frame_phrase  # noqa: E402  (the writer's frames)
 
-NOUN_FRAMES = (*FRAMES.values(), *SHORT_FRAMES)
-FRAME_RE = re.compile(rf", ({'|'.join(map(re.escape, NOUN_FRAMES))}|as if) ([a-z][a-z' -]*)\.?$")
+SUFFIX_RE = re.compile(r", as if ([a-z][a-z' -]*)\.?$")
+
+
+def frame_of(caption: str, association: str) -> tuple[str, int, str, str] | None:
+    """For a caption the writer framed: (tag the association has there, where it starts, its form,
+    the scene alone); None for a substitution. A noun is the title ("Pride: an astronaut ..."), a
+    verb or adjective follows the scene (", as if dreaming")."""
+    title = frame_phrase(association, "NOUN")[0]
+    if caption.startswith(title):
+        scene = caption[len(title):]
+        return "NN", 0, title.rstrip(": "), scene[:1].upper() + scene[1:]
+    m = SUFFIX_RE.search(caption)
+    if m:
+        form = m.group(1)
+        return ("VBG" if form.endswith("ing") else "JJ"), m.start(1), form, caption[: m.start()] + ("." if caption.endswith(".") else "")
+    return None
 
 
 def caption_concreteness(text: str) -> float | None:
@@ -43,7 +57,7 @@ def _mean(xs):
 def tag_agreement(caps: list[dict], human: dict[tuple[str, str], str], misses: list | None = None) -> dict[int, tuple[int, int]]:
     """Per level (kept, checked): does the association's head word carry the slot's tag when the
     creative caption is re-tagged? Substitutions: the word's tag in the human caption; frames:
-    NN after "pure" or a noun frame ("a sense of", ...), VBG or JJ after "as if". Rows whose word or form is not found are skipped."""
+    NN for a title, VBG or JJ after "as if". Rows whose word or form is not found are skipped."""
     from visassoc.stages.substitute import head_index, tags_agree
     from visassoc.text import inflect
 
@@ -57,12 +71,10 @@ def tag_agreement(caps: list[dict], human: dict[tuple[str, str], str], misses: l
     for c in caps:
         tag = hum_tags.get((c["image_id"], c["word"]))
         a = c["association"]
-        fm = FRAME_RE.search(c["caption"])
+        fm = frame_of(c["caption"], a)
         if fm:
-            form, want = fm.group(2), ("NN" if fm.group(1) in NOUN_FRAMES else None)
-            if want is None:
-                want = "VBG" if form.endswith("ing") and c["pos"] == "VERB" else "JJ"
-            start = fm.start(2)
+            want, start, form, _ = fm
+            want = "JJ" if want == "VBG" and c["pos"] != "VERB" else want
         elif tag is not None:
             form, want = inflect(a, tag), tag
             m = re.search(rf"(?<![A-Za-z]){re.escape(form)}(?![A-Za-z])", c["caption"], flags=re.IGNORECASE)
@@ -131,9 +143,9 @@ def scene_gap(run, ids: list[str]) -> dict:
     human = {i: run.short_caption[i][1] for i in ids}
     rows = []
     for c in run.captions:
-        fm = FRAME_RE.search(c.get("caption") or "") if c["image_id"] in keep else None
+        fm = frame_of(c.get("caption") or "", c["association"]) if c["image_id"] in keep else None
         if fm:
-            rows.append((c["level"], c["caption"], c["caption"][: fm.start()] + ("." if c["caption"].endswith(".") else ""), human[c["image_id"]]))
+            rows.append((c["level"], c["caption"], fm[3], human[c["image_id"]]))
     texts = sorted({t for r in rows for t in r[1:]})
     sc = dict(zip(texts, token_nll(texts))) if texts else {}
     per = {lv: [r for r in rows if r[0] == lv] for lv in LEVELS}

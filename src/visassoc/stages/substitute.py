@@ -16,12 +16,11 @@ long, human caption per image:
   ("oculars", "seats"), a
   StageError sends the runner to the level's next association (``alternatives_left``); the last
   one is placed in a frame instead.
-- **Frames.** At levels 3-5 an abstract noun does not replace a concrete one ("A woman existence
-  sits..."): the scene is kept and the association joins it in a short phrase of our own
-  (appositive "..., a sense of solitude", "..., a moment of competition", "..., a picture of
-  society"; "..., as if dreaming"; "..., as if lonely"), still under the limit. The shorter
-  ", full of X" (a quality) or ", pure X" is used when the longer frame has no grammatical cut
-  (``shorten.fit`` without ``relax``) or would leave a bare noun of the scene.
+- **Frames.** At levels 3-5 an abstract noun, or one that names no thing where the caption has
+  one, does not replace a concrete one ("A woman existence sits...", "A gender astronaut"): the
+  scene is kept and the association becomes its title ("Existence: a woman astronaut sits beside
+  her helmet", one word, so the scene keeps nine of ten). A verb of levels 4-5 ends the scene
+  ("..., as if dreaming"), as does a last adjective no form of which fits ("..., as if lonely").
 
 Deterministic: ``feedback`` from a re-ask cannot change the result, so the runner stops re-asking
 when the answer repeats.
@@ -37,25 +36,21 @@ from ..text import indefinite_article, inflect
 from .interfaces import CaptionRequest, StageError
 from .shorten import ALONE_FRAMES, INTRANSITIVE_FRAMES, OBJECT_FRAMES, fit, intransitive, parser, render, token_index, verb_frames
 
-VERSION = "substitute-11"
+VERSION = "substitute-12"
 ARTICLE_TAGS = ("NN", "NNP", "JJ", "JJR", "JJS", "VBG", "VBN")
 SAME_TAG = {"NNP": "NN", "NNPS": "NNS"}  # a proper/common noun reading is still a noun of that number
 FRAME_LEVELS = (3, 4, 5)
 ABSTRACT = 3.0  # Brysbaert rating below which a noun is abstract ...
 GAP = 1.0  # ... and this much less concrete than the concrete noun it would replace
-# a noun's frame by its WordNet kind: a quality of the scene ("a sense of solitude"), a happening in
-# it ("a moment of competition"), anything else (a group, a message, a relation: "society",
-# "partnership") as what the scene shows ("a picture of society"; "a moment of society" reads as a
-# slip). When the scene has no room for four words, a quality takes "full of X" (three), and
-# anything "pure X" (two): on held-out COCO-mini images SmolLM2 finds "full of" as fluent as the
-# four-word frames and "pure" ~0.5 nat/token worse.
-QUALITY_LEX = {"noun.feeling", "noun.state", "noun.attribute", "noun.cognition", "noun.motive"}
-HAPPENING_LEX = {"noun.act", "noun.event", "noun.process", "noun.phenomenon", "noun.time"}
+# A noun that cannot take the slot opens the caption as its title, "Pride: an astronaut sits beside
+# a flag and her helmet": one word of the ten, so the scene keeps nine. On held-out COCO-mini images
+# (benchmarks/bench_frames.py, images 25-75 of one-caption level 4-5 rows) SmolLM2's fluency gap was
+# +0.52 nat/token for the title against +0.78 for ", a sense of pride" (four words, the scene cut
+# to six), +0.86 "full of", +1.51 "pure" and +0.96 "With pride, ...".
+TITLE = "{}: "
 # what a photo can show: a level-3 noun of none of these kinds does not replace one of them
 THING_LEX = {"noun.artifact", "noun.object", "noun.animal", "noun.person", "noun.plant", "noun.food", "noun.body",
              "noun.substance", "noun.location"}
-FRAMES = {"quality": "a sense of", "happening": "a moment of", "other": "a picture of"}
-SHORT_FRAMES = ("full of", "pure")  # when the scene has no room for the four-word frame
 MIN_SHARE = 0.34
 # verbs of moving and perceiving take a direction freely ("glances up", "climbs down"); others take a
 # particle only as a listed phrasal verb ("lie down", not "rest down"; "pick up", not "grab up")
@@ -63,7 +58,6 @@ SPACE_LEX = {"verb.motion", "verb.perception"}
 PLACE_FRAMES = frozenset({4, 20, 21, 22})  # WordNet frames with a phrase of place after the verb ("----s PP")
 SLOT_OBJECT = ("dobj", "dative")
 SLOT_OTHER = ("attr", "acomp", "oprd", "ccomp", "xcomp", "auxpass", "nsubjpass", "csubj")  # a copula, a clause, a passive
-BARE_SCENE = 2  # words: a scene this short ("A crane") is a bare noun, not a scene
 
 
 @dataclass
@@ -201,28 +195,13 @@ def pos_share_ok(association: str, tag: str) -> bool:
     return p is None or prof is None or prof[1][POS_KEYS.index(p)] >= MIN_SHARE
 
 
-@lru_cache(maxsize=20_000)
-def _noun_kind(word: str) -> str:
-    """Which frame a noun takes: "quality" by its commonest WordNet sense, "happening" if one of its
-    two commonest senses is one ("competition": a relation, then an event), else "other"."""
-    kinds = [s.lexname() for s in wordnet().synsets(word.replace(" ", "_"), pos="n")[:2]]
-    if kinds and kinds[0] in QUALITY_LEX:
-        return "quality"
-    return "happening" if set(kinds) & HAPPENING_LEX else "other"
-
-
 def frame_phrase(association: str, pos: str) -> tuple[str, str]:
-    """(phrase appended to the scene, the tag the association has in it)."""
+    """(phrase appended to the scene, the tag the association has in it); a noun is a title instead."""
     if pos == "VERB":
         return f", as if {inflect(association, 'VBG')}", "VBG"
     if pos == "ADJ":
         return f", as if {association}", "JJ"
-    kind = _noun_kind(association)
-    head = association.split()[-1].lower()
-    own = [k for k, f in FRAMES.items() if head in (f.split()[-2], f.split()[-2] + "s")]
-    if kind in own:  # never "a sense of sense": the next frame
-        kind = list(FRAMES)[(list(FRAMES).index(kind) + 1) % len(FRAMES)]
-    return f", {FRAMES[kind]} {association}", "NN"
+    return TITLE.format(association[:1].upper() + association[1:]), "NN"
 
 
 def _offset(text: str, form: str) -> int:
@@ -260,25 +239,21 @@ def substitution(doc, k: int, association: str, max_words: int | None) -> Draft 
 
 
 def framed(doc, k: int, association: str, pos: str, max_words: int | None) -> Draft:
-    """The scene (cut to leave room) with the association in a frame phrase after it."""
+    """The scene, cut to leave room, with the association as its title ("Pride: an astronaut sits
+    beside a flag") or, for a verb or an adjective, after it (", as if dreaming")."""
     phrase, tag = frame_phrase(association, pos)
-    full, pure = SHORT_FRAMES
-    shorter = ([f", {full} {association}"] if _noun_kind(association) == "quality" else []) + [f", {pure} {association}"]
-    phrases = [phrase] + (shorter if pos == "NOUN" else [])  # a quality fills the scene ("full of focus")
-    # a grammatical cut with any frame before a cut that breaks a rule ("People are having on a
-    # beach"); the longest frame unless it leaves a bare noun ("A crane, a sense of courage") where
-    # a shorter one keeps a clause ("The street is blocked by a crane, full of courage")
-    tries = ((ph, fit(doc, k, max((max_words or 10_000) - len(ph.lstrip(", ").split()), 1), relax=relax))
-             for relax in (False, True) for ph in phrases)  # the comma joins the scene's last word
-    fits = (f for f in tries if f[1] is not None)  # lazily: most captions take the first try
-    phrase, res = next(fits, (phrases[0], None))
-    if res is not None and len(res[0].split()) <= BARE_SCENE:
-        phrase, res = max([(phrase, res), *fits], key=lambda f: len(f[1][0].split()))
+    budget = max((max_words or 10_000) - len(phrase.strip(", :").split()), 1)
+    # a grammatical cut before one that breaks a rule ("People are having on a beach")
+    res = fit(doc, k, budget, relax=False) or fit(doc, k, budget)
     scene = (res[0] if res else doc.text.strip()).rstrip(".!").rstrip()
     stop = "." if doc.text.strip().endswith(".") else ""
+    if pos == "NOUN":
+        head = scene.split()[0]
+        if not any(t.text == head and (t.pos_ == "PROPN" or t.text == "I") for t in doc):
+            scene = scene[:1].lower() + scene[1:]  # "Pride: an astronaut ...", but "Pride: Paris at night"
+        return Draft(phrase + scene + stop, 0, tag, True)
     form = inflect(association, "VBG") if pos == "VERB" else association
-    head = 0 if pos == "VERB" else form.rfind(" ") + 1
-    return Draft(scene + phrase + stop, len(scene) + phrase.rindex(form) + head, tag, True)
+    return Draft(scene + phrase + stop, len(scene) + phrase.rindex(form), tag, True)
 
 
 def check(drafts: list[Draft]) -> list[bool]:
