@@ -25,6 +25,7 @@ TEMPLATES = {"a sense of": ", a sense of {}", "a moment of": ", a moment of {}",
              "a hint of": ", a hint of {}", "full of": ", full of {}", "in": ", in {}", "and": ", and {}", "pure": ", pure {}",
              # prefixes: the association opens the caption and the scene keeps more of its words
              "X: scene": "{}: ", "With X, scene": "With {}, "}
+VERB_TEMPLATES = {"as if": ", as if {}", "X: scene": "{}: "}  # the association as a gerund ("dreaming")
 
 
 def _join(scene: str, phrase: str, stop: str) -> str:
@@ -44,20 +45,24 @@ def main() -> None:
     ap.add_argument("run", type=Path)
     ap.add_argument("--from", dest="lo", type=int, default=25)
     ap.add_argument("--to", dest="hi", type=int, default=75)
+    ap.add_argument("--verbs", action="store_true", help="the rows framed with a verb (', as if dreaming') instead of a noun")
     a = ap.parse_args()
+    from visassoc.text import inflect
+
+    templates = VERB_TEMPLATES if a.verbs else TEMPLATES
     caps = pq.read_table(a.run / "captions.parquet").to_pylist()
     human = {r["image_id"]: r["caption"] for r in pq.read_table(a.run / "salient.parquet").to_pylist()}
     order = sorted({c["image_id"] for c in caps if c["caption"]} & set(human))
     random.Random(0).shuffle(order)  # report/fluency.sample_images' order
     ids = set(order[a.lo : a.hi])
     rows = [c for c in caps if c["image_id"] in ids and c["level"] in (4, 5) and c["caption"]
-            and (m := frame_of(c["caption"], c["association"])) and m[0] == "NN"]
+            and (m := frame_of(c["caption"], c["association"])) and (m[0] == "VBG") == a.verbs]
     nlp, alts = parser(), {}
     for n, r in enumerate(rows):
         doc = nlp(human[r["image_id"]])
         k = token_index(doc, r["word"])
-        for name, t in TEMPLATES.items():
-            ph = t.format(r["association"])
+        for name, t in templates.items():
+            ph = t.format(inflect(r["association"], "VBG") if a.verbs else r["association"])
             budget = 10 - len(ph.lstrip(", ").split())
             res = fit(doc, k, budget, relax=False) or fit(doc, k, budget)
             if res:
@@ -69,12 +74,13 @@ def main() -> None:
         print(f"\n{title}: {len(keep)} captions of {len(ids)} images\n{'template':<14}{'rows':>6}{'gap':>8}")
         cur = [nll[rows[n]["caption"]] - nll[human[rows[n]["image_id"]]] for n in keep]
         print(f"{'(as written)':<14}{len(cur):>6}{sum(cur) / max(1, len(cur)):>+8.2f}")
-        for name in TEMPLATES:
+        for name in templates:
             g = [nll[alts[n, name]] - nll[human[rows[n]["image_id"]]] for n in keep if (n, name) in alts]
             print(f"{name:<14}{len(g):>6}{(sum(g) / len(g) if g else float('nan')):>+8.2f}")
 
-    table("all framed nouns, levels 4-5", list(range(len(rows))))
-    table("no room for a four-word frame", [n for n in range(len(rows)) if (n, "a sense of") not in alts])
+    table(f"all framed {'verbs' if a.verbs else 'nouns'}, levels 4-5", list(range(len(rows))))
+    if not a.verbs:
+        table("no room for a four-word frame", [n for n in range(len(rows)) if (n, "a sense of") not in alts])
 
 
 if __name__ == "__main__":
