@@ -139,8 +139,9 @@ def embed_spans(items: list[tuple[str, int, int]], batch_size: int = 128):
     model = minilm()
     tok, net = model.tokenizer, model[0].auto_model
     out = np.zeros((len(items), 384), dtype="float32")
+    order = sorted(range(len(items)), key=lambda n: len(items[n][0]))  # similar lengths share a batch: less padding
     for lo in range(0, len(items), batch_size):
-        part = items[lo : lo + batch_size]
+        part = [items[n] for n in order[lo : lo + batch_size]]
         enc = tok([t for t, _, _ in part], padding=True, truncation=True, return_tensors="pt", return_offsets_mapping=True)
         offsets = enc.pop("offset_mapping").tolist()
         with torch.no_grad():
@@ -148,7 +149,7 @@ def embed_spans(items: list[tuple[str, int, int]], batch_size: int = 128):
         for n, (_, a, b) in enumerate(part):
             rows = [i for i, (s, e) in enumerate(offsets[n]) if e > s and s < b and e > a]
             v = hidden[n, rows].mean(axis=0) if rows else hidden[n, 0]
-            out[lo + n] = v / max(float(np.linalg.norm(v)), 1e-12)
+            out[order[lo + n]] = v / max(float(np.linalg.norm(v)), 1e-12)
     return out
 
 

@@ -121,13 +121,14 @@ IC_WEIGHT = 0.15
 # thing is described as if it had a mood ("proud towers", "curious eyes": personification, the usual
 # route of an adjective metaphor) rather than by a vague degree ("considerable eyes", "average towers")
 FELT_ADJ = {4: 2.5, 5: 2.8}
-# levels 1-3 of a verb stand in the caption's slot: the best FIT_POOL eligible candidates are put there
+# levels 1-3 of a verb stand in the caption's slot: the best FIT_POOL[level] eligible candidates are put there
 # (inflected like the slot) and gain FIT_WEIGHT per unit of cosine between MiniLM's contextual vector of
 # the candidate in that caption and of the word in the caption itself. As in lexical substitution
 # (Zhou et al. 2019, substitutes validated by how little they change the contextual representation),
 # this reads the verb in its sentence: "a dog is resting on a bed" keeps the slot, "voting" does not.
-FIT_LEVELS = (1, 2, 3)
-FIT_POOL = 16
+# (level 3, whose candidates have no WordNet bonus to order them, reads twice as many; a reading costs a
+# MiniLM pass over the caption, so this is most of the miner's time on verbs)
+FIT_POOL = {1: 8, 2: 8, 3: 16}
 FIT_WEIGHT = 1.0
 COMMON_ADJ = 4000  # ... and none of the ~4k commonest words ("good", "new", "special", "certain"): they fit any noun
 
@@ -559,10 +560,10 @@ class LexicalMiner:
                     scored[cand] -= USE_PENALTY * n + (OVER_CAP if n >= self._cap else 0.0)
                 # scores equal to 1e-3 are ties; the seed orders them (a stable hash, not Python's)
                 ranked = sorted(scored, key=lambda x: (-round(scored[x], 3), _tiebreak(self.seed, x)))
-                if job.slot is not None and level in FIT_LEVELS and strict:
+                if job.slot is not None and level in FIT_POOL and strict:
                     short = []
                     for cand in ranked:
-                        if len(short) >= FIT_POOL:
+                        if len(short) >= FIT_POOL[level]:
                             break
                         if eligible(cand, level, band, strict):
                             short.append(cand)
