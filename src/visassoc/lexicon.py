@@ -126,6 +126,33 @@ def embed(texts: list[str], batch_size: int = 256):
     ).astype("float32")
 
 
+def embed_spans(items: list[tuple[str, int, int]], batch_size: int = 128):
+    """MiniLM's contextual vector of a stretch of each text: for (text, start, end), the mean of the
+    last-layer vectors of the word pieces inside characters [start, end), L2-normalised (float32,
+    len(items) x 384). A word's vector in its sentence, where ``embed`` gives the sentence's; a piece
+    a span only overlaps counts (the span is widened to whole pieces)."""
+    import numpy as np
+    import torch
+
+    if not items:
+        return np.zeros((0, 384), dtype="float32")
+    model = minilm()
+    tok, net = model.tokenizer, model[0].auto_model
+    out = np.zeros((len(items), 384), dtype="float32")
+    order = sorted(range(len(items)), key=lambda n: len(items[n][0]))  # similar lengths share a batch: less padding
+    for lo in range(0, len(items), batch_size):
+        part = [items[n] for n in order[lo : lo + batch_size]]
+        enc = tok([t for t, _, _ in part], padding=True, truncation=True, return_tensors="pt", return_offsets_mapping=True)
+        offsets = enc.pop("offset_mapping").tolist()
+        with torch.no_grad():
+            hidden = net(**enc).last_hidden_state.numpy()
+        for n, (_, a, b) in enumerate(part):
+            rows = [i for i, (s, e) in enumerate(offsets[n]) if e > s and s < b and e > a]
+            v = hidden[n, rows].mean(axis=0) if rows else hidden[n, 0]
+            out[order[lo + n]] = v / max(float(np.linalg.norm(v)), 1e-12)
+    return out
+
+
 def versions() -> dict[str, str]:
     """Versions of the lexical resources, for run manifests."""
     from importlib.metadata import PackageNotFoundError, version

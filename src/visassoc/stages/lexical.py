@@ -31,7 +31,9 @@ read as often as an adjective ("yearly"), at level 1 of a body part another part
 an adjective's stand-in is attributive (not "awake", "unable"), descriptive (not "optical") and not
 of the other pole in any sense ("minor", a synonym of small, for tall); its best level 1-2 words
 keep its attribute (a colour's are colours or words defined by colour: "bright", not "striped");
-a verb's stand-in at levels 1-3 keeps the sense's frame (no object for "sit": not "fold"). An
+a verb's stand-in at levels 1-3 keeps the sense's frame (no object for "sit": not "fold") and is read
+in the caption's slot: the best few candidates gain by how close MiniLM's contextual vector of each,
+put there, stays to the word's own (``FIT_WEIGHT``: "a dog is resting on a bed", not "voting"). An
 adjective's levels 4-5 personify: a felt quality, not an everyday word ("proud towers", not
 "average towers"). Nothing defined by sex is an association.
 When a level has no such word, the band widens and structural rules relax step by step before a
@@ -48,11 +50,12 @@ import numpy as np
 
 from .. import lexicon
 from . import lexical_wordnet as lw
-from .shorten import INTRANSITIVE_FRAMES, OBJECT_FRAMES, sense_frames, verb_frames
+from ..text import inflect
+from .shorten import INTRANSITIVE_FRAMES, OBJECT_FRAMES, parser, sense_frames, token_index, verb_frames
 from .interfaces import AssociationRequest, Ladder, StageError
 from .lexical_vocab import POS_KEYS, VOCAB_VERSION, Vocab, interoceptive_ratings, load_vocab, pos_profile, rating, vocab_path
 
-METHOD_VERSION = "lexical-13"
+METHOD_VERSION = "lexical-14"
 WN_POS = {"NOUN": "n", "VERB": "v", "ADJ": "a"}
 
 
@@ -121,6 +124,15 @@ IC_WEIGHT = 0.15
 # route of an adjective metaphor) rather than by a vague degree ("considerable eyes", "average towers")
 FELT_ADJ = {4: 2.5, 5: 2.8}
 COMMON_ADJ = 4000  # ... and, from level 3, none of the ~4k commonest words ("good", "new", "current"): they fit any noun
+# levels 1-3 of a verb stand in the caption's slot: the best FIT_POOL[level] eligible candidates are put there
+# (inflected like the slot) and gain FIT_WEIGHT per unit of cosine between MiniLM's contextual vector of
+# the candidate in that caption and of the word in the caption itself. As in lexical substitution
+# (Zhou et al. 2019, substitutes validated by how little they change the contextual representation),
+# this reads the verb in its sentence: "a dog is resting on a bed" keeps the slot, "voting" does not.
+# (level 3, whose candidates have no WordNet bonus to order them, reads twice as many; a reading costs a
+# MiniLM pass over the caption, so this is most of the miner's time on verbs)
+FIT_POOL = {1: 8, 2: 8, 3: 16}
+FIT_WEIGHT = 1.0
 
 
 def _norm(v: np.ndarray) -> np.ndarray:
@@ -219,6 +231,16 @@ def _frame_need(best, lemma: str) -> frozenset[int] | None:
     return INTRANSITIVE_FRAMES if intr and not obj else OBJECT_FRAMES if obj and not intr else None
 
 
+def _slot_span(slot, cand: str | None) -> tuple[str, int, int]:
+    """(caption, start, end of the slot's word) with ``cand`` inflected like the slot in it (None: as it is)."""
+    doc, k = slot
+    new = doc[k].text if cand is None else inflect(cand, doc[k].tag_)
+    if k == 0:
+        new = new[:1].upper() + new[1:]
+    head = doc[:k].text_with_ws if k else ""
+    return head + new + doc[k].whitespace_ + doc[k + 1 :].text, len(head), len(head) + len(new)
+
+
 @dataclass
 class _Job:
     i: int
@@ -228,6 +250,7 @@ class _Job:
     key: tuple
     senses: list
     context: dict | None = None  # far-level candidates from the image's other salient words
+    slot: tuple | None = None  # a verb's (parsed caption, token index): where levels 1-3 will stand
 
 
 class LexicalMiner:
@@ -263,6 +286,7 @@ class LexicalMiner:
         from tqdm import tqdm
 
         self._cache = {}  # no carry-over between calls: results must not depend on what ran before
+        self._spans: dict[tuple[str, int, int], np.ndarray] = {}  # contextual vectors of words in captions
         self._usage: dict[int, dict[str, int]] = {k: {} for k in range(1, 6)}
         self._cap = {k: max(3, int(share * len(requests))) for k, share in USE_CAP.items()}
         if self._emb is None:
@@ -293,6 +317,11 @@ class LexicalMiner:
         emb.need([j.ctx for j in jobs])
         emb.need([j.lemma for j in jobs] + [lw.gloss(s) for j in jobs for s in j.senses], persist=True)
         chosen = [self._pick_sense(emb, j) for j in jobs]
+        verbs = [j for j in jobs if j.req.pos == "VERB" and j.req.word and j.req.caption]
+        for j, doc in zip(verbs, parser().pipe([j.req.caption for j in verbs], batch_size=256)):
+            k = token_index(doc, j.req.word)
+            if k is not None and doc[k].tag_.startswith("VB"):
+                j.slot = (doc, k)
         rels = [lw.relations(b, j.senses, sc, WN_POS[j.req.pos], j.lemma) for j, (b, sc) in zip(jobs, chosen)]
         # the image's own context for the far levels: concepts related to its other salient words
         by_image: dict[str, dict[str, float]] = {}
@@ -321,12 +350,19 @@ class LexicalMiner:
             for j, (best, _), rel in zip(jobs[lo : lo + 256], chosen[lo : lo + 256], rels[lo : lo + 256]):
                 gen = self._ladder(emb, j, best, rel)
                 live[j.i] = (j, gen, next(gen))
-            while live:
-                sims = vocab.vectors @ np.stack([q for _, _, q in live.values()], axis=1)
+            while live:  # a ladder yields a query vector (sent its similarities) or captions (sent their vectors)
+                queries = [i for i, (_, _, y) in live.items() if isinstance(y, np.ndarray)]
+                reply = {}
+                if queries:
+                    sims = vocab.vectors @ np.stack([live[i][2] for i in queries], axis=1)
+                    reply = {i: sims[:, col] for col, i in enumerate(queries)}
+                spans = sorted({x for i in live if i not in reply for x in live[i][2]} - self._spans.keys())
+                self._spans.update(zip(spans, lexicon.embed_spans(spans)))
+                reply.update({i: np.stack([self._spans[x] for x in live[i][2]]) for i in live if i not in reply})
                 nxt = {}
-                for col, (i, (j, gen, _)) in enumerate(live.items()):
+                for i, (j, gen, _) in live.items():
                     try:
-                        nxt[i] = (j, gen, gen.send(sims[:, col]))
+                        nxt[i] = (j, gen, gen.send(reply[i]))
                     except StopIteration as stop:
                         self._cache[j.key] = out[i] = stop.value
                         bar.update(1)
@@ -371,6 +407,10 @@ class LexicalMiner:
         descriptive = wpos == "a" and best_lex != "adj.pert" and not lw.is_relational(lemma)
         attributive = wpos == "a" and not lw.predicative_only(lemma)
         frame = _frame_need(best, lemma) if wpos == "v" else None
+        slot = job.slot is not None  # a verb whose levels 1-3 are read in the caption's slot
+
+        def in_band(conc: float, level: int) -> bool:
+            return bnd[level].lo <= conc <= bnd[level].hi
 
         def profile(cand: str, q: int = p):
             """(has POS q, share of POS q, noun/verb lexname, stop) from the vocabulary arrays, else
@@ -426,7 +466,10 @@ class LexicalMiner:
                 return False  # beside an eye a mouth is another part, never the same one: body parts
                 # are a partonomy, so a near synonym of one is a WordNet synonym or kind of it
             home = rel.home(cand)
-            if home is not None and home != level and strict:
+            # a verb's levels 1-3 all stand in its slot: a WordNet relation its home level's band cannot take
+            # ("rest", a kind of sitting, too abstract for level 1) may stand at another of them
+            displaced = slot and level <= 3 and home is not None and home <= 3 and not in_band(conc, home)
+            if home is not None and home != level and strict and not displaced:
                 return False  # a hypernym is a level-2 word, a hyponym a level-1 word
             if wpos == "a" and cand not in rel.by_level[1] and cand not in rel.by_level[2] and lw.sister_value(lemma, cand):
                 return False  # a sister value of the same attribute (blue for red, vast for small)
@@ -454,7 +497,7 @@ class LexicalMiner:
                     return False  # nor another kind beside it: a knee is no near synonym of an elbow
                 if level == 2 and not anc and (strict == 2 or lexname != best_lex):
                     return False
-                if level == 3 and kin and strict == 2:
+                if level == 3 and kin and strict == 2 and not displaced:
                     return False  # a breed of the dog is not its situation
             return True
 
@@ -520,7 +563,19 @@ class LexicalMiner:
                     n = usage.get(cand, 0)
                     scored[cand] -= USE_PENALTY * n + (OVER_CAP if n >= self._cap[level] else 0.0)
                 # scores equal to 1e-3 are ties; the seed orders them (a stable hash, not Python's)
-                for cand in sorted(scored, key=lambda x: (-round(scored[x], 3), _tiebreak(self.seed, x))):
+                ranked = sorted(scored, key=lambda x: (-round(scored[x], 3), _tiebreak(self.seed, x)))
+                if job.slot is not None and level in FIT_POOL and strict:
+                    short = []
+                    for cand in ranked:
+                        if len(short) >= FIT_POOL[level]:
+                            break
+                        if eligible(cand, level, band, strict):
+                            short.append(cand)
+                    if short:
+                        vecs = yield [_slot_span(job.slot, None)] + [_slot_span(job.slot, x) for x in short]
+                        fit = dict(zip(short, (vecs[1:] @ vecs[0]).tolist()))
+                        ranked = sorted(short, key=lambda x: (-round(scored[x] + FIT_WEIGHT * fit[x], 3), _tiebreak(self.seed, x)))
+                for cand in ranked:
                     if len(picked) >= self.per_level:
                         break
                     if eligible(cand, level, band, strict):
