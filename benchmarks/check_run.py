@@ -30,16 +30,17 @@ SUFFIX_RE = re.compile(r", as if ([a-z][a-z' -]*)\.?$")
 
 def frame_of(caption: str, association: str) -> tuple[str, int, str, str] | None:
     """For a caption the writer framed: (tag the association has there, where it starts, its form,
-    the scene alone); None for a substitution. A noun is the title ("Pride: an astronaut ..."), a
-    verb or adjective follows the scene (", as if dreaming")."""
-    title = frame_phrase(association, "NOUN")[0]
-    if caption.startswith(title):
-        scene = caption[len(title):]
-        return "NN", 0, title.rstrip(": "), scene[:1].upper() + scene[1:]
+    the scene alone); None for a substitution. A noun or a verb's gerund is the title ("Pride: an
+    astronaut ...", "Dreaming: ..."), an adjective follows the scene (", as if lonely")."""
+    for pos in ("NOUN", "VERB"):
+        title, tag = frame_phrase(association, pos)
+        if caption.startswith(title):
+            scene = caption[len(title):]
+            return tag, 0, title.rstrip(": "), scene[:1].upper() + scene[1:]
     m = SUFFIX_RE.search(caption)
     if m:
         form = m.group(1)
-        return ("VBG" if form.endswith("ing") else "JJ"), m.start(1), form, caption[: m.start()] + ("." if caption.endswith(".") else "")
+        return "JJ", m.start(1), form, caption[: m.start()] + ("." if caption.endswith(".") else "")
     return None
 
 
@@ -57,7 +58,7 @@ def _mean(xs):
 def tag_agreement(caps: list[dict], human: dict[tuple[str, str], str], misses: list | None = None) -> dict[int, tuple[int, int]]:
     """Per level (kept, checked): does the association's head word carry the slot's tag when the
     creative caption is re-tagged? Substitutions: the word's tag in the human caption; frames:
-    NN for a title, VBG or JJ after "as if". Rows whose word or form is not found are skipped."""
+    NN or VBG for a title, JJ after "as if". Rows whose word or form is not found are skipped."""
     from visassoc.stages.substitute import head_index, tags_agree
     from visassoc.text import inflect
 
@@ -74,7 +75,6 @@ def tag_agreement(caps: list[dict], human: dict[tuple[str, str], str], misses: l
         fm = frame_of(c["caption"], a)
         if fm:
             want, start, form, _ = fm
-            want = "JJ" if want == "VBG" and c["pos"] != "VERB" else want
         elif tag is not None:
             form, want = inflect(a, tag), tag
             m = re.search(rf"(?<![A-Za-z]){re.escape(form)}(?![A-Za-z])", c["caption"], flags=re.IGNORECASE)

@@ -61,7 +61,7 @@ def test_no_fitting_form_falls_back_to_the_next_association_then_a_frame():
     (err,) = SubstitutionWriter(10).write([_req("An orange cat looks up with wide eyes.", "eyes", "NOUN", 2, "ocular", left=2)])
     assert isinstance(err, StageError)  # "ocular" is mostly an adjective: no "oculars"
     (last,) = SubstitutionWriter(10).write([_req(cap, "sits", "VERB", 1, "seat", left=0)])
-    assert last == "A woman astronaut sits beside her helmet, as if seating"
+    assert last == "Seating: a woman astronaut sits beside her helmet"
 
 
 def test_far_levels_put_abstract_nouns_in_a_frame():
@@ -72,7 +72,7 @@ def test_far_levels_put_abstract_nouns_in_a_frame():
     assert validate_caption(l5, "existence", cap, 1, 10) is None
     assert l1.startswith("A lady astronaut")
     (verb,) = w.write([_req("A cat looks up at a bird.", "looks", "VERB", 5, "dream")])
-    assert verb in ("A cat dreams up at a bird.", "A cat looks up at a bird, as if dreaming.")
+    assert verb == "Dreaming: a cat looks up at a bird."
     (act,) = w.write([_req("A man riding a wave on top of a surfboard in the ocean.", "wave", "NOUN", 4, "competition")])
     assert act == "Competition: a man riding a wave."
     (whole,) = w.write([_req("An old red motorcycle parked next to a wooden bench.", "bench", "NOUN", 4, "session")])
@@ -147,7 +147,7 @@ def test_a_nouns_frame_is_a_title_that_keeps_the_scene():
     assert out == "Courage: the street is blocked by a crane."  # the list's other item goes whole
     (eyes,) = SubstitutionWriter(10).write([_req("An orange cat looks up with wide eyes.", "eyes", "NOUN", 5, "focus")])
     assert eyes == "Focus: an orange cat looks up with wide eyes."
-    assert frame_phrase("sense", "NOUN")[0] == "Sense: " and frame_phrase("dream", "VERB")[0] == ", as if dreaming"
+    assert frame_phrase("sense", "NOUN")[0] == "Sense: " and frame_phrase("dream", "VERB")[0] == "Dreaming: "
 
 
 def test_a_mass_noun_takes_no_article():
@@ -205,11 +205,11 @@ def test_a_verb_that_needs_an_object_is_not_framed_while_alternatives_remain():
     out = SubstitutionWriter(max_words=10).write([_req(cap, "parked", "VERB", 5, "commit", left=2),
                                                   _req(cap, "parked", "VERB", 5, "stay", left=2),
                                                   _req(cap, "parked", "VERB", 5, "commit", left=0)])
-    assert isinstance(out[0], StageError)  # not "A bike parked, as if committing"
-    assert out[1].endswith("as if staying.")
-    assert "as if committing" in out[2]  # the last one left is still written: never a lost row
+    assert isinstance(out[0], StageError)  # not "Committing: a bike parked ..."
+    assert out[1] == "Staying: a bike parked in front of a meter."
+    assert out[2].startswith("Committing: ")  # the last one left is still written: never a lost row
     (rely,) = SubstitutionWriter(max_words=10).write([_req(cap, "parked", "VERB", 5, "rely", left=1)])
-    assert isinstance(rely, StageError)  # "as if relying" lacks its "on ..."
+    assert isinstance(rely, StageError)  # "Relying:" lacks its "on ..."
 
 
 def test_a_capital_is_kept_only_at_the_start_of_the_caption():
@@ -243,7 +243,7 @@ def test_a_verb_keeps_the_slots_frame_and_takes_its_particle_or_drops_it():
                        "A man mounts a horse.", "A dog rests on the grass.", "An orange cat sees with wide eyes.",
                        "An open refrigerator containing bottles of various food."]  # "including" is a preposition here
     (last,) = SubstitutionWriter(10).write([_req(sits, "sits", "VERB", 2, "fold", left=0)])
-    assert last.endswith(", as if folding.")  # the last one left is still written, in the frame
+    assert last.startswith("Folding: ")  # the last one left is still written, as the title
 
 
 def test_a_level_three_noun_that_names_no_thing_is_framed():

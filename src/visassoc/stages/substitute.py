@@ -19,8 +19,9 @@ long, human caption per image:
 - **Frames.** At levels 3-5 an abstract noun, or one that names no thing where the caption has
   one, does not replace a concrete one ("A woman existence sits...", "A gender astronaut"): the
   scene is kept and the association becomes its title ("Existence: a woman astronaut sits beside
-  her helmet", one word, so the scene keeps nine of ten). A verb of levels 4-5 ends the scene
-  ("..., as if dreaming"), as does a last adjective no form of which fits ("..., as if lonely").
+  her helmet", one word, so the scene keeps nine of ten). A verb of levels 4-5 titles it too, as a
+  gerund ("Dreaming: a cat looks up"); a last adjective no form of which fits ends it ("..., as if
+  lonely").
 
 Deterministic: ``feedback`` from a re-ask cannot change the result, so the runner stops re-asking
 when the answer repeats.
@@ -36,7 +37,7 @@ from ..text import indefinite_article, inflect
 from .interfaces import CaptionRequest, StageError
 from .shorten import ALONE_FRAMES, INTRANSITIVE_FRAMES, OBJECT_FRAMES, fit, intransitive, parser, render, token_index, verb_frames
 
-VERSION = "substitute-12"
+VERSION = "substitute-13"
 ARTICLE_TAGS = ("NN", "NNP", "JJ", "JJR", "JJS", "VBG", "VBN")
 SAME_TAG = {"NNP": "NN", "NNPS": "NNS"}  # a proper/common noun reading is still a noun of that number
 FRAME_LEVELS = (3, 4, 5)
@@ -94,9 +95,9 @@ def has_form(association: str, tag: str) -> bool:
 
 
 def frameable_verb(association: str) -> bool:
-    """A verb can end a scene as "..., as if dreaming" only if it takes no object nor phrase in one of
-    its two commonest senses: "as if committing", "as if needing", "as if relying" read as cut short
-    (``shorten`` keeps a verb's object by a looser form of the same test)."""
+    """A verb can title a scene ("Dreaming: ...") only if it takes no object nor phrase in one of
+    its two commonest senses: "Committing:", "Needing:", "Relying:" read as cut short (``shorten``
+    keeps a verb's object by a looser form of the same test)."""
     return intransitive(association.split()[0].lower(), ALONE_FRAMES)
 
 
@@ -161,7 +162,7 @@ def needs_frame(req: CaptionRequest) -> bool:
     scene's subject and objects, so they are framed too."""
     if req.level not in FRAME_LEVELS or req.pos not in ("NOUN", "VERB"):
         return False
-    if req.pos == "VERB":  # "An orange cat believes up" -> "An orange cat looks up, as if believing"
+    if req.pos == "VERB":  # "An orange cat believes up" -> "Believing: an orange cat looks up"
         return req.level > 3
     a, w = concreteness(req.association), concreteness(req.word)
     if a is None or w is None:
@@ -196,12 +197,12 @@ def pos_share_ok(association: str, tag: str) -> bool:
 
 
 def frame_phrase(association: str, pos: str) -> tuple[str, str]:
-    """(phrase appended to the scene, the tag the association has in it); a noun is a title instead."""
-    if pos == "VERB":
-        return f", as if {inflect(association, 'VBG')}", "VBG"
+    """(the title before the scene, or the phrase after it; the tag the association has there): a
+    noun or a verb's gerund is the title ("Pride: ...", "Dreaming: ..."); an adjective follows."""
     if pos == "ADJ":
         return f", as if {association}", "JJ"
-    return TITLE.format(association[:1].upper() + association[1:]), "NN"
+    form = inflect(association, "VBG") if pos == "VERB" else association
+    return TITLE.format(form[:1].upper() + form[1:]), "VBG" if pos == "VERB" else "NN"
 
 
 def _offset(text: str, form: str) -> int:
@@ -240,20 +241,19 @@ def substitution(doc, k: int, association: str, max_words: int | None) -> Draft 
 
 def framed(doc, k: int, association: str, pos: str, max_words: int | None) -> Draft:
     """The scene, cut to leave room, with the association as its title ("Pride: an astronaut sits
-    beside a flag") or, for a verb or an adjective, after it (", as if dreaming")."""
+    beside a flag", "Dreaming: a cat looks up") or, for an adjective, after it (", as if lonely")."""
     phrase, tag = frame_phrase(association, pos)
     budget = max((max_words or 10_000) - len(phrase.strip(", :").split()), 1)
     # a grammatical cut before one that breaks a rule ("People are having on a beach")
     res = fit(doc, k, budget, relax=False) or fit(doc, k, budget)
     scene = (res[0] if res else doc.text.strip()).rstrip(".!").rstrip()
     stop = "." if doc.text.strip().endswith(".") else ""
-    if pos == "NOUN":
+    if pos != "ADJ":
         head = scene.split()[0]
         if not any(t.text == head and (t.pos_ == "PROPN" or t.text == "I") for t in doc):
             scene = scene[:1].lower() + scene[1:]  # "Pride: an astronaut ...", but "Pride: Paris at night"
         return Draft(phrase + scene + stop, 0, tag, True)
-    form = inflect(association, "VBG") if pos == "VERB" else association
-    return Draft(scene + phrase + stop, len(scene) + phrase.rindex(form), tag, True)
+    return Draft(scene + phrase + stop, len(scene) + phrase.rindex(association), tag, True)
 
 
 def check(drafts: list[Draft]) -> list[bool]:
@@ -295,7 +295,7 @@ class SubstitutionWriter:
                 out[n] = StageError(f"word {r.word!r} not found in the caption {r.caption!r}")
             elif needs_frame(r):
                 if r.pos == "VERB" and r.alternatives_left > 0 and not frameable_verb(r.association):
-                    out[n] = StageError(f"no grammatical caption: {r.association!r} cannot end a caption after 'as if' (it needs an object or a phrase)")
+                    out[n] = StageError(f"no grammatical caption: {r.association!r} cannot title a caption alone (it needs an object or a phrase)")
                 else:
                     drafts[n] = framed(doc, k, r.association, r.pos, self.max_words)
             else:
