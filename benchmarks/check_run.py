@@ -112,7 +112,10 @@ def measure(run: Path, fluency_images: int = 0, prefer: list[str] | None = None)
     human = {(s["image_id"], s["word"]): s["caption"] for s in sal}
     m: dict = {"run": str(run), "images": len(imgs), "captions": len(caps)}
     m["full_ladders"] = sum(1 for i in ok if levels_per_image[i["image_id"]] == set(LEVELS)) / max(1, len(ok))
-    m["valid"] = sum(c["valid"] for c in caps) / max(1, len(caps))
+    # a (word, level) that ended in an error row instead of a caption counts as an invalid caption
+    errs = pq.read_table(run / "errors.parquet").to_pylist() if (run / "errors.parquet").exists() else []
+    m["caption_errors"] = sum(1 for e in errs if e["stage"] == "caption")
+    m["valid"] = sum(c["valid"] for c in caps) / max(1, len(caps) + m["caption_errors"])
     m["assoc_conc"] = [_mean([concreteness(a["association"]) for a in assoc if a["level"] == lv]) for lv in LEVELS]
     m["cap_conc"] = [_mean([caption_concreteness(c["caption"]) for c in caps if c["level"] == lv]) for lv in LEVELS]
     used = {lv: Counter(c["association"] for c in caps if c["level"] == lv) for lv in LEVELS}
@@ -181,7 +184,8 @@ def print_table(ms: dict[str, dict]) -> None:
             print()
             row("  framed captions, scene alone, gap", m["scene_gap"], "+6.2f")
             print("  (the cut; the rest is the frame)")
-        print(f"valid captions: {m['valid']:.1%} (target >= 99%); images with all 5 levels: {m['full_ladders']:.1%} (>= 95%)")
+        print(f"valid captions: {m['valid']:.1%} of captions and {m['caption_errors']} caption error rows (target >= 99%); "
+              f"images with all 5 levels: {m['full_ladders']:.1%} (>= 95%)")
         print("most used per level: " + "; ".join(f"L{lv} " + ", ".join(f"{a} {n}" for a, n in m["top"][lv]) for lv in LEVELS))
 
 
