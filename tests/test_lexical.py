@@ -387,7 +387,9 @@ def test_adjective_stand_ins_fit_the_slot(demo_ladders):
 
     assert lw.predicative_only("awake") and not lw.predicative_only("bright")
     assert lw.predicative_only("unable") and lw.predicative_only("able")  # usually followed by 'to'
-    assert not lw.predicative_only("aware") and not lw.predicative_only("sure")
+    assert not lw.predicative_only("sure") and not lw.predicative_only("glad")
+    # the commonest sense marked predicative is enough: "afraid space", "an aware wall" (old far picks)
+    assert lw.predicative_only("afraid") and lw.predicative_only("aware") and not lw.predicative_only("proud")
     assert lw.is_relational("optical") and lw.is_relational("cultural") and not lw.is_relational("orange")
     tall = lw.senses("tall", "a")
     assert "minor" in lw.relations(tall[0], tall, [1.0] * len(tall), "a", "tall").banned
@@ -551,3 +553,28 @@ def test_a_verbs_stand_ins_read_well_in_its_slot(demo_ladders):
         assert new != old, (word, lad[3])
         fit_new, fit_old = _slot_fit(caption, word, [new, old])
         assert fit_new > fit_old, (word, new, fit_new, old, fit_old)
+
+
+def test_a_verbs_far_levels_name_no_mere_relation(demo_ladders):
+    """WordNet's stative verbs (exist, consist, concern, include) say how things relate, not what
+    the scene does or feels: "An orange cat exists with wide eyes", "Concerning: blades of dry grass
+    cover a lawn" and "Consisting: rows of bricks form a long wall" were the demo's old captions.
+    Levels 3-5 of a verb whose own sense is no stative one have none."""
+    from visassoc.lexicon import wordnet
+
+    wn = wordnet()
+    grass = ("Blades of dry grass cover a lawn.", "A close view of short grass on the ground. Blades of dry grass cover "
+             "a lawn. A black and white texture of a grassy field.", [("cover", "cover", "VERB"), ("blades", "blade", "NOUN"),
+                                                                      ("grass", "grass", "NOUN"), ("lawn", "lawn", "NOUN")])
+    brick = ("Rows of bricks form a long wall.", "A gray brick wall seen at an angle. Rows of bricks form a long wall. A "
+             "black and white photo of a brick pavement.", [("form", "form", "VERB"), ("bricks", "brick", "NOUN"),
+                                                            ("rows", "row", "NOUN"), ("wall", "wall", "NOUN")])
+    reqs = [AssociationRequest(n, w, lem, p, cap, desc, [x for x, _, _ in words if x != w])
+            for n, (cap, desc, words) in enumerate((grass, brick)) for w, lem, p in words]
+    lads = [(r.lemma, lad) for r, lad in zip(reqs, LexicalMiner(per_level=3).mine(reqs)) if r.pos == "VERB"]
+    lads.append(("look", demo_ladders[("chelsea", "look")]))
+    for lem, lad in lads:
+        assert wn.synsets(lem, "v")[0].lexname() != "verb.stative"
+        for level in (3, 4, 5):
+            stative = [a for a in lad[level] if wn.synsets(a.replace(" ", "_"), "v")[0].lexname() == "verb.stative"]
+            assert not stative, (lem, level, stative)

@@ -35,7 +35,8 @@ a verb's stand-in at levels 1-3 keeps the sense's frame (no object for "sit": no
 in the caption's slot: the best few candidates gain by how close MiniLM's contextual vector of each,
 put there, stays to the word's own (``FIT_WEIGHT``: "a dog is resting on a bed", not "voting"). An
 adjective's levels 4-5 personify: a felt quality, not an everyday word ("proud towers", not
-"average towers"). Nothing defined by sex is an association.
+"average towers"). A verb's levels 3-5 name no mere relation ("exist", "consist": WordNet's stative
+verbs) unless the word does. Nothing defined by sex is an association.
 When a level has no such word, the band widens and structural rules relax step by step before a
 StageError. Deterministic; ``seed`` orders near-ties (scores within 1e-3).
 """
@@ -55,7 +56,7 @@ from .shorten import INTRANSITIVE_FRAMES, OBJECT_FRAMES, parser, sense_frames, t
 from .interfaces import AssociationRequest, Ladder, StageError
 from .lexical_vocab import POS_KEYS, VOCAB_VERSION, Vocab, interoceptive_ratings, load_vocab, pos_profile, rating, vocab_path
 
-METHOD_VERSION = "lexical-14"
+METHOD_VERSION = "lexical-15"
 WN_POS = {"NOUN": "n", "VERB": "v", "ADJ": "a"}
 
 
@@ -445,6 +446,8 @@ class LexicalMiner:
                 return False  # "a moment of aerial": alone in a frame, a noun must read as a noun
             if wpos == "a" and level in FELT_ADJ and strict and (felt(cand) < FELT_ADJ[level] or common(cand)):
                 return False  # "substantial eyes": a far adjective gives the thing a mood, not a degree
+            if wpos == "v" and level >= 3 and strict and lexname == "verb.stative" and best_lex != "verb.stative":
+                return False  # "exists", "Concerning:", "Consisting:": a relation, not what the scene does or feels
             if lw.is_sexual(cand):
                 return False
             if not field_ok and lw.is_field(cand):

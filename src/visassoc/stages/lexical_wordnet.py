@@ -278,14 +278,18 @@ def is_sexual(word: str) -> bool:
 @lru_cache(maxsize=200_000)
 def predicative_only(word: str) -> bool:
     """The word cannot stand before a noun ("awake lights"), where a caption's adjective stands:
-    WordNet marks every adjective sense of it predicative ("awake", "asleep"), or half its sense
-    weight needs a complement ("able", usually followed by 'to': "an able boy" reads as skilled
-    at best, "an unable shirt" not at all)."""
+    WordNet marks every adjective sense of it predicative ("awake", "asleep") or its commonest one
+    ("afraid", "aware": "afraid space" came from the far levels, whose felt words are often so), or
+    half its sense weight needs a complement ("able", usually followed by 'to': "an able boy" reads
+    as skilled at best, "an unable shirt" not at all)."""
     key = word.replace(" ", "_")
     marks = [lem.syntactic_marker() for s in _adj_synsets(key) for lem in s.lemmas() if lem.name().lower() == key]
     if marks and all(m == "(p)" for m in marks):
         return True
     w = [(s, c) for s, c in _weights(word) if s.pos() in "as"]
+    top = max(w, key=lambda sc: sc[1], default=None)  # max keeps WordNet's order on ties
+    if top is not None and any(lem.syntactic_marker() == "(p)" for lem in top[0].lemmas() if lem.name().lower() == key):
+        return True
     total = sum(c for _, c in w)
     return total > 0 and sum(c for s, c in w if _COMPLEMENT.match(s.definition())) >= total / 2
 
