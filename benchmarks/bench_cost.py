@@ -18,7 +18,6 @@ The per-word row is a second live run with ``--caption-mode per-word`` (its re-a
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import sys
