@@ -68,6 +68,9 @@ class Band:
     def widen(self, d: float) -> "Band":
         return Band(self.lo - d, self.hi + d)
 
+    def __contains__(self, conc: float) -> bool:
+        return self.lo <= conc <= self.hi
+
 
 def bands(c: float) -> dict[int, Band]:
     """Concreteness windows per level for a word of concreteness ``c``; they step down with the level."""
@@ -386,7 +389,9 @@ class LexicalMiner:
 
     def _ladder(self, emb: _Embedder, job: _Job, best, rel: lw.Relations):
         """A generator: yields each level's query vector, is sent back its similarity to every
-        vocabulary word, and returns the ladder (or a StageError) via StopIteration."""
+        vocabulary word, and returns the ladder (or a StageError) via StopIteration. A verb read in
+        its slot also yields, at levels 1-3, (caption, start, end) spans, and is sent their
+        contextual vectors (``lexicon.embed_spans``)."""
         vocab, r, lemma = emb.vocab, job.req, job.lemma
         wpos = WN_POS[r.pos]
         p = POS_KEYS.index(wpos)
@@ -410,9 +415,6 @@ class LexicalMiner:
         frame = _frame_need(best, lemma) if wpos == "v" else None
         slot = job.slot is not None  # a verb whose levels 1-3 are read in the caption's slot
 
-        def in_band(conc: float, level: int) -> bool:
-            return bnd[level].lo <= conc <= bnd[level].hi
-
         def profile(cand: str, q: int = p):
             """(has POS q, share of POS q, noun/verb lexname, stop) from the vocabulary arrays, else
             WordNet; q is the word's own part of speech unless asked for another."""
@@ -435,7 +437,7 @@ class LexicalMiner:
         def eligible(cand: str, level: int, band: Band, strict: int) -> bool:
             """Hard constraints; ``strict`` 2 -> 0 drops the structural ones when nothing passes."""
             conc = rating(cand)
-            if conc is None or not (band.lo <= conc <= band.hi) or cand in used or cand in banned:
+            if conc is None or conc not in band or cand in used or cand in banned:
                 return False
             if strict == 2 and self._usage[level].get(cand, 0) >= self._cap[level]:
                 return False  # used up in this batch: only when the looser rules find nothing else
@@ -471,7 +473,7 @@ class LexicalMiner:
             home = rel.home(cand)
             # a verb's levels 1-3 all stand in its slot: a WordNet relation its home level's band cannot take
             # ("rest", a kind of sitting, too abstract for level 1) may stand at another of them
-            displaced = slot and level <= 3 and home is not None and home <= 3 and not in_band(conc, home)
+            displaced = slot and level <= 3 and home is not None and home <= 3 and conc not in bnd[home]
             if home is not None and home != level and strict and not displaced:
                 return False  # a hypernym is a level-2 word, a hyponym a level-1 word
             if wpos == "a" and cand not in rel.by_level[1] and cand not in rel.by_level[2] and lw.sister_value(lemma, cand):
@@ -558,7 +560,7 @@ class LexicalMiner:
                 if level >= 4 and job.context:
                     for cand, strength in job.context.items():
                         k = vocab.index.get(cand)
-                        if k is not None and band.lo <= vocab.conc[k] <= band.hi:
+                        if k is not None and float(vocab.conc[k]) in band:
                             base = scored.get(cand, float(sims[k]) - CONC_PENALTY * abs(float(vocab.conc[k]) - target))
                             scored[cand] = base + CTX_WEIGHT * strength
                 usage = self._usage[level]
@@ -567,7 +569,7 @@ class LexicalMiner:
                     scored[cand] -= USE_PENALTY * n + (OVER_CAP if n >= self._cap[level] else 0.0)
                 # scores equal to 1e-3 are ties; the seed orders them (a stable hash, not Python's)
                 ranked = sorted(scored, key=lambda x: (-round(scored[x], 3), _tiebreak(self.seed, x)))
-                if job.slot is not None and level in FIT_POOL and strict:
+                if slot and level in FIT_POOL and strict:
                     short = []
                     for cand in ranked:
                         if len(short) >= FIT_POOL[level]:
