@@ -28,13 +28,14 @@ TEMPLATES = {"a sense of": ", a sense of {}", "a moment of": ", a moment of {}",
 VERB_TEMPLATES = {"as if": ", as if {}", "X: scene": "{}: "}  # the association as a gerund ("dreaming")
 
 
-def _join(scene: str, phrase: str, stop: str) -> str:
-    """Scene plus a suffix phrase (", a sense of X"), or a prefix ("With X, ") before the scene."""
+def _join(scene: str, phrase: str, stop: str, doc) -> str:
+    """Scene plus a suffix phrase (", a sense of X"), or a prefix ("With X, ") before the scene as
+    the writer puts its titles (``substitute.titled``)."""
+    from visassoc.stages.substitute import titled
+
     if phrase.startswith(", "):
         return scene + phrase + stop
-    first = scene.split()[0]
-    lower = first.lower() if first[1:].islower() or len(first) == 1 else first  # keep "I", "TV"
-    return phrase[:1].upper() + phrase[1:] + lower + scene[len(first):] + stop
+    return titled(phrase[:1].upper() + phrase[1:], scene, doc) + stop
 
 
 def main() -> None:
@@ -66,7 +67,7 @@ def main() -> None:
             budget = 10 - len(ph.lstrip(", ").split())
             res = fit(doc, k, budget, relax=False) or fit(doc, k, budget)
             if res:
-                alts[n, name] = _join(res[0].rstrip(".!").rstrip(), ph, "." if doc.text.strip().endswith(".") else "")
+                alts[n, name] = _join(res[0].rstrip(".!").rstrip(), ph, "." if doc.text.strip().endswith(".") else "", doc)
     texts = sorted({human[i] for i in ids} | set(alts.values()) | {r["caption"] for r in rows})
     nll = dict(zip(texts, token_nll(texts)))
 

@@ -239,6 +239,15 @@ def substitution(doc, k: int, association: str, max_words: int | None) -> Draft 
     return Draft(text, _offset(text, new) + (len(new) - len(head) if head_index(new, tag) else 0), tag, False)
 
 
+def titled(title: str, scene: str, doc) -> str:
+    """``title`` before ``scene`` (cut from ``doc``), whose first word loses its capital unless the
+    parse reads it as a name or "I": "Pride: an astronaut ...", but "Pride: Paris at night"."""
+    head = scene.split()[0]
+    if not any(t.text == head and (t.pos_ == "PROPN" or t.text == "I") for t in doc):
+        scene = scene[:1].lower() + scene[1:]
+    return title + scene
+
+
 def framed(doc, k: int, association: str, pos: str, max_words: int | None) -> Draft:
     """The scene, cut to leave room, with the association as its title ("Pride: an astronaut sits
     beside a flag", "Dreaming: a cat looks up") or, for an adjective, after it (", as if lonely")."""
@@ -249,10 +258,7 @@ def framed(doc, k: int, association: str, pos: str, max_words: int | None) -> Dr
     scene = (res[0] if res else doc.text.strip()).rstrip(".!").rstrip()
     stop = "." if doc.text.strip().endswith(".") else ""
     if pos != "ADJ":
-        head = scene.split()[0]
-        if not any(t.text == head and (t.pos_ == "PROPN" or t.text == "I") for t in doc):
-            scene = scene[:1].lower() + scene[1:]  # "Pride: an astronaut ...", but "Pride: Paris at night"
-        return Draft(phrase + scene + stop, 0, tag, True)
+        return Draft(titled(phrase, scene, doc) + stop, 0, tag, True)
     return Draft(scene + phrase + stop, len(scene) + phrase.rindex(association), tag, True)
 
 
