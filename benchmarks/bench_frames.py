@@ -57,7 +57,7 @@ def main() -> None:
     random.Random(0).shuffle(order)  # report/fluency.sample_images' order
     ids = set(order[a.lo : a.hi])
     rows = [c for c in caps if c["image_id"] in ids and c["level"] in (4, 5) and c["caption"]
-            and (m := frame_of(c["caption"], c["association"])) and (m[0] == "VBG") == a.verbs]
+            and (m := frame_of(c["caption"], c["association"], c["level"])) and m[0] == ("VBG" if a.verbs else "NN")]
     nlp, alts = parser(), {}
     for n, r in enumerate(rows):
         doc = nlp(human[r["image_id"]])

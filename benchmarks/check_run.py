@@ -28,15 +28,16 @@ from visassoc.stages.substitute import frame_phrase  # noqa: E402  (the writer's
 SUFFIX_RE = re.compile(r", as if ([a-z][a-z' -]*)\.?$")
 
 
-def frame_of(caption: str, association: str) -> tuple[str, int, str, str] | None:
+def frame_of(caption: str, association: str, level: int) -> tuple[str, int, str, str] | None:
     """For a caption the writer framed: (tag the association has there, where it starts, its form,
     the scene alone); None for a substitution. A noun or a verb's gerund is the title ("Pride: an
-    astronaut ...", "Dreaming: ..."), an adjective follows the scene (", as if lonely")."""
-    for pos in ("NOUN", "VERB"):
-        title, tag = frame_phrase(association, pos)
+    astronaut ...", "Dreaming: ..."), a level-5 adjective leads ("Lonely, ...": at other levels
+    "Crimson, yellow and orange fruit" is a substitution), another follows (", as if lonely")."""
+    for pos in ("NOUN", "VERB", "ADJ") if level == 5 else ("NOUN", "VERB"):
+        title, tag = frame_phrase(association, pos, level)
         if caption.startswith(title):
             scene = caption[len(title):]
-            return tag, 0, title.rstrip(": "), scene[:1].upper() + scene[1:]
+            return tag, 0, title.rstrip(":, "), scene[:1].upper() + scene[1:]
     m = SUFFIX_RE.search(caption)
     if m:
         form = m.group(1)
@@ -72,7 +73,7 @@ def tag_agreement(caps: list[dict], human: dict[tuple[str, str], str], misses: l
     for c in caps:
         tag = hum_tags.get((c["image_id"], c["word"]))
         a = c["association"]
-        fm = frame_of(c["caption"], a)
+        fm = frame_of(c["caption"], a, c["level"])
         if fm:
             want, start, form, _ = fm
         elif tag is not None:
@@ -146,7 +147,7 @@ def scene_gap(run, ids: list[str]) -> dict:
     human = {i: run.short_caption[i][1] for i in ids}
     rows = []
     for c in run.captions:
-        fm = frame_of(c.get("caption") or "", c["association"]) if c["image_id"] in keep else None
+        fm = frame_of(c.get("caption") or "", c["association"], c["level"]) if c["image_id"] in keep else None
         if fm:
             rows.append((c["level"], c["caption"], fm[3], human[c["image_id"]]))
     texts = sorted({t for r in rows for t in r[1:]})

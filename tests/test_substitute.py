@@ -147,7 +147,24 @@ def test_a_nouns_frame_is_a_title_that_keeps_the_scene():
     assert out == "Courage: the street is blocked by a crane."  # the list's other item goes whole
     (eyes,) = SubstitutionWriter(10).write([_req("An orange cat looks up with wide eyes.", "eyes", "NOUN", 5, "focus")])
     assert eyes == "Focus: an orange cat looks up with wide eyes."
-    assert frame_phrase("sense", "NOUN")[0] == "Sense: " and frame_phrase("dream", "VERB")[0] == "Dreaming: "
+    assert frame_phrase("sense", "NOUN", 5)[0] == "Sense: " and frame_phrase("dream", "VERB", 4)[0] == "Dreaming: "
+
+
+def test_a_level_5_adjective_leads_the_scene():
+    """At level 5 an adjective is the mood of the whole scene: in the slot "A glad fire hydrant",
+    "a flat glad surface" read as mistakes, and SmolLM2 found them far less fluent. It leads the
+    scene as a fronted adjective; at level 4 it still stands in the slot ("brave towers")."""
+    from visassoc.stages.substitute import frame_phrase
+
+    cap = "Bright lights surround a rocket between tall towers."
+    out = SubstitutionWriter(10).write([_req(cap, "tall", "ADJ", 5, "anxious"), _req(cap, "tall", "ADJ", 4, "brave")])
+    assert out == ["Anxious, bright lights surround a rocket between tall towers.",
+                   "Bright lights surround a rocket between brave towers."]
+    # one word of the ten: a nine-word scene stays whole, a longer one is cut around the word
+    (long,) = SubstitutionWriter(10).write([_req("A bunch of sheep in the snow behind a barbed wire fence.", "barbed",
+                                                 "ADJ", 5, "anxious")])
+    assert long.startswith("Anxious, a bunch of sheep") and "barbed" in long and len(long.split()) <= 10
+    assert frame_phrase("lonely", "ADJ", 5) == ("Lonely, ", "JJ") and frame_phrase("lonely", "ADJ", 3)[0] == ", as if lonely"
 
 
 def test_a_mass_noun_takes_no_article():

@@ -20,8 +20,9 @@ long, human caption per image:
   one, does not replace a concrete one ("A woman existence sits...", "A gender astronaut"): the
   scene is kept and the association becomes its title ("Existence: a woman astronaut sits beside
   her helmet", one word, so the scene keeps nine of ten). A verb of levels 4-5 titles it too, as a
-  gerund ("Dreaming: a cat looks up"); a last adjective no form of which fits ends it ("..., as if
-  lonely").
+  gerund ("Dreaming: a cat looks up"). A level-5 adjective, the mood of the whole scene, leads it
+  as a fronted adjective ("Lonely, an orange cat looks up"); a last adjective of levels 3-4 no form
+  of which fits ends it ("..., as if lonely").
 
 Deterministic: ``feedback`` from a re-ask cannot change the result, so the runner stops re-asking
 when the answer repeats.
@@ -37,7 +38,7 @@ from ..text import indefinite_article, inflect
 from .interfaces import CaptionRequest, StageError
 from .shorten import ALONE_FRAMES, INTRANSITIVE_FRAMES, OBJECT_FRAMES, fit, intransitive, parser, render, token_index, verb_frames
 
-VERSION = "substitute-13"
+VERSION = "substitute-14"
 ARTICLE_TAGS = ("NN", "NNP", "JJ", "JJR", "JJS", "VBG", "VBN")
 SAME_TAG = {"NNP": "NN", "NNPS": "NNS"}  # a proper/common noun reading is still a noun of that number
 FRAME_LEVELS = (3, 4, 5)
@@ -49,6 +50,14 @@ GAP = 1.0  # ... and this much less concrete than the concrete noun it would rep
 # +0.52 nat/token for the title against +0.78 for ", a sense of pride" (four words, the scene cut
 # to six), +0.86 "full of", +1.51 "pure" and +0.96 "With pride, ...".
 TITLE = "{}: "
+# A level-5 adjective (full abstraction: a mood, not a property of the thing in the slot) leads the
+# scene as a fronted adjective, "Lonely, an orange cat looks up with wide eyes": grammatical English
+# that ascribes the mood to the scene's subject, one word of the ten. In the slot ("A glad fire
+# hydrant", "a flat glad surface", "red, exciting and orange fruit") it mostly read as a mistake. On
+# held-out COCO-mini images (25-75, levels 4-5, one caption) SmolLM2's gap was +0.29 nat/token for
+# the lead, +0.34 for a title "Lonely: ...", +0.37 for ". Lonely." after the scene and +0.96 in the slot.
+LEAD = "{}, "
+FRAME_ADJ_LEVEL = 5
 # what a photo can show: a level-3 noun of none of these kinds does not replace one of them
 THING_LEX = {"noun.artifact", "noun.object", "noun.animal", "noun.person", "noun.plant", "noun.food", "noun.body",
              "noun.substance", "noun.location"}
@@ -159,7 +168,9 @@ def needs_frame(req: CaptionRequest) -> bool:
     abstract one ("existence" for "woman") or one that names no thing where the caption has one (a
     situation: "A gender astronaut", "A panting is sitting on a bed", "A player hits a sport"), at
     levels 4-5 (concepts, abstractions) any less concrete one. Verbs of levels 4-5 rarely fit the
-    scene's subject and objects, so they are framed too."""
+    scene's subject and objects, so they are framed too; so is a level-5 adjective (``LEAD``)."""
+    if req.pos == "ADJ":
+        return req.level == FRAME_ADJ_LEVEL
     if req.level not in FRAME_LEVELS or req.pos not in ("NOUN", "VERB"):
         return False
     if req.pos == "VERB":  # "An orange cat believes up" -> "Believing: an orange cat looks up"
@@ -196,13 +207,17 @@ def pos_share_ok(association: str, tag: str) -> bool:
     return p is None or prof is None or prof[1][POS_KEYS.index(p)] >= MIN_SHARE
 
 
-def frame_phrase(association: str, pos: str) -> tuple[str, str]:
-    """(the title before the scene, or the phrase after it; the tag the association has there): a
-    noun or a verb's gerund is the title ("Pride: ...", "Dreaming: ..."); an adjective follows."""
-    if pos == "ADJ":
+def frame_phrase(association: str, pos: str, level: int) -> tuple[str, str]:
+    """(the phrase before the scene, or after it when it starts with ", "; the tag the association
+    has there): a noun or a verb's gerund is the title ("Pride: ...", "Dreaming: ..."), a level-5
+    adjective leads ("Lonely, ..."), another adjective follows (", as if lonely")."""
+    if pos == "ADJ" and level != FRAME_ADJ_LEVEL:
         return f", as if {association}", "JJ"
     form = inflect(association, "VBG") if pos == "VERB" else association
-    return TITLE.format(form[:1].upper() + form[1:]), "VBG" if pos == "VERB" else "NN"
+    form = form[:1].upper() + form[1:]
+    if pos == "ADJ":
+        return LEAD.format(form), "JJ"
+    return TITLE.format(form), "VBG" if pos == "VERB" else "NN"
 
 
 def _offset(text: str, form: str) -> int:
@@ -248,16 +263,16 @@ def titled(title: str, scene: str, doc) -> str:
     return title + scene
 
 
-def framed(doc, k: int, association: str, pos: str, max_words: int | None) -> Draft:
-    """The scene, cut to leave room, with the association as its title ("Pride: an astronaut sits
-    beside a flag", "Dreaming: a cat looks up") or, for an adjective, after it (", as if lonely")."""
-    phrase, tag = frame_phrase(association, pos)
+def framed(doc, k: int, association: str, pos: str, level: int, max_words: int | None) -> Draft:
+    """The scene, cut to leave room, with the association before it ("Pride: an astronaut sits
+    beside a flag", "Dreaming: a cat looks up", "Lonely, a cat looks up") or after it (", as if lonely")."""
+    phrase, tag = frame_phrase(association, pos, level)
     budget = max((max_words or 10_000) - len(phrase.strip(", :").split()), 1)
     # a grammatical cut before one that breaks a rule ("People are having on a beach")
     res = fit(doc, k, budget, relax=False) or fit(doc, k, budget)
     scene = (res[0] if res else doc.text.strip()).rstrip(".!").rstrip()
     stop = "." if doc.text.strip().endswith(".") else ""
-    if pos != "ADJ":
+    if not phrase.startswith(", "):
         return Draft(titled(phrase, scene, doc) + stop, 0, tag, True)
     return Draft(scene + phrase + stop, len(scene) + phrase.rindex(association), tag, True)
 
@@ -303,7 +318,7 @@ class SubstitutionWriter:
                 if r.pos == "VERB" and r.alternatives_left > 0 and not frameable_verb(r.association):
                     out[n] = StageError(f"no grammatical caption: {r.association!r} cannot title a caption alone (it needs an object or a phrase)")
                 else:
-                    drafts[n] = framed(doc, k, r.association, r.pos, self.max_words)
+                    drafts[n] = framed(doc, k, r.association, r.pos, r.level, self.max_words)
             else:
                 d = substitution(doc, k, r.association, self.max_words)
                 if isinstance(d, Draft):
@@ -320,7 +335,8 @@ class SubstitutionWriter:
             if r.alternatives_left > 0:  # the runner tries the level's next association
                 out[n] = StageError(f"no grammatical caption: {reason}")
             else:
-                drafts[n] = framed(docs[r.caption], token_index(docs[r.caption], r.word), r.association, r.pos, self.max_words)
+                doc = docs[r.caption]
+                drafts[n] = framed(doc, token_index(doc, r.word), r.association, r.pos, r.level, self.max_words)
         for n, d in drafts.items():
             if out[n] is None:
                 out[n] = d.text
