@@ -1,9 +1,9 @@
 """Frame templates of the substitution writer, compared on held-out images of a finished run.
 
-    python benchmarks/bench_frames.py RUN [--from 25 --to 75]
+    python benchmarks/bench_frames.py RUN [--from 25 --to 75] [--verbs | --adjectives]
 
-For every level 4-5 caption of RUN that the writer framed with a noun frame, re-writes it with
-each template (the scene cut to 10 words minus the template's, grammatically if possible) and
+For every level 4-5 caption of RUN that the writer framed with a noun (``--verbs``: a verb; with
+``--adjectives`` every level 4-5 adjective's, in its slot or not), re-writes it with each template (the scene cut to 10 words minus the template's, grammatically if possible) and
 prints the mean SmolLM2 fluency gap per template (nats/token, creative minus human caption).
 Images ``--from``..``--to`` of the report's seed-0 order are used, so the report's own fluency
 sample (the first 25) is not the one templates were chosen on. Two tables: all rows, and the rows
@@ -26,6 +26,9 @@ TEMPLATES = {"a sense of": ", a sense of {}", "a moment of": ", a moment of {}",
              # prefixes: the association opens the caption and the scene keeps more of its words
              "X: scene": "{}: ", "With X, scene": "With {}, "}
 VERB_TEMPLATES = {"as if": ", as if {}", "X: scene": "{}: "}  # the association as a gerund ("dreaming")
+# adjectives of levels 4-5, whatever the writer did with them: in the slot ("A glad fire hydrant"), leading
+# the scene as a fronted adjective, as its title, or after it
+ADJ_TEMPLATES = {"in the slot": None, "X, scene": "{}, ", "X: scene": "{}: ", "as if": ", as if {}", "scene. X.": ". {}"}
 
 
 def _join(scene: str, phrase: str, stop: str, doc) -> str:
@@ -35,6 +38,8 @@ def _join(scene: str, phrase: str, stop: str, doc) -> str:
 
     if phrase.startswith(", "):
         return scene + phrase + stop
+    if phrase.startswith(". "):
+        return scene + ". " + phrase[2:3].upper() + phrase[3:] + "."
     return titled(phrase[:1].upper() + phrase[1:], scene, doc) + stop
 
 
@@ -46,25 +51,35 @@ def main() -> None:
     ap.add_argument("run", type=Path)
     ap.add_argument("--from", dest="lo", type=int, default=25)
     ap.add_argument("--to", dest="hi", type=int, default=75)
-    ap.add_argument("--verbs", action="store_true", help="the rows framed with a verb (', as if dreaming') instead of a noun")
+    ap.add_argument("--verbs", action="store_true", help="the rows framed with a verb ('Dreaming: ...') instead of a noun")
+    ap.add_argument("--adjectives", action="store_true", help="the level 4-5 rows of adjectives, framed or not")
     a = ap.parse_args()
+    from visassoc.stages.substitute import Draft, substitution
     from visassoc.text import inflect
 
-    templates = VERB_TEMPLATES if a.verbs else TEMPLATES
+    templates = VERB_TEMPLATES if a.verbs else ADJ_TEMPLATES if a.adjectives else TEMPLATES
     caps = pq.read_table(a.run / "captions.parquet").to_pylist()
-    human = {r["image_id"]: r["caption"] for r in pq.read_table(a.run / "salient.parquet").to_pylist()}
+    salient = pq.read_table(a.run / "salient.parquet").to_pylist()
+    human = {r["image_id"]: r["caption"] for r in salient}
+    pos = {(r["image_id"], r["word"]): r["pos"] for r in salient}
     order = sorted({c["image_id"] for c in caps if c["caption"]} & set(human))
     random.Random(0).shuffle(order)  # report/fluency.sample_images' order
     ids = set(order[a.lo : a.hi])
     rows = [c for c in caps if c["image_id"] in ids and c["level"] in (4, 5) and c["caption"]
-            and (m := frame_of(c["caption"], c["association"], c["level"])) and m[0] == ("VBG" if a.verbs else "NN")]
+            and ((pos.get((c["image_id"], c["word"])) == "ADJ") if a.adjectives else
+                 (m := frame_of(c["caption"], c["association"], c["level"])) and m[0] == ("VBG" if a.verbs else "NN"))]
     nlp, alts = parser(), {}
     for n, r in enumerate(rows):
         doc = nlp(human[r["image_id"]])
         k = token_index(doc, r["word"])
         for name, t in templates.items():
+            if t is None:  # the association in the word's slot, as the writer substitutes
+                d = substitution(doc, k, r["association"], 10) if k is not None else None
+                if isinstance(d, Draft):
+                    alts[n, name] = d.text
+                continue
             ph = t.format(inflect(r["association"], "VBG") if a.verbs else r["association"])
-            budget = 10 - len(ph.lstrip(", ").split())
+            budget = 10 - len(ph.lstrip(",. ").split())
             res = fit(doc, k, budget, relax=False) or fit(doc, k, budget)
             if res:
                 alts[n, name] = _join(res[0].rstrip(".!").rstrip(), ph, "." if doc.text.strip().endswith(".") else "", doc)
@@ -79,8 +94,9 @@ def main() -> None:
             g = [nll[alts[n, name]] - nll[human[rows[n]["image_id"]]] for n in keep if (n, name) in alts]
             print(f"{name:<14}{len(g):>6}{(sum(g) / len(g) if g else float('nan')):>+8.2f}")
 
-    table(f"all framed {'verbs' if a.verbs else 'nouns'}, levels 4-5", list(range(len(rows))))
-    if not a.verbs:
+    kind = "adjectives" if a.adjectives else "framed verbs" if a.verbs else "framed nouns"
+    table(f"all {kind}, levels 4-5", list(range(len(rows))))
+    if not a.verbs and not a.adjectives:
         table("no room for a four-word frame", [n for n in range(len(rows)) if (n, "a sense of") not in alts])
 
 
