@@ -279,3 +279,18 @@ def test_a_level_three_noun_that_names_no_thing_is_framed():
     assert gender == "Gender: a woman astronaut sits beside her helmet.", gender
     assert sport == "Sport: a player hits a ball.", sport
     assert habitat == "Two giraffes at the habitat during the day.", habitat
+
+
+def test_a_verb_the_parser_reads_as_a_plural_noun_keeps_its_subject():
+    """spaCy's small model parses "a tabby cat stares at the camera" as one noun phrase headed by
+    "stares" ("cat" its compound), and the cut kept "a stares at the camera". A root plural after a
+    compound noun with a singular "a" and no other verb is repaired to a verb with that subject;
+    a real plural ("a few street lights", "Two green stop lights") is left alone."""
+    from visassoc.stages.shorten import parser
+
+    assert shorten("a tabby cat stares at the camera with green eyes.", "camera", 8) == "a tabby cat stares at the camera."
+    doc = parser()("a white rocket waits for launch under a blue evening sky.")
+    assert (doc[3].tag_, doc[2].dep_) == ("VBZ", "nsubj")
+    for cap in ("a few street lights on the side of the road.", "Two green stop lights in front of a skyscraper"):
+        doc = parser()(cap)
+        assert doc[3].tag_ == "NNS" and doc[2].dep_ == "compound", cap

@@ -56,7 +56,7 @@ from .shorten import INTRANSITIVE_FRAMES, OBJECT_FRAMES, parser, sense_frames, t
 from .interfaces import AssociationRequest, Ladder, StageError
 from .lexical_vocab import POS_KEYS, VOCAB_VERSION, Vocab, interoceptive_ratings, load_vocab, pos_profile, rating, vocab_path
 
-METHOD_VERSION = "lexical-15"
+METHOD_VERSION = "lexical-16"
 WN_POS = {"NOUN": "n", "VERB": "v", "ADJ": "a"}
 
 

@@ -46,10 +46,45 @@ CLAUSE_DEPS = ("advcl", "ccomp", "parataxis", "conj")  # a clause that can stand
 
 @lru_cache(maxsize=1)
 def parser():
-    """spaCy with its dependency parser (``lexicon.spacy_nlp`` turns it off for speed)."""
+    """spaCy with its dependency parser (``lexicon.spacy_nlp`` turns it off for speed), followed by
+    ``verb_read_as_noun``, the one misparse that makes cuts drop a caption's subject."""
     import spacy
+    from spacy.language import Language
 
-    return spacy.load(SPACY_MODEL, disable=["ner"])
+    if "visassoc_verb_repair" not in Language.factories:
+        Language.component("visassoc_verb_repair", func=verb_read_as_noun)
+    nlp = spacy.load(SPACY_MODEL, disable=["ner"])
+    nlp.add_pipe("visassoc_verb_repair", last=True)
+    return nlp
+
+
+def verb_read_as_noun(doc):
+    """Repairs "a tabby cat stares at the camera", which the small model parses as one noun phrase
+    headed by a plural noun "stares" ("cat" its compound): the cut then keeps "a stares at the
+    camera". A sentence's root read as a plural noun in -s (or a VBZ with no subject), right after a
+    compound noun, with the singular "a"/"an" before it (so not "a few street lights") and no verb
+    anywhere else, is a verb whose subject is that noun when lemminflect knows it as a verb: the
+    noun becomes its subject, taking the determiner and modifiers before it. About 0.3% of COCO
+    captions ("a zebra grazes in a field", "an air plane flies in a dark grey sky")."""
+    from lemminflect import getLemma
+
+    for root in [t for t in doc if t.dep_ == "ROOT"]:
+        kids = list(root.children)
+        noun = doc[root.i - 1] if root.i > 0 else None
+        if (root.tag_ not in ("NNS", "VBZ") or not root.lower_.endswith("s") or noun is None
+                or noun.dep_ != "compound" or noun.head.i != root.i or noun.tag_ != "NN"
+                or any(c.dep_ in ("nsubj", "nsubjpass") for c in kids) or any(c.lower_ == "few" for c in kids)
+                or not any(c.dep_ == "det" and c.lower_ in ("a", "an") and c.i < noun.i for c in kids)
+                or any(t.pos_ in ("VERB", "AUX") for t in root.sent if t.i != root.i)):
+            continue
+        lemma = getLemma(root.lower_, upos="VERB")
+        if not lemma or lemma[0] == root.lower_:
+            continue
+        for c in kids:
+            if c.i < noun.i:
+                c.head = noun
+        noun.dep_, root.tag_, root.pos_, root.lemma_ = "nsubj", "VBZ", "VERB", lemma[0]
+    return doc
 
 
 def _subtree(t, within: set[int]) -> set[int]:
