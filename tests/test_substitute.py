@@ -294,3 +294,11 @@ def test_a_verb_the_parser_reads_as_a_plural_noun_keeps_its_subject():
     for cap in ("a few street lights on the side of the road.", "Two green stop lights in front of a skyscraper"):
         doc = parser()(cap)
         assert doc[3].tag_ == "NNS" and doc[2].dep_ == "compound", cap
+
+
+def test_the_word_as_a_participle_keeps_its_own_words():
+    """"A plane floating on top of a lake surrounded." kept the word's participle without its agent:
+    the word itself, like any participle, goes with its phrase, so a smaller phrase that stands
+    alone is taken instead."""
+    assert shorten("A plane floating on top of a lake surrounded by mountains.", "surrounded", 9) == "A lake surrounded by mountains."
+    assert shorten("A green bus with a smaller bus sitting on top of it.", "sitting", 9) == "A smaller bus sitting on top of it."

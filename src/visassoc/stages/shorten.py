@@ -279,6 +279,8 @@ def _repeats(t) -> bool:
 def _needs_own_words(t) -> bool:
     """A participle or infinitive that modifies something cannot stand without its own phrase:
     "A red fire hydrant sitting" (its "on a sidewalk" dropped) reads as a fragment; it goes whole.
+    The word itself too ("A plane floating on top of a lake surrounded."): then a smaller phrase
+    around it that stands alone is cut instead ("A lake surrounded by mountains.").
     So does a participle heading the caption with no auxiliary, if it has a phrase to keep: spaCy
     makes "fruit" its subject, but "A group of fruit mixed" (from "... mixed together") is a noun
     with a bare participle too."""
@@ -295,7 +297,8 @@ def _weight(t, n: int) -> float:
     return (1.0 if t.pos_ in CONTENT else 0.4) + 1e-3 * (n - t.i) / n
 
 
-def _choose(doc, keep: set[int], path: set[int], budget: int, replace: dict[int, str], strict: bool) -> list[frozenset]:
+def _choose(doc, keep: set[int], path: set[int], budget: int, replace: dict[int, str], strict: bool,
+            word: int | None = None) -> list[frozenset]:
     """Subsets of ``keep`` that fit ``budget`` words, best first: each drops whole optional phrases
     (``PRUNE`` dependents, not on the path, not ``_required``), found by a knapsack over the parse
     tree that keeps the most content for each word count; the largest count comes first. Several
@@ -340,7 +343,7 @@ def _choose(doc, keep: set[int], path: set[int], budget: int, replace: dict[int,
                     if key[0] <= budget and (key not in new or sc + cs > new[key][0]):
                         new[key] = (sc + cs, ks | cks)
             cur = new
-        if strict and i >= 0 and (i not in path or doc[i].dep_ == "ROOT") and _needs_own_words(doc[i]):
+        if strict and i >= 0 and (i not in path or i == word or doc[i].dep_ == "ROOT") and _needs_own_words(doc[i]):
             cur = {k: v for k, v in cur.items() if k[1]}
         return cur
 
@@ -410,7 +413,7 @@ def fit(doc, k: int, max_words: int, replace: dict[int, str] | None = None, rela
     for strict in (True, False) if relax else (True,):
         for top in tops:
             keep, path = _core(doc, k, top)
-            for kept in _choose(doc, keep - stop, path | {k}, max_words, replace, strict):
+            for kept in _choose(doc, keep - stop, path | {k}, max_words, replace, strict, k):
                 text = render(doc, _tidy(doc, set(kept) | stop), replace)
                 if len(text.split()) <= max_words:
                     return text, len(doc) - len(kept) - len(stop)
