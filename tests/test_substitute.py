@@ -302,3 +302,14 @@ def test_the_word_as_a_participle_keeps_its_own_words():
     alone is taken instead."""
     assert shorten("A plane floating on top of a lake surrounded by mountains.", "surrounded", 9) == "A lake surrounded by mountains."
     assert shorten("A green bus with a smaller bus sitting on top of it.", "sitting", 9) == "A smaller bus sitting on top of it."
+
+
+def test_a_cut_coordinated_subject_takes_a_singular_verb():
+    """Cutting "A man and a woman are sitting ..." around one of them left "A woman are sitting":
+    one singular item left of a coordinated subject makes its verb singular; a plural one keeps it."""
+    cap = "Two dogs and a cat are sleeping together on a big red couch in the living room."
+    assert shorten(cap, "cat", 9) == "A cat is sleeping together on a big couch."
+    assert shorten(cap, "dogs", 9) == "Two dogs are sleeping together on a big couch."
+    assert shorten("a person and their dog are browsing on the mac book", "dog", 9) == "their dog is browsing on the mac book"
+    out = shorten("A man and a woman sit on a bench with a dog in the park nearby today.", "woman", 9)
+    assert out is not None and out.startswith("A woman sits ")

@@ -8,7 +8,8 @@ keeping the most content words is taken (``_choose``, a knapsack over the parse 
 grammar rules (``_required``, ``_needs_own_words``, ``_units``) that keep what the kept words need:
 a verb's object, "in front of" whole, a participle with its phrase, a list's "and" with its
 item, a bare noun's modifier ("with wide eyes": a bare "with eyes" says less than no phrase). They
-are relaxed only when no cut fits with them. A noun list item that spaCy hangs on a verb is first
+are relaxed only when no cut fits with them. A subject cut to one singular item of a coordination
+takes a singular verb ("A woman is sitting", ``_agreement``). A noun list item that spaCy hangs on a verb is first
 moved to the noun its "and" belongs to (``_repaired``). The word's *path* to the sentence root is
 never dropped. When the word is one item of a list ("plates, forks and cups")
 or the second of two verbs ("sits and reads a book"), it takes its head item's place (the head
@@ -166,6 +167,33 @@ def _tidy(doc, keep: set[int]) -> list[int]:
     while body and doc[body[-1]].tag_ in DANGLING:
         body.pop()
     return body + end
+
+
+SINGULAR_VERB = {"are": "is", "were": "was", "have": "has", "do": "does"}
+
+
+def _agreement(doc, keep: list[int], replace: dict[int, str]) -> dict[int, str]:
+    """The verb made singular when the cut left one singular item of a coordinated subject: "A man
+    and a woman are sitting on a bench" cut around "woman" is "A woman is sitting on a bench", not
+    "A woman are sitting". The first auxiliary, else the verb itself, agrees (lemminflect's VBZ)."""
+    from ..text import inflect
+
+    kept, out = set(keep), {}
+    for t in doc:
+        items = [t, *t.conjuncts] if t.dep_ in ("nsubj", "nsubjpass") else []
+        left = [x for x in items if x.i in kept]
+        if len(items) < 2 or len(left) != 1 or left[0].tag_ not in ("NN", "NNP"):
+            continue
+        verb = t.head
+        for v in [c for c in verb.children if c.dep_ in ("aux", "auxpass") and c.i < verb.i] + [verb]:
+            if v.i not in kept or v.i in replace:
+                continue
+            if v.lower_ in SINGULAR_VERB:
+                out[v.i] = SINGULAR_VERB[v.lower_]
+            elif v.tag_ == "VBP":
+                out[v.i] = inflect(v.lemma_, "VBZ")
+            break
+    return out
 
 
 def render(doc, keep: list[int], replace: dict[int, str] | None = None) -> str:
@@ -414,7 +442,8 @@ def fit(doc, k: int, max_words: int, replace: dict[int, str] | None = None, rela
         for top in tops:
             keep, path = _core(doc, k, top)
             for kept in _choose(doc, keep - stop, path | {k}, max_words, replace, strict, k):
-                text = render(doc, _tidy(doc, set(kept) | stop), replace)
+                final = _tidy(doc, set(kept) | stop)
+                text = render(doc, final, {**replace, **_agreement(doc, final, replace)})
                 if len(text.split()) <= max_words:
                     return text, len(doc) - len(kept) - len(stop)
     return None
