@@ -9,9 +9,9 @@ grammar rules (``_required``, ``_needs_own_words``, ``_units``) that keep what t
 a verb's object, "in front of" whole, a participle with its phrase, a list's "and" with its
 item, a bare noun's modifier ("with wide eyes": a bare "with eyes" says less than no phrase). They
 are relaxed only when no cut fits with them. A subject cut to one singular item of a coordination
-takes a singular verb ("A woman is sitting", ``_agreement``). A noun list item that spaCy hangs on a verb is first
-moved to the noun its "and" belongs to (``_repaired``). The word's *path* to the sentence root is
-never dropped. When the word is one item of a list ("plates, forks and cups")
+takes a singular verb ("A woman is sitting", ``_agreement``). A noun list item that spaCy hangs on
+a verb is first moved to the noun its "and" belongs to (``_repaired``). The word's *path* to the
+sentence root is never dropped. When the word is one item of a list ("plates, forks and cups")
 or the second of two verbs ("sits and reads a book"), it takes its head item's place (the head
 item's subject stays), so the result is still a sentence: "A table with forks", "A man reads a
 book". A caption no step brings under the limit is returned as None and the writer reports it.
