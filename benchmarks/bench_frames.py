@@ -25,7 +25,7 @@ TEMPLATES = {"a sense of": ", a sense of {}", "a moment of": ", a moment of {}",
              "a hint of": ", a hint of {}", "full of": ", full of {}", "in": ", in {}", "and": ", and {}", "pure": ", pure {}",
              # prefixes: the association opens the caption and the scene keeps more of its words
              "X: scene": "{}: ", "With X, scene": "With {}, "}
-VERB_TEMPLATES = {"as if": ", as if {}", "X: scene": "{}: "}  # the association as a gerund ("dreaming")
+VERB_TEMPLATES = {"in the slot": None, "as if": ", as if {}", "X: scene": "{}: "}  # the association as a gerund ("dreaming")
 # adjectives of levels 4-5, whatever the writer did with them: in the slot ("A glad fire hydrant"), leading
 # the scene as a fronted adjective, as its title, or after it
 ADJ_TEMPLATES = {"in the slot": None, "X, scene": "{}, ", "X: scene": "{}: ", "as if": ", as if {}", "scene. X.": ". {}"}
@@ -54,7 +54,7 @@ def main() -> None:
     ap.add_argument("--verbs", action="store_true", help="the rows framed with a verb ('Dreaming: ...') instead of a noun")
     ap.add_argument("--adjectives", action="store_true", help="the level 4-5 rows of adjectives, framed or not")
     a = ap.parse_args()
-    from visassoc.stages.substitute import Draft, substitution
+    from visassoc.stages.substitute import Draft, check, substitution
     from visassoc.text import inflect
 
     templates = VERB_TEMPLATES if a.verbs else ADJ_TEMPLATES if a.adjectives else TEMPLATES
@@ -73,9 +73,9 @@ def main() -> None:
         doc = nlp(human[r["image_id"]])
         k = token_index(doc, r["word"])
         for name, t in templates.items():
-            if t is None:  # the association in the word's slot, as the writer substitutes
+            if t is None:  # the association in the word's slot, where the writer's checks let it stand
                 d = substitution(doc, k, r["association"], 10) if k is not None else None
-                if isinstance(d, Draft):
+                if isinstance(d, Draft) and check([d])[0]:
                     alts[n, name] = d.text
                 continue
             ph = t.format(inflect(r["association"], "VBG") if a.verbs else r["association"])
@@ -98,6 +98,8 @@ def main() -> None:
     table(f"all {kind}, levels 4-5", list(range(len(rows))))
     if not a.verbs and not a.adjectives:
         table("no room for a four-word frame", [n for n in range(len(rows)) if (n, "a sense of") not in alts])
+    else:
+        table("where the association can stand in the slot", [n for n in range(len(rows)) if (n, "in the slot") in alts])
 
 
 if __name__ == "__main__":

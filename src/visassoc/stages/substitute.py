@@ -172,7 +172,9 @@ def needs_frame(req: CaptionRequest) -> bool:
     abstract one ("existence" for "woman") or one that names no thing where the caption has one (a
     situation: "A gender astronaut", "A panting is sitting on a bed", "A player hits a sport"), at
     levels 4-5 (concepts, abstractions) any less concrete one. Verbs of levels 4-5 rarely fit the
-    scene's subject and objects, so they are framed too; so is a level-5 adjective (``LEAD``)."""
+    scene's subject and objects, so they are framed too (``bench_frames.py --verbs``: +1.23 nat/token
+    in the slot where the writer's checks let them stand, +0.55 as titles); so is a level-5
+    adjective (``LEAD``)."""
     if req.pos == "ADJ":
         return req.level == FRAME_ADJ_LEVEL
     if req.level not in FRAME_LEVELS or req.pos not in ("NOUN", "VERB"):
