@@ -313,3 +313,16 @@ def test_a_cut_coordinated_subject_takes_a_singular_verb():
     assert shorten("a person and their dog are browsing on the mac book", "dog", 9) == "their dog is browsing on the mac book"
     out = shorten("A man and a woman sit on a bench with a dog in the park nearby today.", "woman", 9)
     assert out is not None and out.startswith("A woman sits ")
+
+
+def test_a_relative_clause_is_reduced_when_space_is_short():
+    """"that is" goes as English drops it ("a man sitting in front of a laptop"), and a relative
+    clause is never cut loose from its noun ("That is inside the back of a white truck.")."""
+    assert shorten("A man that is sitting in front of a laptop.", "laptop", 9) == "A man sitting in front of a laptop."
+    cap = "A person is moving green hay towards an elephant that is inside the back of a white truck."
+    assert shorten(cap, "truck", 9) == "An elephant inside the back of a white truck."
+    assert shorten("there is a cat that is drinking out of the toilet", "cat", 9) == "there is a cat drinking out of the toilet"
+    # a negated one keeps its words: "a man not wearing a shirt" would need its own rewrite
+    from visassoc.stages.shorten import _reduced_relatives, parser
+
+    assert _reduced_relatives(parser()("A man who is not wearing a shirt stands in the kitchen.")) == {}

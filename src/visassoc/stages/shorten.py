@@ -92,10 +92,15 @@ def _subtree(t, within: set[int]) -> set[int]:
     return {x.i for x in t.subtree} & within
 
 
+RELATIVE_TAGS = ("WDT", "WP")  # "that", "which", "who": a relative clause's subject stands for its noun
+BE_FORMS = ("is", "are", "was", "were")
+
+
 def _stands_alone(t) -> bool:
-    """A clause with its own subject, or a noun phrase with a determiner ("a woman sitting under ...")."""
+    """A clause with its own subject, or a noun phrase with a determiner ("a woman sitting under ...").
+    A relative clause's "that" is no subject of its own: "That is inside the back of a truck." """
     if t.pos_ in ("VERB", "AUX"):
-        return any(c.dep_ in ("nsubj", "nsubjpass") for c in t.children)
+        return any(c.dep_ in ("nsubj", "nsubjpass") and c.tag_ not in RELATIVE_TAGS for c in t.children)
     return t.pos_ in ("NOUN", "PROPN") and (t.tag_ in ("NNS", "NNPS") or any(c.dep_ in ("det", "poss", "nummod") for c in t.children))
 
 
@@ -424,6 +429,28 @@ def _repaired(doc):
     return doc
 
 
+def _reduced_relatives(doc) -> dict[int, str]:
+    """Relative clauses reduced, as English does when space is short: "a girl that is sitting in
+    front of a laptop" -> "a girl sitting in front of a laptop", "an elephant that is inside the
+    truck" -> "an elephant inside the truck". The relative pronoun and a plain "is/are/was/were"
+    go (index -> "") where the clause is a participle's or the copula's with a phrase, and nothing
+    else hangs on them (no negation, no second auxiliary)."""
+    out: dict[int, str] = {}
+    for r in doc:
+        if r.dep_ != "relcl":
+            continue
+        kids = list(r.children)
+        rel = [c for c in kids if c.dep_ in ("nsubj", "nsubjpass") and c.tag_ in RELATIVE_TAGS]
+        aux = [c for c in kids if c.dep_ in ("aux", "auxpass", "neg")]
+        if len(rel) != 1 or any(c.dep_ == "neg" for c in aux):
+            continue
+        if r.tag_ in ("VBG", "VBN") and len(aux) == 1 and aux[0].lower_ in BE_FORMS:
+            out.update({rel[0].i: "", aux[0].i: ""})  # "that is sitting" -> "sitting"
+        elif r.lower_ in BE_FORMS and not aux and any(c.dep_ in ("prep", "acomp") for c in kids):
+            out.update({rel[0].i: "", r.i: ""})  # "that is inside the truck" -> "inside the truck"
+    return out
+
+
 def fit(doc, k: int, max_words: int, replace: dict[int, str] | None = None, relax: bool = True) -> tuple[str, int] | None:
     """The best rendering of ``doc`` around token ``k`` with at most ``max_words`` words, and the
     number of tokens cut (0 = unchanged); None when no cut brings it under (``relax``: with the
@@ -433,6 +460,7 @@ def fit(doc, k: int, max_words: int, replace: dict[int, str] | None = None, rela
     if len(text.split()) <= max_words:
         return text, 0
     doc = _repaired(doc)
+    replace = {**_reduced_relatives(doc), **replace}
     # the word's clause, then (when the parse hangs the word deep below the subject) smaller
     # phrases that can stand alone: "A woman sitting under an umbrella" from "A long table with ...";
     # the grammar rules relaxed only when nothing fits with them
