@@ -524,6 +524,23 @@ def test_far_adjectives_give_the_thing_a_mood(demo_ladders, ladders):
     assert lw.is_sexual("randy") and lw.is_sexual("sexy") and not lw.is_sexual("passionate")
 
 
+def test_level_5_nouns_are_felt(ladders):
+    """Level 5 of a noun is an abstraction felt at least a little (Lancaster interoceptive strength
+    >= FELT_NOUN): COCO street and bench scenes were titled "Jurisdiction:", "Eligibility:",
+    "Probability:", felt not at all. The ranking among felt words is untouched (no emotion flood)."""
+    from visassoc.stages.lexical import FELT_NOUN
+    from visassoc.stages.lexical_vocab import interoceptive_ratings
+
+    felt = interoceptive_ratings()
+    nouns = [(c[0], lad) for c, lad in _ok(ladders) if c[1] == "NOUN"]
+    assert len(nouns) >= 10
+    unfelt = [(w, a, felt.get(a)) for w, lad in nouns for a in lad[5] if felt.get(a, 0.0) < FELT_NOUN]
+    assert not unfelt, unfelt
+    (lawn,) = LexicalMiner(per_level=3).mine([AssociationRequest("grass", "lawn", "lawn", "NOUN", "Blades of dry grass cover a lawn.",
+                                                                 "Blades of dry grass cover a lawn.", ["blades", "grass"])])
+    assert "jurisdiction" not in lawn[5] and all(felt.get(a, 0.0) >= FELT_NOUN for a in lawn[5]), lawn[5]
+
+
 def _slot_fit(caption: str, word: str, cands: list[str]) -> list[float]:
     """Cosine between MiniLM's contextual vector of each candidate in the word's slot and of the word."""
     from visassoc.lexicon import embed_spans

@@ -65,7 +65,7 @@ class Vocab:
     zsd: np.ndarray | None = None
     generality: np.ndarray | None = None  # (N,) 1 - a noun's WordNet information content; derived by the miner
     interoceptive: np.ndarray | None = None  # (N,) Lancaster interoceptive strength 0..5 (feelings)
-    felt_ok: dict | None = None  # level -> (N,) bool: may be a far adjective; derived by the miner
+    felt_ok: dict | None = None  # (pos, level) -> (N,) bool: may be a far word of that POS; derived by the miner
 
     def __len__(self) -> int:
         return len(self.words)
