@@ -82,7 +82,7 @@ def main() -> None:
             budget = 10 - len(ph.lstrip(",. ").split())
             res = fit(doc, k, budget, relax=False) or fit(doc, k, budget)
             if res:
-                alts[n, name] = _join(res[0].rstrip(".!").rstrip(), ph, "." if doc.text.strip().endswith(".") else "", doc)
+                alts[n, name] = _join(res.rstrip(".!").rstrip(), ph, "." if doc.text.strip().endswith(".") else "", doc)
     texts = sorted({human[i] for i in ids} | set(alts.values()) | {r["caption"] for r in rows})
     nll = dict(zip(texts, token_nll(texts)))
 

@@ -451,14 +451,13 @@ def _reduced_relatives(doc) -> dict[int, str]:
     return out
 
 
-def fit(doc, k: int, max_words: int, replace: dict[int, str] | None = None, relax: bool = True) -> tuple[str, int] | None:
-    """The best rendering of ``doc`` around token ``k`` with at most ``max_words`` words, and the
-    number of tokens cut (0 = unchanged); None when no cut brings it under (``relax``: with the
-    grammar rules dropped when nothing fits with them)."""
+def fit(doc, k: int, max_words: int, replace: dict[int, str] | None = None, relax: bool = True) -> str | None:
+    """The best rendering of ``doc`` around token ``k`` with at most ``max_words`` words; None when
+    no cut brings it under (``relax``: with the grammar rules dropped when nothing fits with them)."""
     replace = replace or {}
     text = render(doc, list(range(len(doc))), replace)
     if len(text.split()) <= max_words:
-        return text, 0
+        return text
     doc = _repaired(doc)
     replace = {**_reduced_relatives(doc), **replace}
     # the word's clause, then (when the parse hangs the word deep below the subject) smaller
@@ -473,7 +472,7 @@ def fit(doc, k: int, max_words: int, replace: dict[int, str] | None = None, rela
                 final = _tidy(doc, set(kept) | stop)
                 text = render(doc, final, {**replace, **_agreement(doc, final, replace)})
                 if len(text.split()) <= max_words:
-                    return text, len(doc) - len(kept) - len(stop)
+                    return text
     return None
 
 
@@ -486,5 +485,4 @@ def shorten(caption: str, word: str, max_words: int) -> str | None:
     """``caption`` cut to at most ``max_words`` words around the first token equal to ``word``."""
     doc = parser()(caption)
     k = token_index(doc, word)
-    res = fit(doc, k, max_words) if k is not None else None
-    return res[0] if res else None
+    return fit(doc, k, max_words) if k is not None else None

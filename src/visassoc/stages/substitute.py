@@ -255,7 +255,7 @@ def substitution(doc, k: int, association: str, max_words: int | None) -> Draft 
         replace.update({c.i: "" for c in doc[k].children if c.dep_ == "det" and c.lower_ in ("a", "an")})
     res = fit(doc, k, max_words, replace) if max_words else None
     # too long even when cut: the whole caption, so validation says how long
-    text = res[0] if res is not None else render(doc, list(range(len(doc))), replace)
+    text = res if res is not None else render(doc, list(range(len(doc))), replace)
     head = new.split()[head_index(new, tag)]
     return Draft(text, _offset(text, new) + (len(new) - len(head) if head_index(new, tag) else 0), tag, False)
 
@@ -276,7 +276,7 @@ def framed(doc, k: int, association: str, pos: str, level: int, max_words: int |
     budget = max((max_words or 10_000) - len(phrase.strip(", :").split()), 1)
     # a grammatical cut before one that breaks a rule ("People are having on a beach")
     res = fit(doc, k, budget, relax=False) or fit(doc, k, budget)
-    scene = (res[0] if res else doc.text.strip()).rstrip(".!").rstrip()
+    scene = (res or doc.text.strip()).rstrip(".!").rstrip()
     stop = "." if doc.text.strip().endswith(".") else ""
     if not phrase.startswith(", "):
         return Draft(titled(phrase, scene, doc) + stop, 0, tag, True)
