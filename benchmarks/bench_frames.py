@@ -24,11 +24,12 @@ from check_run import frame_of  # noqa: E402
 TEMPLATES = {"a sense of": ", a sense of {}", "a moment of": ", a moment of {}", "a picture of": ", a picture of {}",
              "a hint of": ", a hint of {}", "full of": ", full of {}", "in": ", in {}", "and": ", and {}", "pure": ", pure {}",
              # prefixes: the association opens the caption and the scene keeps more of its words
-             "X: scene": "{}: ", "With X, scene": "With {}, "}
-VERB_TEMPLATES = {"in the slot": None, "as if": ", as if {}", "X: scene": "{}: "}  # the association as a gerund ("dreaming")
+             "X: scene": "{}: ", "X: Scene": "{}:: ", "X. Scene": "{}. ", "X - scene": "{} - ", "With X, scene": "With {}, "}
+VERB_TEMPLATES = {"in the slot": None, "as if": ", as if {}", "X: scene": "{}: ", "X: Scene": "{}:: ", "X. Scene": "{}. ", "X - scene": "{} - "}  # the association as a gerund ("dreaming")
 # adjectives of levels 4-5, whatever the writer did with them: in the slot ("A glad fire hydrant"), leading
 # the scene as a fronted adjective, as its title, or after it
-ADJ_TEMPLATES = {"in the slot": None, "X, scene": "{}, ", "X: scene": "{}: ", "as if": ", as if {}", "scene. X.": ". {}"}
+ADJ_TEMPLATES = {"in the slot": None, "X, scene": "{}, ", "X: scene": "{}: ", "X: Scene": "{}:: ", "X. Scene": "{}. ",
+                 "X - scene": "{} - ", "as if": ", as if {}", "scene. X.": ". {}"}
 
 
 def _join(scene: str, phrase: str, stop: str, doc) -> str:
@@ -40,6 +41,10 @@ def _join(scene: str, phrase: str, stop: str, doc) -> str:
         return scene + phrase + stop
     if phrase.startswith(". "):
         return scene + ". " + phrase[2:3].upper() + phrase[3:] + "."
+    if phrase.endswith(". "):  # a one-word sentence before the scene, which keeps its capital
+        return phrase[:1].upper() + phrase[1:] + scene + stop
+    if phrase.endswith(":: "):  # a title before a scene that keeps its capital
+        return phrase[:1].upper() + phrase[1:-3] + ": " + scene + stop
     return titled(phrase[:1].upper() + phrase[1:], scene, doc) + stop
 
 
@@ -79,7 +84,7 @@ def main() -> None:
                     alts[n, name] = d.text
                 continue
             ph = t.format(inflect(r["association"], "VBG") if a.verbs else r["association"])
-            budget = 10 - len(ph.lstrip(",. ").split())
+            budget = 10 - len(ph.strip(",.:- ").split())
             res = fit(doc, k, budget, relax=False) or fit(doc, k, budget)
             if res:
                 alts[n, name] = _join(res.rstrip(".!").rstrip(), ph, "." if doc.text.strip().endswith(".") else "", doc)

@@ -541,6 +541,25 @@ def test_level_5_nouns_are_felt(ladders):
     assert "jurisdiction" not in lawn[5] and all(felt.get(a, 0.0) >= FELT_NOUN for a in lawn[5]), lawn[5]
 
 
+def test_level_5_verbs_are_felt(ladders, demo_ladders):
+    """Level 5 of a verb titles the scene as a gerund, so it is an act felt at least somewhat
+    (Lancaster interoceptive strength >= FELT_VERB): COCO-mini scenes were titled "Facilitating:",
+    "Suggesting:", "Acclaiming:"."""
+    from visassoc.stages.lexical import FELT_VERB
+    from visassoc.stages.lexical_vocab import interoceptive_ratings
+
+    felt = interoceptive_ratings()
+    verbs = [(c[0], lad) for c, lad in _ok(ladders) if c[1] == "VERB"]
+    verbs += [(w, lad) for (_, w), lad in demo_ladders.items() if w in {lem for *_, ws in DEMO for _, lem, p in ws if p == "VERB"}]
+    assert len(verbs) >= 5
+    unfelt = [(w, a, felt.get(a)) for w, lad in verbs for a in lad[5] if felt.get(a, 0.0) < FELT_VERB]
+    assert not unfelt, unfelt
+    (walk,) = LexicalMiner(per_level=3).mine([AssociationRequest("walk", "walking", "walk", "VERB",
+                                                                 "Pedestrians walking on a sidewalk with umbrellas on a rainy day.",
+                                                                 "Pedestrians walking on a sidewalk with umbrellas.", ["umbrellas"])])
+    assert all(felt.get(a, 0.0) >= FELT_VERB for a in walk[5]), walk[5]
+
+
 def _slot_fit(caption: str, word: str, cands: list[str]) -> list[float]:
     """Cosine between MiniLM's contextual vector of each candidate in the word's slot and of the word."""
     from visassoc.lexicon import embed_spans

@@ -61,22 +61,22 @@ def test_no_fitting_form_falls_back_to_the_next_association_then_a_frame():
     (err,) = SubstitutionWriter(10).write([_req("An orange cat looks up with wide eyes.", "eyes", "NOUN", 2, "ocular", left=2)])
     assert isinstance(err, StageError)  # "ocular" is mostly an adjective: no "oculars"
     (last,) = SubstitutionWriter(10).write([_req(cap, "sits", "VERB", 1, "seat", left=0)])
-    assert last == "Seating: a woman astronaut sits beside her helmet"
+    assert last == "Seating: A woman astronaut sits beside her helmet"
 
 
 def test_far_levels_put_abstract_nouns_in_a_frame():
     cap = "A woman astronaut sits beside her helmet and a flag on the moon"
     w = SubstitutionWriter(10)
     l5, l1 = w.write([_req(cap, "woman", "NOUN", 5, "existence"), _req(cap, "woman", "NOUN", 1, "lady")])
-    assert l5.startswith("Existence: a woman astronaut sits") and len(l5.split()) <= 10, l5
+    assert l5.startswith("Existence: A woman astronaut sits") and len(l5.split()) <= 10, l5
     assert validate_caption(l5, "existence", cap, 1, 10) is None
     assert l1.startswith("A lady astronaut")
     (verb,) = w.write([_req("A cat looks up at a bird.", "looks", "VERB", 5, "dream")])
-    assert verb == "Dreaming: a cat looks up at a bird."
+    assert verb == "Dreaming: A cat looks up at a bird."
     (act,) = w.write([_req("A man riding a wave on top of a surfboard in the ocean.", "wave", "NOUN", 4, "competition")])
-    assert act == "Competition: a man riding a wave."
+    assert act == "Competition: A man riding a wave."
     (whole,) = w.write([_req("An old red motorcycle parked next to a wooden bench.", "bench", "NOUN", 4, "session")])
-    assert whole == "Session: an old red motorcycle parked next to a bench."  # one word: nine for the scene
+    assert whole == "Session: An old red motorcycle parked next to a bench."  # one word: nine for the scene
     (name,) = w.write([_req("Paris at night with the tower lit up.", "tower", "NOUN", 5, "pride")])
     assert name == "Pride: Paris at night with the tower lit up."  # a name keeps its capital
 
@@ -113,9 +113,9 @@ def test_a_verb_keeps_the_object_it_needs():
     w = SubstitutionWriter(10)
     # "have" takes an object (WordNet has no intransitive frame): no "People are having on a beach"
     (out,) = w.write([_req("People are having fun on a crowded beach with their friends.", "beach", "NOUN", 5, "sin")])
-    assert out.startswith("Sin: people are having fun on a") and len(out.split()) <= 10
+    assert out.startswith("Sin: People are having fun on a") and len(out.split()) <= 10
     (out,) = w.write([_req("A man has a phone in his hand while sitting on a couch.", "hand", "NOUN", 5, "control")])
-    assert out.startswith("Control: a man has a phone in his hand")
+    assert out.startswith("Control: A man has a phone in his hand")
     # "cook" may stand without one, so the object goes before "one of them" is split
     assert shorten("Two men are standing in a kitchen while one of them cooks food on the stove.", "stove", 7) == \
         "One of them cooks on the stove."
@@ -144,9 +144,9 @@ def test_a_nouns_frame_is_a_title_that_keeps_the_scene():
     from visassoc.stages.substitute import frame_phrase
 
     (out,) = SubstitutionWriter(10).write([_req("The street is blocked by a truck and a crane.", "crane", "NOUN", 5, "courage")])
-    assert out == "Courage: the street is blocked by a crane."  # the list's other item goes whole
+    assert out == "Courage: The street is blocked by a crane."  # the list's other item goes whole
     (eyes,) = SubstitutionWriter(10).write([_req("An orange cat looks up with wide eyes.", "eyes", "NOUN", 5, "focus")])
-    assert eyes == "Focus: an orange cat looks up with wide eyes."
+    assert eyes == "Focus: An orange cat looks up with wide eyes."
     assert frame_phrase("sense", "NOUN", 5)[0] == "Sense: " and frame_phrase("dream", "VERB", 4)[0] == "Dreaming: "
 
 
@@ -185,7 +185,7 @@ def test_a_bare_plural_keeps_its_modifier_or_goes_with_its_phrase():
     worse than dropping the phrase: a plural with no determiner keeps the modifier next to it."""
     assert shorten("Bright lights surround a rocket between tall towers.", "rocket", 6) == "Bright lights surround a rocket."
     (out,) = SubstitutionWriter(8).write([_req("An orange cat looks up with wide eyes.", "cat", "NOUN", 4, "trait")])
-    assert out == "Trait: a cat looks up with wide eyes."  # "A cat looks up with eyes" would not read
+    assert out == "Trait: A cat looks up with wide eyes."  # "A cat looks up with eyes" would not read
 
 
 def test_misparsed_cuts_still_read():
@@ -222,8 +222,8 @@ def test_a_verb_that_needs_an_object_is_not_framed_while_alternatives_remain():
     out = SubstitutionWriter(max_words=10).write([_req(cap, "parked", "VERB", 5, "commit", left=2),
                                                   _req(cap, "parked", "VERB", 5, "stay", left=2),
                                                   _req(cap, "parked", "VERB", 5, "commit", left=0)])
-    assert isinstance(out[0], StageError)  # not "Committing: a bike parked ..."
-    assert out[1] == "Staying: a bike parked in front of a meter."
+    assert isinstance(out[0], StageError)  # not "Committing: A bike parked ..."
+    assert out[1] == "Staying: A bike parked in front of a meter."
     assert out[2].startswith("Committing: ")  # the last one left is still written: never a lost row
     (rely,) = SubstitutionWriter(max_words=10).write([_req(cap, "parked", "VERB", 5, "rely", left=1)])
     assert isinstance(rely, StageError)  # "Relying:" lacks its "on ..."
@@ -276,8 +276,8 @@ def test_a_level_three_noun_that_names_no_thing_is_framed():
         _req("A woman astronaut sits beside her helmet and a flag.", "woman", "NOUN", 3, "gender"),
         _req("A player hits a ball in front of an audience.", "ball", "NOUN", 3, "sport"),
         _req("Two giraffes at the zoo during the day.", "zoo", "NOUN", 3, "habitat")])
-    assert gender == "Gender: a woman astronaut sits beside her helmet.", gender
-    assert sport == "Sport: a player hits a ball.", sport
+    assert gender == "Gender: A woman astronaut sits beside her helmet.", gender
+    assert sport == "Sport: A player hits a ball.", sport
     assert habitat == "Two giraffes at the habitat during the day.", habitat
 
 

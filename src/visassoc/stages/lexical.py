@@ -16,7 +16,8 @@ neighbours of a level-specific query, inside a concreteness band that steps down
                      near word + gloss + the level-3 picks
 5 abstraction        abstract nouns/verbs/adjectives (Brysbaert <= 2.3) near word + gloss + the
                      level-3/4 picks, slightly favouring felt words (joy over probability); a noun
-                     is felt at least a little (not "jurisdiction", ``FELT_NOUN``)
+                     is felt at least a little (not "jurisdiction", ``FELT_NOUN``), and so is a
+                     verb (not "facilitate", ``FELT_VERB``)
 
 Levels 4-5 score a word by how unusually close it is to the query (similarity standardised by
 its spread over concrete words), which keeps hubs such as "opportunity" from winning everywhere;
@@ -57,7 +58,7 @@ from .shorten import INTRANSITIVE_FRAMES, OBJECT_FRAMES, parser, sense_frames, t
 from .interfaces import AssociationRequest, Ladder, StageError
 from .lexical_vocab import POS_KEYS, VOCAB_VERSION, Vocab, interoceptive_ratings, load_vocab, pos_profile, rating, vocab_path
 
-METHOD_VERSION = "lexical-17"
+METHOD_VERSION = "lexical-18"
 WN_POS = {"NOUN": "n", "VERB": "v", "ADJ": "a"}
 
 
@@ -117,7 +118,12 @@ USE_CAP = {1: 0.015, 2: 0.015, 3: 0.015, 4: 0.008, 5: 0.008}
 OVER_CAP = 1.0
 CTX_WEIGHT = 0.12  # levels 4-5: bonus for concepts WordNet relates to the image's other salient words
 ADJ_READING = 1 / 3  # levels 4-5: a noun with this share of adjective senses ("yearly", "aerial") is out
-RARE_RANK = 12000  # level 5 draws only from the ~10k most frequent WordPiece words
+# level 5 draws only from words ranked below this in MiniLM's WordPiece vocabulary (a frequency order). At
+# 12000 only ~140 felt nouns of level 5's kinds were left, and 331 COCO-mini level-5 noun captions
+# shared 150 words (the level's distinct share 0.49-0.51, target 0.5); up to 20000 come "awe", "bliss",
+# "compassion", "longing", "dignity", "kindness" (266 nouns): distinct 0.64, and SmolLM2's level-5
+# gap moved from +0.45 to +0.49 nat/token (the frequency penalty still favours the commoner words)
+RARE_RANK = 20000
 # levels 4-5 of a noun: per unit of generality, 1 - WordNet intrinsic information content (Seco et al.
 # 2004). 0.15 puts a hub concept ("trait", "idea": IC ~0.45) about 0.06 below a typical far pick (IC ~0.87),
 # the spread of a far query's best eight scores: it reorders near ties, it does not outweigh a clearly
@@ -138,6 +144,12 @@ COMMON_ADJ = 4000  # ... and, from level 3, none of the ~4k commonest words ("go
 # "theory" and "value", but level 5's distinct share on COCO-mini fell to 0.49 (target 0.5); at 0.75
 # it is 0.51 (one caption) and 0.52 (five), against 0.55 with no floor.
 FELT_NOUN = 0.75
+# level 5 of a verb titles the scene as a gerund ("Hoping: A man waits at a crosswalk"), so it too is a
+# felt act of the mind, not an office's ("Facilitating:", "Suggesting:", "Acclaiming:", "Exempting:"
+# titled COCO-mini scenes: interoceptive 0.7, 0.0, 1.3, 1.3). At 1.5 hope, wonder, forget, belong,
+# trust, decide and learn stay: 149 of the 303 verbs of level 5's concreteness band (<= 2.3) under
+# RARE_RANK are left (221 at 1.0, which keeps "happen", "investigate", "engage").
+FELT_VERB = 1.5
 # levels 1-3 of a verb stand in the caption's slot: the best FIT_POOL[level] eligible candidates are put there
 # (inflected like the slot) and gain FIT_WEIGHT per unit of cosine between MiniLM's contextual vector of
 # the candidate in that caption and of the word in the caption itself. As in lexical substitution
@@ -355,9 +367,10 @@ class LexicalMiner:
         if vocab.generality is None:
             vocab.generality = np.array([_generality(x) if vocab.pos[k, 0] else 0.0 for k, x in enumerate(vocab.words)],
                                         dtype="float32")
-        if vocab.felt_ok is None:  # the far levels' adjective pool (see FELT_ADJ), level 5's noun pool (FELT_NOUN)
+        if vocab.felt_ok is None:  # the far levels' adjective pool (see FELT_ADJ), level 5's noun and verb pools
             vocab.felt_ok = {("a", k): (vocab.interoceptive >= t) & (vocab.rank >= COMMON_ADJ) for k, t in FELT_ADJ.items()}
             vocab.felt_ok["n", 5] = vocab.interoceptive >= FELT_NOUN
+            vocab.felt_ok["v", 5] = vocab.interoceptive >= FELT_VERB
         bar = tqdm(total=len(jobs), desc="lexical associations", leave=False,
                    disable=len(jobs) < 100 or os.environ.get("TQDM_DISABLE") == "1")
         for lo in range(0, len(jobs), 256):  # level by level, one matrix product per level
@@ -461,6 +474,8 @@ class LexicalMiner:
                 return False  # "substantial eyes": a far adjective gives the thing a mood, not a degree
             if wpos == "n" and level == 5 and strict and felt(cand) < FELT_NOUN:
                 return False  # "Jurisdiction:" for a street: an abstraction no one feels
+            if wpos == "v" and level == 5 and strict and felt(cand) < FELT_VERB:
+                return False  # "Facilitating:" for people walking: an act no one feels
             if wpos == "v" and level >= 3 and strict and lexname == "verb.stative" and best_lex != "verb.stative":
                 return False  # "exists", "Concerning:", "Consisting:": a relation, not what the scene does or feels
             if lw.is_sexual(cand):
