@@ -326,3 +326,26 @@ def test_a_relative_clause_is_reduced_when_space_is_short():
     from visassoc.stages.shorten import _reduced_relatives, parser
 
     assert _reduced_relatives(parser()("A man who is not wearing a shirt stands in the kitchen.")) == {}
+
+
+def test_a_participle_that_needs_an_object_keeps_the_phrase_after_it():
+    """"A table topped next to a plate of food" and "A child holding standing on a covered field"
+    kept a participle without the phrase that completes it ("topped with a laptop", "holding onto a
+    kite"). A participle of a verb that needs an object keeps the phrase right after it, or goes;
+    one that needs none ("standing") may still lose its phrase."""
+    cap = "A table topped with a laptop computer next to a plate of food."
+    assert shorten(cap, "table", 9) == "A table topped with a laptop computer."
+    assert shorten(cap, "food", 9) == "A plate of food."
+    kite = "A young child holding onto a kite while standing on a green grass covered field."
+    assert "holding standing" not in (shorten(kite, "field", 10) or "")
+    assert shorten("A man standing in front of a mirror in a room.", "room", 9) == "A man standing in a room."
+
+
+def test_a_titled_scene_without_a_grammatical_cut_of_the_word_is_cut_around_the_root():
+    """A title stands for the whole scene: when no grammatical cut keeps the word, the writer cuts
+    around the sentence's root instead of breaking a rule ("Popularity: A tennis player hits in
+    front of an audience" lost the object "hit" needs)."""
+    (out,) = SubstitutionWriter(10).write([_req("A tennis player hits a high ball in front of an audience.", "audience", "NOUN", 5, "popularity")])
+    assert out == "Popularity: A tennis player hits a high ball.", out
+    (out,) = SubstitutionWriter(10).write([_req("A baseball player holds his glove in the air, waiting to catch a ball.", "ball", "NOUN", 5, "chance")])
+    assert out == "Chance: A baseball player holds his glove in the air.", out

@@ -273,7 +273,8 @@ def _required(c, strict: bool) -> bool:
     that needs one ("having fun", "holding a cup"), the "of" phrase that completes a noun ("a group
     of people", "in front of", "on top of"), the preposition of an adverb or adjective ("next to",
     "full of"), the fronted adverb of an inverted clause ("Here are ...") and a conjunction (it
-    goes when its item goes, ``_tidy``)."""
+    goes when its item goes, ``_tidy``), and the phrase right after a modifying participle of a verb
+    that needs an object ("a table topped with a laptop", where "A man standing" needs none)."""
     h = c.head
     if c.dep_ in ("pobj", "pcomp"):
         return True
@@ -296,6 +297,9 @@ def _required(c, strict: bool) -> bool:
     if c.dep_ == "dobj":
         return not intransitive(h.lemma_.lower())
     if c.dep_ == "prep":
+        if h.tag_ in ("VBN", "VBG") and h.dep_ in ("acl", "advcl") and c.i == h.i + 1 and not intransitive(h.lemma_.lower()):
+            return True  # the phrase right after a participle that needs an object stands for it: "topped with
+            # a laptop", not "A table topped next to a plate"; "holding onto a kite", not "A child holding standing"
         if h.pos_ in ("NOUN", "PROPN") and c.lower_ == "of":  # "in front of", "a group of", not "the back (of a truck)"
             return not any(x.dep_ in ("det", "poss") for x in h.children) or _partitive(h.lemma_.lower())
         return h.pos_ in ("ADV", "ADJ")

@@ -279,8 +279,10 @@ def framed(doc, k: int, association: str, pos: str, level: int, max_words: int |
     beside a flag", "Dreaming: A cat looks up", "Lonely, a cat looks up") or after it (", as if lonely")."""
     phrase, tag = frame_phrase(association, pos, level)
     budget = max((max_words or 10_000) - len(phrase.strip(", :").split()), 1)
-    # a grammatical cut before one that breaks a rule ("People are having on a beach")
-    res = fit(doc, k, budget, relax=False) or fit(doc, k, budget)
+    # a grammatical cut before one that breaks a rule ("People are having on a beach"); the title stands
+    # for the whole scene, so when no grammatical cut keeps the word, one around the sentence's root
+    # does ("Freedom: A young child holding onto a kite.", not "... holding standing on a covered field")
+    res = fit(doc, k, budget, relax=False) or fit(doc, doc[k].sent.root.i, budget, relax=False) or fit(doc, k, budget)
     scene = (res or doc.text.strip()).rstrip(".!").rstrip()
     stop = "." if doc.text.strip().endswith(".") else ""
     if not phrase.startswith(", "):
