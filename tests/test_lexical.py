@@ -560,6 +560,26 @@ def test_level_5_verbs_are_felt(ladders, demo_ladders):
     assert all(felt.get(a, 0.0) >= FELT_VERB for a in walk[5]), walk[5]
 
 
+def test_no_association_is_a_stance_on_the_people_shown():
+    """An ideology, a political system or a prejudice says something of the people in a photo that
+    nothing in it shows: COCO-mini one-caption runs had "Racism: A group of people riding horses
+    down a small road", "Socialism:" for a bus and "Democracy:" for a lake. None is an association
+    unless the word itself is one."""
+    from visassoc.stages import lexical_wordnet as lw
+
+    assert lw.is_stance("racism") and lw.is_stance("socialism") and lw.is_stance("democracy")
+    assert not any(lw.is_stance(w) for w in ("liberty", "freedom", "pride", "faith", "tradition", "justice"))
+    cases = [("people", "people", "A group of people riding horses down a small road.", ["horses", "road", "group", "riding"]),
+             ("bus", "bus", "A wet road busy with traffic like a taxi and bus.", ["taxi", "road", "traffic", "wet"]),
+             ("lake", "lake", "A plane floating on top of a lake surrounded by mountains.", ["mountains", "plane", "floating"])]
+    out = LexicalMiner(per_level=3).mine([AssociationRequest(w, w, lem, "NOUN", cap, cap, others) for w, lem, cap, others in cases])
+    stances = [(w, lv, a) for (w, *_), lad in zip(cases, out) for lv in range(1, 6) for a in lad[lv] if lw.is_stance(a)]
+    assert not stances, stances
+    (vote,) = LexicalMiner(per_level=3).mine([AssociationRequest("v", "democracy", "democracy", "NOUN",
+                                                                 "A poster about democracy on a wall.", "A poster about democracy on a wall.", ["poster"])])
+    assert not isinstance(vote, StageError)
+
+
 def _slot_fit(caption: str, word: str, cands: list[str]) -> list[float]:
     """Cosine between MiniLM's contextual vector of each candidate in the word's slot and of the word."""
     from visassoc.lexicon import embed_spans

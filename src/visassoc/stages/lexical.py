@@ -58,7 +58,7 @@ from .shorten import INTRANSITIVE_FRAMES, OBJECT_FRAMES, parser, sense_frames, t
 from .interfaces import AssociationRequest, Ladder, StageError
 from .lexical_vocab import POS_KEYS, VOCAB_VERSION, Vocab, interoceptive_ratings, load_vocab, pos_profile, rating, vocab_path
 
-METHOD_VERSION = "lexical-18"
+METHOD_VERSION = "lexical-19"
 WN_POS = {"NOUN": "n", "VERB": "v", "ADJ": "a"}
 
 
@@ -478,8 +478,8 @@ class LexicalMiner:
                 return False  # "Facilitating:" for people walking: an act no one feels
             if wpos == "v" and level >= 3 and strict and lexname == "verb.stative" and best_lex != "verb.stative":
                 return False  # "exists", "Concerning:", "Consisting:": a relation, not what the scene does or feels
-            if lw.is_sexual(cand):
-                return False
+            if lw.is_sexual(cand) or (lw.is_stance(cand) and not lw.is_stance(lemma)):
+                return False  # nor a stance on the people in it ("Racism:"), unless the word is one
             if not field_ok and lw.is_field(cand):
                 return False  # "a sense of sociology" for people: a field of study reads as the field
             if attributive and lw.predicative_only(cand):
