@@ -567,7 +567,7 @@ def test_no_association_is_a_stance_on_the_people_shown():
     unless the word itself is one."""
     from visassoc.stages import lexical_wordnet as lw
 
-    assert lw.is_stance("racism") and lw.is_stance("socialism") and lw.is_stance("democracy")
+    assert lw.is_stance("racism") and lw.is_stance("socialism") and lw.is_stance("democracy") and lw.is_stance("nationalism")
     assert not any(lw.is_stance(w) for w in ("liberty", "freedom", "pride", "faith", "tradition", "justice"))
     cases = [("people", "people", "A group of people riding horses down a small road.", ["horses", "road", "group", "riding"]),
              ("bus", "bus", "A wet road busy with traffic like a taxi and bus.", ["taxi", "road", "traffic", "wet"]),

@@ -275,16 +275,16 @@ def is_sexual(word: str) -> bool:
     return any(_SEXUAL.search(s.definition()) for s, _ in sorted(_weights(word), key=lambda x: -x[1])[:2])
 
 
-# WordNet kinds that name a stance on people: an ideology ("socialism", "fascism"), a political system
-# ("democracy") or a prejudice ("racism", "sexism"). Over a photo of strangers ("Racism: A group of
-# people riding horses down a road", from the 20k-word level-5 pool) such a title says something
-# of the people that nothing in the image shows.
-_STANCE_KINDS = {"political_orientation", "political_system", "bias", "discrimination"}
+# WordNet kinds that name a stance on people: an ideology ("socialism", "fascism"), a doctrine
+# ("nationalism", "pacifism"), a political system ("democracy") or a prejudice ("racism", "sexism").
+# Over a photo of strangers ("Racism: A group of people riding horses down a road", from the 20k-word
+# level-5 pool) such a title says something of the people that nothing in the image shows.
+_STANCE_KINDS = {"political_orientation", "doctrine", "political_system", "bias", "discrimination"}
 
 
 @lru_cache(maxsize=200_000)
 def is_stance(word: str) -> bool:
-    """One of the word's two commonest senses is an ideology, a political system or a prejudice."""
+    """One of the word's two commonest senses is an ideology or doctrine, a political system or a prejudice."""
     top = [s for s, _ in sorted(_weights(word), key=lambda x: -x[1])[:2]]
     return any(h.lemmas()[0].name() in _STANCE_KINDS for s in top for path in s.hypernym_paths() for h in path)
 
