@@ -24,11 +24,11 @@ from check_run import frame_of  # noqa: E402
 TEMPLATES = {"a sense of": ", a sense of {}", "a moment of": ", a moment of {}", "a picture of": ", a picture of {}",
              "a hint of": ", a hint of {}", "full of": ", full of {}", "in": ", in {}", "and": ", and {}", "pure": ", pure {}",
              # prefixes: the association opens the caption and the scene keeps more of its words
-             "X: scene": "{}: ", "X: Scene": "{}:: ", "X. Scene": "{}. ", "X - scene": "{} - ", "With X, scene": "With {}, "}
-VERB_TEMPLATES = {"in the slot": None, "as if": ", as if {}", "X: scene": "{}: ", "X: Scene": "{}:: ", "X. Scene": "{}. ", "X - scene": "{} - "}  # the association as a gerund ("dreaming")
+             "X: scene": "{}:: ", "X: Scene": "{}: ", "X. Scene": "{}. ", "X - scene": "{} - ", "With X, scene": "With {}, "}
+VERB_TEMPLATES = {"in the slot": None, "as if": ", as if {}", "X: scene": "{}:: ", "X: Scene": "{}: ", "X. Scene": "{}. ", "X - scene": "{} - "}  # the association as a gerund ("dreaming")
 # adjectives of levels 4-5, whatever the writer did with them: in the slot ("A glad fire hydrant"), leading
 # the scene as a fronted adjective, as its title, or after it
-ADJ_TEMPLATES = {"in the slot": None, "X, scene": "{}, ", "X: scene": "{}: ", "X: Scene": "{}:: ", "X. Scene": "{}. ",
+ADJ_TEMPLATES = {"in the slot": None, "X, scene": "{}, ", "X: scene": "{}:: ", "X: Scene": "{}: ", "X. Scene": "{}. ",
                  "X - scene": "{} - ", "as if": ", as if {}", "scene. X.": ". {}"}
 
 
@@ -43,8 +43,9 @@ def _join(scene: str, phrase: str, stop: str, doc) -> str:
         return scene + ". " + phrase[2:3].upper() + phrase[3:] + "."
     if phrase.endswith(". "):  # a one-word sentence before the scene, which keeps its capital
         return phrase[:1].upper() + phrase[1:] + scene + stop
-    if phrase.endswith(":: "):  # a title before a scene that keeps its capital
-        return phrase[:1].upper() + phrase[1:-3] + ": " + scene + stop
+    if phrase.endswith(":: "):  # the writer's title before substitute-15: its scene in lower case, as a lead's
+        lead = titled(phrase[:-3] + ", ", scene, doc)
+        return phrase[:1].upper() + phrase[1:-3] + ": " + lead[len(phrase) - 1:] + stop
     return titled(phrase[:1].upper() + phrase[1:], scene, doc) + stop
 
 

@@ -150,6 +150,8 @@ FELT_NOUN = 0.75
 # trust, decide and learn stay: 149 of the 303 verbs of level 5's concreteness band (<= 2.3) under
 # RARE_RANK are left (221 at 1.0, which keeps "happen", "investigate", "engage").
 FELT_VERB = 1.5
+# (WordNet POS, level) -> the felt floor; one table for the pool masks and for ``eligible``
+FELT_FLOOR = {**{("a", k): t for k, t in FELT_ADJ.items()}, ("n", 5): FELT_NOUN, ("v", 5): FELT_VERB}
 # levels 1-3 of a verb stand in the caption's slot: the best FIT_POOL[level] eligible candidates are put there
 # (inflected like the slot) and gain FIT_WEIGHT per unit of cosine between MiniLM's contextual vector of
 # the candidate in that caption and of the word in the caption itself. As in lexical substitution
@@ -367,10 +369,9 @@ class LexicalMiner:
         if vocab.generality is None:
             vocab.generality = np.array([_generality(x) if vocab.pos[k, 0] else 0.0 for k, x in enumerate(vocab.words)],
                                         dtype="float32")
-        if vocab.felt_ok is None:  # the far levels' adjective pool (see FELT_ADJ), level 5's noun and verb pools
-            vocab.felt_ok = {("a", k): (vocab.interoceptive >= t) & (vocab.rank >= COMMON_ADJ) for k, t in FELT_ADJ.items()}
-            vocab.felt_ok["n", 5] = vocab.interoceptive >= FELT_NOUN
-            vocab.felt_ok["v", 5] = vocab.interoceptive >= FELT_VERB
+        if vocab.felt_ok is None:  # the pools of FELT_FLOOR; a far adjective is no everyday word either
+            vocab.felt_ok = {(p, k): (vocab.interoceptive >= t) & (vocab.rank >= COMMON_ADJ if p == "a" else True)
+                             for (p, k), t in FELT_FLOOR.items()}
         bar = tqdm(total=len(jobs), desc="lexical associations", leave=False,
                    disable=len(jobs) < 100 or os.environ.get("TQDM_DISABLE") == "1")
         for lo in range(0, len(jobs), 256):  # level by level, one matrix product per level
@@ -470,12 +471,10 @@ class LexicalMiner:
                 return False
             if wpos == "n" and level >= 4 and profile(cand, POS_KEYS.index("a"))[1] >= ADJ_READING:
                 return False  # "a moment of aerial": alone in a frame, a noun must read as a noun
-            if wpos == "a" and level in FELT_ADJ and strict and (felt(cand) < FELT_ADJ[level] or common(cand)):
-                return False  # "substantial eyes": a far adjective gives the thing a mood, not a degree
-            if wpos == "n" and level == 5 and strict and felt(cand) < FELT_NOUN:
-                return False  # "Jurisdiction:" for a street: an abstraction no one feels
-            if wpos == "v" and level == 5 and strict and felt(cand) < FELT_VERB:
-                return False  # "Facilitating:" for people walking: an act no one feels
+            if (wpos, level) in FELT_FLOOR and strict and (felt(cand) < FELT_FLOOR[wpos, level] or (wpos == "a" and common(cand))):
+                # "substantial eyes": a far adjective gives the thing a mood, not a degree; "Jurisdiction:"
+                # for a street, "Facilitating:" for people walking: an abstraction, an act no one feels
+                return False
             if wpos == "v" and level >= 3 and strict and lexname == "verb.stative" and best_lex != "verb.stative":
                 return False  # "exists", "Concerning:", "Consisting:": a relation, not what the scene does or feels
             if lw.is_sexual(cand) or (lw.is_stance(cand) and not lw.is_stance(lemma)):

@@ -268,11 +268,16 @@ def is_relational(word: str) -> bool:
 _SEXUAL = re.compile(r"\b(sexual(ly)?|erotic)\b")
 
 
+def _commonest(word: str, n: int = 2) -> list:
+    """The word's ``n`` senses with the most SemCor uses."""
+    return [s for s, _ in sorted(_weights(word), key=lambda x: -x[1])[:n]]
+
+
 @lru_cache(maxsize=200_000)
 def is_sexual(word: str) -> bool:
     """One of the word's two commonest senses is defined by sex ("randy", "sensual", "sexy"): felt
     words score high on interoception, and a photo of a child or an oven must never get them."""
-    return any(_SEXUAL.search(s.definition()) for s, _ in sorted(_weights(word), key=lambda x: -x[1])[:2])
+    return any(_SEXUAL.search(s.definition()) for s in _commonest(word))
 
 
 # WordNet kinds that name a stance on people: an ideology ("socialism", "fascism"), a doctrine
@@ -285,8 +290,7 @@ _STANCE_KINDS = {"political_orientation", "doctrine", "political_system", "bias"
 @lru_cache(maxsize=200_000)
 def is_stance(word: str) -> bool:
     """One of the word's two commonest senses is an ideology or doctrine, a political system or a prejudice."""
-    top = [s for s, _ in sorted(_weights(word), key=lambda x: -x[1])[:2]]
-    return any(h.lemmas()[0].name() in _STANCE_KINDS for s in top for path in s.hypernym_paths() for h in path)
+    return any(h.lemmas()[0].name() in _STANCE_KINDS for s in _commonest(word) for path in s.hypernym_paths() for h in path)
 
 
 @lru_cache(maxsize=200_000)

@@ -335,7 +335,7 @@ def _weight(t, n: int) -> float:
 
 
 def _choose(doc, keep: set[int], path: set[int], budget: int, replace: dict[int, str], strict: bool,
-            word: int | None = None) -> list[frozenset]:
+            word: int) -> list[frozenset]:
     """Subsets of ``keep`` that fit ``budget`` words, best first: each drops whole optional phrases
     (``PRUNE`` dependents, not on the path, not ``_required``), found by a knapsack over the parse
     tree that keeps the most content for each word count; the largest count comes first. Several
