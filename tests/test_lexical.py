@@ -569,6 +569,10 @@ def test_no_association_is_a_stance_on_the_people_shown():
 
     assert lw.is_stance("racism") and lw.is_stance("socialism") and lw.is_stance("democracy") and lw.is_stance("nationalism")
     assert not any(lw.is_stance(w) for w in ("liberty", "freedom", "pride", "faith", "tradition", "justice"))
+    # a policy is one ("Activism:" titled a fire hydrant); kinds are synsets, not lemmas: "insurance" (a
+    # policy contract), "culture" and "distinction" (discrimination, the telling apart) are not
+    assert lw.is_stance("activism") and lw.is_stance("containment")
+    assert not any(lw.is_stance(w) for w in ("insurance", "culture", "distinction", "appreciation"))
     cases = [("people", "people", "A group of people riding horses down a small road.", ["horses", "road", "group", "riding"]),
              ("bus", "bus", "A wet road busy with traffic like a taxi and bus.", ["taxi", "road", "traffic", "wet"]),
              ("lake", "lake", "A plane floating on top of a lake surrounded by mountains.", ["mountains", "plane", "floating"])]

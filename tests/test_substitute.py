@@ -134,7 +134,7 @@ def test_lists_lose_their_later_items_whole():
     out = shorten("A red car next to a gas station sign and parked blue and silver motorcycles.", "car", 6)
     assert out is not None and " and " in out  # the car's own list keeps its conjunction
     # a group noun keeps what it groups; a bare singular noun keeps its modifier
-    assert shorten("A group of people sitting at a table eating food.", "people", 6) == "A group of people."
+    assert shorten("A large group of people sitting at a table eating food.", "people", 6) == "A large group of people."
     assert "with one leg" in shorten("The man is lying on the sidewalk with one leg in the air.", "leg", 7)
 
 
@@ -188,12 +188,47 @@ def test_a_bare_plural_keeps_its_modifier_or_goes_with_its_phrase():
     assert out == "Trait: A cat looks up with wide eyes."  # "A cat looks up with eyes" would not read
 
 
+def test_a_partitive_goes_before_the_scene_does():
+    """ "A group of", "a bunch of": three words that say little, dropped when the scene would be
+    instead ("A snow covered slope.", "A group of people sitting eating food"), and only then. Not
+    a partitive with a modifier of its own ("a large group"), nor the word itself, nor one after
+    "There is"; a subject's verb agrees with the plural left."""
+    assert shorten("A group of people riding skis across a snow covered slope.", "snow", 9) == \
+        "People riding skis across a snow covered slope."
+    assert shorten("A group of people sitting at a table eating food.", "eating", 9) == "People sitting at a table eating food."
+    assert shorten("A group of people riding horses down a small road.", "horses", 9) == "A group of people riding horses down a road."
+    assert shorten("A group of people is standing in a field next to a big red barn.", "barn", 8) == \
+        "People are standing next to a big barn."
+    assert shorten("A man holding a bunch of bananas in front of a large fruit stand.", "stand", 9) == \
+        "A man holding bananas in front of a stand."
+    assert shorten("A herd of elephants walking across a field of tall green grass.", "herd", 6) == "A herd of elephants."
+    assert shorten("A large group of people sitting at a table eating food.", "table", 9).startswith("A large group of people")
+
+
+def test_a_participle_on_the_path_keeps_its_own_phrase():
+    """A participle between the word and its noun needs a phrase of its own as much as one off the
+    path: a clause hung under it is none ("A large group sitting eating food")."""
+    out = shorten("A large group of people sitting at a table eating food.", "eating", 9)
+    assert out == "A large group sitting at a table eating food."  # was "A large group of people sitting eating food."
+    # a list item standing in for its head is the head's object: "reflecting the bathtub" has its phrase
+    assert shorten("A bathroom sink and mirror reflecting the shower and bathtub.", "bathtub", 9) == \
+        "A bathroom sink reflecting the bathtub."
+
+
+def test_a_cut_list_keeps_its_and_and_loses_its_serial_comma():
+    """spaCy hangs "and" on "nachos" but "salad" on "sandwich": the "and" links the next item; a list
+    cut to two items has no serial comma."""
+    assert shorten("A sandwich with nachos and a salad on a plate.", "nachos", 9) == "A sandwich with nachos and a salad."
+    assert shorten("A pizza is prepared with cheese, tomato sauce, and broccoli.", "sauce", 9) == \
+        "A pizza is prepared with tomato sauce and broccoli."
+
+
 def test_misparsed_cuts_still_read():
     """A participle heading the caption keeps its own words ("mixed together") or goes; a noun
     item spaCy hung on a verb ("the cupboard and sink" under "lit") is moved to the noun its "and"
     belongs to, so it stands in for that noun (with its "the"), never for the verb."""
     out = shorten("A group of red, yellow and orange fruit mixed together.", "fruit", 6)
-    assert out == "A group of red fruit."  # not "A group of red fruit mixed."
+    assert out == "Red fruit mixed together."  # not "A group of red fruit mixed."
     out = shorten("The kitchen is lit with overhead lights, shining on the cupboard and sink", "sink", 8)
     assert out == "The kitchen is lit, shining on the sink"  # not "The kitchen is sink"
 

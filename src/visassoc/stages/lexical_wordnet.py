@@ -283,14 +283,17 @@ def is_sexual(word: str) -> bool:
 # WordNet kinds that name a stance on people: an ideology ("socialism", "fascism"), a doctrine
 # ("nationalism", "pacifism"), a political system ("democracy") or a prejudice ("racism", "sexism").
 # Over a photo of strangers ("Racism: A group of people riding horses down a road", from the 20k-word
-# level-5 pool) such a title says something of the people that nothing in the image shows.
-_STANCE_KINDS = {"political_orientation", "doctrine", "political_system", "bias", "discrimination"}
+# level-5 pool) such a title says something of the people that nothing in the image shows. So does a
+# policy ("activism", "containment": "Activism: A red fire hydrant sitting on a sidewalk").
+# (synsets, not lemmas: "policy" is also an insurance contract, "discrimination" also telling stimuli apart)
+_STANCE_KINDS = {"political_orientation.n.01", "doctrine.n.01", "political_system.n.01", "bias.n.01",
+                 "discrimination.n.01", "policy.n.01"}
 
 
 @lru_cache(maxsize=200_000)
 def is_stance(word: str) -> bool:
-    """One of the word's two commonest senses is an ideology or doctrine, a political system or a prejudice."""
-    return any(h.lemmas()[0].name() in _STANCE_KINDS for s in _commonest(word) for path in s.hypernym_paths() for h in path)
+    """One of the word's two commonest senses is an ideology or doctrine, a political system, a policy or a prejudice."""
+    return any(h.name() in _STANCE_KINDS for s in _commonest(word) for path in s.hypernym_paths() for h in path)
 
 
 @lru_cache(maxsize=200_000)

@@ -165,6 +165,9 @@ def _tidy(doc, keep: set[int]) -> list[int]:
         if t.is_punct and not ((i - 1 in keep and i + 1 in keep) or (i == len(doc) - 1 and t.text in ".!")
                                or (out and i + 1 in keep and _opens_clause(doc[i + 1]))):
             continue
+        if t.text == "," and i + 1 in keep and doc[i + 1].dep_ == "cc" and sum(
+                x.i in keep for x in (doc[i + 1].head, *doc[i + 1].head.conjuncts)) <= 2:
+            continue  # a list cut to two items loses its serial comma: "tomato sauce and broccoli"
         out.append(i)
     # nothing dangles at the end: "A dog wears a tie while" -> "A dog wears a tie"
     end = [i for i in out if doc[i].is_punct and i == len(doc) - 1]
@@ -372,7 +375,7 @@ def _choose(doc, keep: set[int], path: set[int], budget: int, replace: dict[int,
                     # a left modifier holding the phrase's determiner ("a stove top oven") stays
                     and not (strict and c < i and any(doc[j].dep_ in ("det", "poss") for j in inside))):
                 sub[0] = max(sub.get(0, (-1.0, frozenset())), (0.0, frozenset()), key=lambda v: v[0])  # it may go
-            own = doc[c].dep_ in OWN_WORDS
+            own = _role(doc[c], keep).dep_ in OWN_WORDS
             new: dict[tuple[int, bool], tuple[float, frozenset]] = {}
             for (w, has), (sc, ks) in cur.items():
                 for cw, (cs, cks) in sub.items():
@@ -380,12 +383,20 @@ def _choose(doc, keep: set[int], path: set[int], budget: int, replace: dict[int,
                     if key[0] <= budget and (key not in new or sc + cs > new[key][0]):
                         new[key] = (sc + cs, ks | cks)
             cur = new
-        if strict and i >= 0 and (i not in path or i == word or doc[i].dep_ == "ROOT") and _needs_own_words(doc[i]):
+        if strict and i >= 0 and _needs_own_words(doc[i]):
             cur = {k: v for k, v in cur.items() if k[1]}
         return cur
 
     best = _collapse(opts(-1))
     return [best[w][1] for w in sorted(best, reverse=True)]
+
+
+def _role(t, keep: set[int]):
+    """The token whose place ``t`` holds: a list item standing in for its dropped head item ("the
+    bathtub" for "the shower and bathtub") is its head's object, not a "conj"."""
+    while t.dep_ in LIST_DEPS and t.head.i != t.i and t.head.i not in keep:
+        t = t.head
+    return t
 
 
 def _units(doc, kids: list[int], strict: bool) -> list[list[int]]:
@@ -425,11 +436,22 @@ def _repaired(doc):
     bad = [t for t in doc if t.dep_ == "conj" and t.pos_ in ("NOUN", "PROPN") and t.head.pos_ in ("VERB", "AUX")
            and t.i > 0 and doc[t.i - 1].dep_ == "cc" and doc[t.i - 1].head.pos_ in ("NOUN", "PROPN")
            and doc[t.i - 1].head.i < t.i]
-    if not bad:
+    # and the converse: in "A sandwich with nachos and a salad on a plate" spaCy hangs "and" on "nachos"
+    # but "salad" on "sandwich"; a conjunction whose head has no later item links the next item
+    # (else the cut keeps "A sandwich with nachos a salad")
+    loose = []
+    for c in doc:
+        if c.dep_ == "cc" and not any(x.dep_ == "conj" and x.i > c.i for x in c.head.children):
+            nxt = next((x for x in doc[c.i + 1 :] if x.dep_ == "conj" and x.head.i < c.i), None)
+            if nxt is not None and nxt not in bad:  # (the first repair moves that item to the "and")
+                loose.append((c.i, nxt.head.i))
+    if not bad and not loose:
         return doc
     doc = doc.copy()
     for t in bad:
         doc[t.i].head = doc[doc[t.i - 1].head.i]
+    for i, h in loose:
+        doc[i].head = doc[h]
     return doc
 
 
@@ -455,6 +477,43 @@ def _reduced_relatives(doc) -> dict[int, str]:
     return out
 
 
+PLURAL_VERB = {v: k for k, v in SINGULAR_VERB.items()}
+
+
+def _bare_partitives(doc, k: int) -> dict[int, str]:
+    """Partitives dropped, as English does when space is short: "A group of people riding skis
+    across a snowy slope" -> "People riding skis across a snowy slope", "a bunch of sheep" ->
+    "sheep". The group or amount word says little of the scene and costs three words, which
+    otherwise come out of the scene ("A snow covered slope.", "A group of people sitting eating
+    food"). Only "a/an" + a bare partitive (its commonest sense a group or amount, no modifier of its
+    own: "a large group" is large) + "of" + a noun with no determiner, not in an existential "There
+    is a bunch of ...", and never around the word itself; a subject's verb then agrees with the
+    plural ("People are standing"). Index -> "" (dropped) or the verb's new form."""
+    from ..text import inflect
+
+    out: dict[int, str] = {}
+    for of in doc:
+        h, obj = of.head, [c for c in of.children if c.dep_ == "pobj"]
+        if of.lower_ != "of" or of.dep_ != "prep" or of.i != h.i + 1 or len(obj) != 1 or h.pos_ != "NOUN":
+            continue
+        obj, left = obj[0], [c for c in h.children if c.i < h.i]
+        if (h.dep_ not in ("ROOT", "nsubj", "nsubjpass", "dobj", "pobj") or not _partitive(h.lemma_.lower())
+                or len(left) != 1 or left[0].lower_ not in ("a", "an") or left[0].i != h.i - 1
+                or obj.pos_ not in ("NOUN", "PROPN") or any(c.dep_ in ("det", "poss") for c in obj.children)
+                or k in (left[0].i, h.i, of.i)):
+            continue
+        out.update({left[0].i: "", h.i: "", of.i: ""})
+        if h.dep_ in ("nsubj", "nsubjpass") and obj.tag_ in ("NNS", "NNPS"):
+            verb = h.head
+            for v in [c for c in verb.children if c.dep_ in ("aux", "auxpass") and c.i < verb.i] + [verb]:
+                if v.lower_ in PLURAL_VERB:
+                    out[v.i] = PLURAL_VERB[v.lower_]
+                elif v.tag_ == "VBZ":
+                    out[v.i] = inflect(v.lemma_, "VBP")
+                break
+    return out
+
+
 def fit(doc, k: int, max_words: int, replace: dict[int, str] | None = None, relax: bool = True) -> str | None:
     """The best rendering of ``doc`` around token ``k`` with at most ``max_words`` words; None when
     no cut brings it under (``relax``: with the grammar rules dropped when nothing fits with them)."""
@@ -464,13 +523,17 @@ def fit(doc, k: int, max_words: int, replace: dict[int, str] | None = None, rela
         return text
     doc = _repaired(doc)
     replace = {**_reduced_relatives(doc), **replace}
-    # the word's clause, then (when the parse hangs the word deep below the subject) smaller
-    # phrases that can stand alone: "A woman sitting under an umbrella" from "A long table with ...";
-    # the grammar rules relaxed only when nothing fits with them
-    tops = [None] + [t for t in reversed(_path_up(doc, k)[1:-1]) if _stands_alone(t)]
+    bare = _bare_partitives(doc, k)
+    # the word's clause; then the same without its partitive ("People riding skis across a snow
+    # covered slope": the partitive's cheap words read well, and go only when the scene would);
+    # then (when the parse hangs the word deep below the subject) smaller phrases that can stand
+    # alone: "A woman sitting under an umbrella" from "A long table with ..."; the grammar rules
+    # relaxed only when nothing fits with them
+    tries = [(None, replace)] + ([(None, {**bare, **replace})] if bare else [])
+    tries += [(t, replace) for t in reversed(_path_up(doc, k)[1:-1]) if _stands_alone(t)]
     stop = {len(doc) - 1} if doc[len(doc) - 1].text in ".!" else set()  # a full stop stays a full stop
     for strict in (True, False) if relax else (True,):
-        for top in tops:
+        for top, replace in tries:
             keep, path = _core(doc, k, top)
             for kept in _choose(doc, keep - stop, path | {k}, max_words, replace, strict, k):
                 final = _tidy(doc, set(kept) | stop)
