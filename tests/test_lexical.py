@@ -14,6 +14,7 @@ from visassoc.records import LEVELS
 from visassoc.stages.interfaces import AssociationMiner, AssociationRequest, StageError
 from visassoc.stages.lexical import LexicalMiner, bands
 from visassoc.stages.lexical_vocab import is_excluded
+from visassoc.stages import lexical_wordnet as lw
 from visassoc.stages.lexical_wordnet import same_word
 
 CASES = [
@@ -638,3 +639,17 @@ def test_a_verbs_far_levels_name_no_mere_relation(demo_ladders):
         for level in (3, 4, 5):
             stative = [a for a in lad[level] if wn.synsets(a.replace(" ", "_"), "v")[0].lexname() == "verb.stative"]
             assert not stative, (lem, level, stative)
+
+
+def test_level_3_of_an_adjective_may_come_from_the_description():
+    """The situation itself: an adjective the image description says of the same thing ("A tabby
+    cat ...", "Close up of a striped cat") is a level-3 word for the caption's "orange cat", even a
+    little more concrete than the level's band; said of something else ("a striped blanket") it is not."""
+    cap = "An orange cat looks up with wide eyes."
+    same = "A tabby cat stares at the camera with green eyes. Close up of a striped cat with long white whiskers. " + cap
+    other = "A tabby cat stares at the camera with green eyes. A cat lies on a striped blanket. " + cap
+    reqs = [AssociationRequest(str(n), "orange", "orange", "ADJ", cap, desc, ["cat", "eyes"]) for n, desc in enumerate((same, other))]
+    lad_same, lad_other = LexicalMiner(per_level=3).mine(reqs)
+    assert "striped" in lad_same[3], lad_same[3]
+    assert "striped" not in lad_other[3], lad_other[3]
+    assert lw.same_thing("motorbike", "motorcycle") and lw.same_thing("cat", "cat") and not lw.same_thing("cat", "blanket")

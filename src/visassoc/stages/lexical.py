@@ -11,7 +11,8 @@ neighbours of a level-specific query, inside a concreteness band that steps down
 2 slight abstraction hypernyms (adjectives: the head of their cluster; a verb sense with none, what it
                      entails or its group's members are kinds of: sit -> pose)
 3 situational        parts/wholes, domains, sisters and neighbours of word + gloss + description,
-                     minus things of the same kind (a breed of the dog)
+                     minus things of the same kind (a breed of the dog); an adjective or verb the
+                     description says of the same thing ("a striped cat" for "an orange cat")
 4 conceptual         abstract-kind nouns (acts, events, states...), derivations, far hypernyms,
                      near word + gloss + the level-3 picks
 5 abstraction        abstract nouns/verbs/adjectives (Brysbaert <= 2.3) near word + gloss + the
@@ -58,7 +59,7 @@ from .shorten import INTRANSITIVE_FRAMES, OBJECT_FRAMES, parser, sense_frames, t
 from .interfaces import AssociationRequest, Ladder, StageError
 from .lexical_vocab import POS_KEYS, VOCAB_VERSION, Vocab, interoceptive_ratings, load_vocab, pos_profile, rating, vocab_path
 
-METHOD_VERSION = "lexical-19"
+METHOD_VERSION = "lexical-20"
 WN_POS = {"NOUN": "n", "VERB": "v", "ADJ": "a"}
 
 
@@ -117,6 +118,11 @@ USE_PENALTY = 0.04  # per earlier pick of the same word at the same level in thi
 USE_CAP = {1: 0.015, 2: 0.015, 3: 0.015, 4: 0.008, 5: 0.008}
 OVER_CAP = 1.0
 CTX_WEIGHT = 0.12  # levels 4-5: bonus for concepts WordNet relates to the image's other salient words
+# level 3 of an adjective or a verb: words of the same part of speech that the image description uses
+# (and the caption does not) are the situation itself ("A striped cat", "An orange cat stares up");
+# they may be up to SCENE_REACH more concrete than the level's band, and need no WordNet home there
+SCENE_WEIGHT = 0.2
+SCENE_REACH = 0.5
 ADJ_READING = 1 / 3  # levels 4-5: a noun with this share of adjective senses ("yearly", "aerial") is out
 # level 5 draws only from words ranked below this in MiniLM's WordPiece vocabulary (a frequency order). At
 # 12000 only ~140 felt nouns of level 5's kinds were left, and 331 COCO-mini level-5 noun captions
@@ -269,6 +275,18 @@ def _slot_span(slot, cand: str | None) -> tuple[str, int, int]:
     return head + new + doc[k].whitespace_ + doc[k + 1 :].text, len(head), len(head) + len(new)
 
 
+def _bearer(t):
+    """The noun an adjective is said of ("a striped cat": cat) or a verb's subject ("a cat stares": cat)."""
+    while t.dep_ == "conj" and t.head.i != t.i:
+        t = t.head
+    if t.pos_ == "ADJ":
+        return t.head if t.dep_ == "amod" and t.head.pos_ in ("NOUN", "PROPN") else None
+    subj = [c for c in t.children if c.dep_ in ("nsubj", "nsubjpass")]
+    if subj:
+        return subj[0]
+    return t.head if t.dep_ == "acl" and t.head.pos_ in ("NOUN", "PROPN") else None
+
+
 @dataclass
 class _Job:
     i: int
@@ -278,6 +296,7 @@ class _Job:
     key: tuple
     senses: list
     context: dict | None = None  # far-level candidates from the image's other salient words
+    scene: frozenset = frozenset()  # level 3: the description's own words of the word's part of speech
     slot: tuple | None = None  # a verb's (parsed caption, token index): where levels 1-3 will stand
 
 
@@ -350,6 +369,17 @@ class LexicalMiner:
             k = token_index(doc, j.req.word)
             if k is not None and doc[k].tag_.startswith("VB"):
                 j.slot = (doc, k)
+        described = [j for j in jobs if j.req.pos in ("ADJ", "VERB") and j.req.description and j.req.word]
+        texts = sorted({t for j in described for t in (j.req.description, j.req.caption)})
+        parsed = dict(zip(texts, parser().pipe(texts, batch_size=64)))
+        for j in described:
+            cap = parsed[j.req.caption]
+            k = token_index(cap, j.req.word)
+            thing = _bearer(cap[k]) if k is not None and cap[k].pos_ == j.req.pos else None
+            if thing is not None:
+                j.scene = frozenset(t.lemma_.lower() for t in parsed[j.req.description]
+                                    if t.pos_ == j.req.pos and not t.is_stop and t.lemma_.lower() != j.lemma
+                                    and (b := _bearer(t)) is not None and lw.same_thing(b.lemma_.lower(), thing.lemma_.lower()))
         rels = [lw.relations(b, j.senses, sc, WN_POS[j.req.pos], j.lemma) for j, (b, sc) in zip(jobs, chosen)]
         # the image's own context for the far levels: concepts related to its other salient words
         by_image: dict[str, dict[str, float]] = {}
@@ -462,7 +492,9 @@ class LexicalMiner:
         def eligible(cand: str, level: int, band: Band, strict: int) -> bool:
             """Hard constraints; ``strict`` 2 -> 0 drops the structural ones when nothing passes."""
             conc = rating(cand)
-            if conc is None or conc not in band or cand in used or cand in banned:
+            scene = level == 3 and cand in job.scene  # the description's own word: the band may reach up
+            if conc is None or cand in used or cand in banned or not (
+                    conc in band or (scene and band.lo <= conc <= band.hi + SCENE_REACH)):
                 return False
             if strict == 2 and self._usage[level].get(cand, 0) >= self._cap[level]:
                 return False  # used up in this batch: only when the looser rules find nothing else
@@ -501,7 +533,7 @@ class LexicalMiner:
             # a verb's levels 1-3 all stand in its slot: a WordNet relation its home level's band cannot take
             # ("rest", a kind of sitting, too abstract for level 1) may stand at another of them
             displaced = slot and level <= 3 and home is not None and home <= 3 and conc not in bnd[home]
-            if home is not None and home != level and strict and not displaced:
+            if home is not None and home != level and strict and not displaced and not scene:
                 return False  # a hypernym is a level-2 word, a hyponym a level-1 word
             if wpos == "a" and cand not in rel.by_level[1] and cand not in rel.by_level[2] and lw.sister_value(lemma, cand):
                 return False  # a sister value of the same attribute (blue for red, vast for small)
@@ -584,6 +616,12 @@ class LexicalMiner:
                         if level >= 4 and wpos == "n":
                             base -= IC_WEIGHT * _generality(cand)
                     scored[cand] = base + REL_WEIGHT[level] * strength
+                if level == 3:
+                    for cand in job.scene:
+                        k = vocab.index.get(cand)
+                        if k is not None and band.lo <= float(vocab.conc[k]) <= band.hi + SCENE_REACH and vocab.pos[k, p]:
+                            base = scored.get(cand, float(sims[k]) - CONC_PENALTY * abs(float(vocab.conc[k]) - target))
+                            scored[cand] = base + SCENE_WEIGHT
                 if level >= 4 and job.context:
                     for cand, strength in job.context.items():
                         k = vocab.index.get(cand)

@@ -526,3 +526,16 @@ def noun_ic(word: str) -> float | None:
     w = [(s, c) for s, c in _weights(word) if s.pos() == "n"]
     total = sum(c for _, c in w)
     return sum(c * synset_ic(s) for s, c in w) / total if total else None
+
+
+@lru_cache(maxsize=100_000)
+def same_thing(a: str, b: str) -> bool:
+    """Two nouns that can name the same thing in a photo: equal, synonyms in one of their three
+    commonest senses, or one a direct kind of the other ("motorcycle"/"bike")."""
+    if a == b:
+        return True
+    wn = lexicon.wordnet()
+    sa, sb = set(wn.synsets(a, pos="n")[:3]), set(wn.synsets(b, pos="n")[:3])
+    if sa & sb:
+        return True
+    return any(h in sb for s in sa for h in s.hypernyms()) or any(h in sa for s in sb for h in s.hypernyms())
