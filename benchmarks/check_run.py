@@ -63,10 +63,11 @@ def tag_agreement(caps: list[dict], human: dict[tuple[str, str], str], misses: l
     from visassoc.stages.substitute import head_index, tags_agree
     from visassoc.text import inflect
 
-    nlp = spacy_nlp()
+    from visassoc.stages.shorten import tag_texts
+
     hum_tags = {}
     keys = list(human)
-    for (iid, word), doc in zip(keys, nlp.pipe([human[k] for k in keys], batch_size=256)):
+    for (iid, word), doc in zip(keys, tag_texts([human[k] for k in keys])):
         hum_tags[(iid, word)] = next((t.tag_ for t in doc if t.text.lower() == word), None)
     out: dict[int, list[int]] = defaultdict(lambda: [0, 0])
     todo = []
@@ -88,7 +89,7 @@ def tag_agreement(caps: list[dict], human: dict[tuple[str, str], str], misses: l
         hi = head_index(form, want)
         start += len(" ".join(words[:hi])) + (1 if hi else 0)
         todo.append((c["level"], c["caption"], start, want, bool(fm)))
-    for (lv, _, start, want, frame), doc in zip(todo, nlp.pipe([t[1] for t in todo], batch_size=256)):
+    for (lv, _, start, want, frame), doc in zip(todo, tag_texts([t[1] for t in todo])):
         tok = next((t for t in doc if t.idx == start), None)
         out[lv][1] += 1
         good = tok is not None and tags_agree(want, tok.tag_, frame)

@@ -38,3 +38,18 @@ def test_choose_caption_is_seeded_and_prefers_short():
 
 def test_no_content_words():
     assert extract_salient([("z", 0, "It is what it is.")])["z"] == []
+
+
+def test_a_verb_the_tagger_reads_as_a_noun_is_a_salient_verb():
+    """The fast tagger reads "A photographer films on a grassy field" as a noun phrase; "films" then
+    got a noun's ladder ("movie", "cinema") over a verb's slot. A caption with no verb is parsed and
+    repaired (``shorten.tag_texts``), also after a proper-noun-tagged compound ("An orange dahlia
+    blooms ..."); a real noun phrase keeps its nouns. The paper's rule takes the tagger as it is."""
+    caps = ["A photographer films on a grassy field.", "An orange dahlia blooms against dark green leaves.",
+            "A few street lights on a pole.", "A zebra grazes in a field."]
+    out = extract_salient([(str(n), 0, c) for n, c in enumerate(caps)])
+    pos = {s.word: s.pos for recs in out.values() for s in recs}
+    assert pos["films"] == "VERB" and pos["blooms"] == "VERB" and pos["grazes"] == "VERB"
+    assert pos["lights"] == "NOUN" and pos["street"] == "NOUN"
+    paper = extract_salient([("0", 0, caps[0].lower())], SalientConfig(rule="paper"))["0"]
+    assert {s.word: s.pos for s in paper}["films"] == "NOUN"

@@ -1,9 +1,13 @@
 """Stage 2: salient words of one short human caption, most concrete first.
 
 Paper: NOUN/VERB/ADJ, not stopwords, lemmatised, ranked by Brysbaert concreteness, top 5.
-We parse with ``nlp.pipe`` in batches (parser and NER disabled), lemmatise with WordNet
+We tag with ``nlp.pipe`` in batches (parser and NER disabled), lemmatise with WordNet
 using the POS (lemminflect, then spaCy as fallbacks), and keep words without a rating
 *after* all rated words (they are rare; dropping them would leave some captions empty).
+A caption the tagger finds no verb in is parsed too (``shorten.tag_texts``), so that
+``shorten.verb_read_as_noun`` can repair the small model's commonest misreading: "A photographer films on a grassy field",
+"An orange dahlia blooms against dark green leaves" read as noun phrases, which made "films" and
+"blooms" salient nouns (the ladders "movie, cinema", "sparkle, botanical" over a verb's slot).
 """
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from ..records import ErrorRecord, SalientRecord, to_row
 from ..seeding import item_rng
 from ..text import word_count
 
-VERSION = "salient-2"  # 2: a lemma both lemminflect and spaCy give wins ("leaves" -> leaf)
+VERSION = "salient-3"  # 2: a lemma both lemminflect and spaCy give wins ("leaves" -> leaf); 3: verbs read as nouns repaired
 CONTENT_POS = ("NOUN", "VERB", "ADJ")
 _WN_POS = {"NOUN": "n", "VERB": "v", "ADJ": "a"}
 
@@ -115,11 +119,15 @@ def extract_salient(
     items: list[tuple[str, int, str]], config: SalientConfig = SalientConfig()
 ) -> dict[str, list[SalientRecord]]:
     """``items`` are (image_id, caption_id, caption); returns image_id -> ranked salient words."""
-    nlp = spacy_nlp()
     out: dict[str, list[SalientRecord]] = {}
     texts = [c for _, _, c in items]
-    pick = paper_salient_from_doc if config.rule == "paper" else salient_from_doc
-    for (image_id, cid, caption), doc in zip(items, nlp.pipe(texts, batch_size=config.batch_size)):
+    if config.rule == "paper":  # the authors' rule takes the tagger as it is
+        pick, docs = paper_salient_from_doc, spacy_nlp().pipe(texts, batch_size=config.batch_size)
+    else:
+        from .shorten import tag_texts
+
+        pick, docs = salient_from_doc, tag_texts(texts, config.batch_size)
+    for (image_id, cid, caption), doc in zip(items, docs):
         out[image_id] = pick(image_id, cid, caption, doc, config.top_k)
     return out
 

@@ -73,7 +73,7 @@ def verb_read_as_noun(doc):
         kids = list(root.children)
         noun = doc[root.i - 1] if root.i > 0 else None
         if (root.tag_ not in ("NNS", "VBZ") or not root.lower_.endswith("s") or noun is None
-                or noun.dep_ != "compound" or noun.head.i != root.i or noun.tag_ != "NN"
+                or noun.dep_ != "compound" or noun.head.i != root.i or noun.tag_ not in ("NN", "NNP")
                 or any(c.dep_ in ("nsubj", "nsubjpass") for c in kids) or any(c.lower_ == "few" for c in kids)
                 or not any(c.dep_ == "det" and c.lower_ in ("a", "an") and c.i < noun.i for c in kids)
                 or any(t.pos_ in ("VERB", "AUX") for t in root.sent if t.i != root.i)):
@@ -86,6 +86,21 @@ def verb_read_as_noun(doc):
                 c.head = noun
         noun.dep_, root.tag_, root.pos_, root.lemma_ = "nsubj", "VBZ", "VERB", lemma[0]
     return doc
+
+
+def tag_texts(texts: list[str], batch_size: int = 256) -> list:
+    """The texts tagged by the fast pipeline (no parser), except those the tagger finds no verb in
+    and a plural or -s word right after a noun ("A photographer films on a grassy field"): parsed
+    by ``parser()``, so ``verb_read_as_noun`` repairs them. The one tagging every stage shares:
+    salient words, the writer's re-tag check and the benchmarks' tag agreement."""
+    from ..lexicon import spacy_nlp
+
+    docs = list(spacy_nlp().pipe(texts, batch_size=batch_size))
+    suspect = [n for n, d in enumerate(docs) if not any(t.pos_ in ("VERB", "AUX") for t in d) and any(
+        t.tag_ in ("NNS", "VBZ") and t.lower_.endswith("s") and t.i > 0 and d[t.i - 1].tag_ in ("NN", "NNP") for t in d)]
+    for n, doc in zip(suspect, parser().pipe([texts[n] for n in suspect], batch_size=batch_size)):
+        docs[n] = doc
+    return docs
 
 
 def _subtree(t, within: set[int]) -> set[int]:

@@ -33,10 +33,11 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from ..lexicon import concreteness, spacy_nlp, wordnet
+from ..lexicon import concreteness, wordnet
 from ..text import indefinite_article, inflect
 from .interfaces import CaptionRequest, StageError
-from .shorten import ALONE_FRAMES, INTRANSITIVE_FRAMES, OBJECT_FRAMES, fit, intransitive, parser, render, token_index, verb_frames
+from .shorten import (ALONE_FRAMES, INTRANSITIVE_FRAMES, OBJECT_FRAMES, fit, intransitive, parser, render, tag_texts,
+                      token_index, verb_frames)
 
 VERSION = "substitute-16"
 ARTICLE_TAGS = ("NN", "NNP", "JJ", "JJR", "JJS", "VBG", "VBN")
@@ -293,7 +294,7 @@ def framed(doc, k: int, association: str, pos: str, level: int, max_words: int |
 def check(drafts: list[Draft]) -> list[bool]:
     """Re-tag each draft; True where the association's head word still has the slot's tag."""
     out = []
-    for d, doc in zip(drafts, spacy_nlp().pipe([d.text for d in drafts], batch_size=256)):
+    for d, doc in zip(drafts, tag_texts([d.text for d in drafts])):
         tok = next((t for t in doc if t.idx == d.slot), None)
         out.append(tok is not None and tags_agree(d.tag, tok.tag_, d.frame))
     return out
