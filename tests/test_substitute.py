@@ -398,3 +398,18 @@ def test_the_writers_check_reads_a_verb_as_the_salient_stage_does():
     (out,) = SubstitutionWriter(10).write([_req("An orange dahlia blooms against dark green leaves.", "blooms",
                                                 "VERB", 1, "blossom")])
     assert out == "An orange dahlia blossoms against dark green leaves."
+
+
+def test_a_participle_may_re_tag_as_the_past_tense_it_looks_like():
+    """ "Colorful galaxies scattered across black space": the re-tag reads "dispersed" or "spread
+    out" in the participle's slot as a finite verb (VBD/VBP), and the writer refused them all, framing
+    a third word ("Volleying: ..."). A form the participle shares is accepted in the slot; a title
+    still needs its own tag."""
+    doc = parser()("Colorful galaxies scattered across black space.")
+    drafts = [substitution(doc, 2, a, 10) for a in ("spread out", "disperse")]
+    assert [d.text for d in drafts] == ["Colorful galaxies spread out across black space.",
+                                        "Colorful galaxies dispersed across black space."]
+    assert check(drafts) == [True, True]
+    (out,) = SubstitutionWriter(10).write([_req("Colorful galaxies scattered across black space.", "scattered", "VERB", 1,
+                                                "spread out")])
+    assert out == "Colorful galaxies spread out across black space."

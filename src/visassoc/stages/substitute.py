@@ -291,12 +291,19 @@ def framed(doc, k: int, association: str, pos: str, level: int, max_words: int |
     return Draft(scene + phrase + stop, len(scene) + phrase.rindex(association), tag, True)
 
 
+# a participle's form is also the past tense ("dispersed", "spread"): in "Colorful galaxies dispersed
+# across black space" the re-tag may read the sentence's verb as finite, and the caption reads either way
+SAME_FORM = {"VBN": ("VBD", "VBP")}
+
+
 def check(drafts: list[Draft]) -> list[bool]:
-    """Re-tag each draft; True where the association's head word still has the slot's tag."""
+    """Re-tag each draft; True where the association's head word still has the slot's tag (or, in
+    the slot itself, a tag of the same form: ``SAME_FORM``)."""
     out = []
     for d, doc in zip(drafts, tag_texts([d.text for d in drafts])):
         tok = next((t for t in doc if t.idx == d.slot), None)
-        out.append(tok is not None and tags_agree(d.tag, tok.tag_, d.frame))
+        out.append(tok is not None and (tags_agree(d.tag, tok.tag_, d.frame)
+                                        or (not d.frame and tok.tag_ in SAME_FORM.get(d.tag, ()))))
     return out
 
 
