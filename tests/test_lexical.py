@@ -653,3 +653,17 @@ def test_level_3_of_an_adjective_may_come_from_the_description():
     assert "striped" in lad_same[3], lad_same[3]
     assert "striped" not in lad_other[3], lad_other[3]
     assert lw.same_thing("motorbike", "motorcycle") and lw.same_thing("cat", "cat") and not lw.same_thing("cat", "blanket")
+
+
+def test_level_1_of_a_noun_with_no_synonym_is_its_kind_not_another_thing():
+    """With no WordNet synonym or kind to stand in, level 1 took any neighbour of the word's
+    lexicographer file that was no sister kind: another thing in the photo ("Two pieces of broccoli
+    being held up on a shell", "a center island topped with a toilet"). A direct hypernym, true of
+    the thing, now ranks above those, as the level's first word only (so level 2 keeps its own)."""
+    reqs = [AssociationRequest("f", "fork", "fork", "NOUN", "Two pieces of broccoli being held up on a fork.",
+                               "Two pieces of broccoli being held up on a fork.", ["broccoli", "pieces"]),
+            AssociationRequest("b", "bowl", "bowl", "NOUN", "A kitchen with a center island topped with a bowl.",
+                               "A kitchen with a center island topped with a bowl.", ["kitchen", "island"])]
+    fork, bowl = LexicalMiner(per_level=3).mine(reqs)
+    assert fork[1][0] == "cutlery" and bowl[1][0] == "dish", (fork[1], bowl[1])
+    assert fork[2][0] not in ("cutlery",) and bowl[2][0] != "dish"

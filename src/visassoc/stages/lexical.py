@@ -6,8 +6,10 @@ neighbours of a level-specific query, inside a concreteness band that steps down
 (see ``bands``), so mean concreteness falls 1 -> 5 by construction:
 
 1 near synonym       synonyms of the sense whose gloss best fits the image description, close
-                     hyponyms, similar adjectives, a hue's shades; else same-kind neighbours of the
-                     word that are no sister kinds (cousins within three steps up)
+                     hyponyms, similar adjectives, a hue's shades; else, for a noun, its direct
+                     hypernym (first word only: "cutlery" for fork, when level 2 has another); else
+                     same-kind neighbours of the word that are no sister kinds (cousins within
+                     three steps up)
 2 slight abstraction hypernyms (adjectives: the head of their cluster; a verb sense with none, what it
                      entails or its group's members are kinds of: sit -> pose)
 3 situational        parts/wholes, domains, sisters and neighbours of word + gloss + description,
@@ -167,6 +169,11 @@ FELT_FLOOR = {**{("a", k): t for k, t in FELT_ADJ.items()}, ("n", 5): FELT_NOUN,
 # MiniLM pass over the caption, so this is most of the miner's time on verbs)
 FIT_POOL = {1: 8, 2: 8, 3: 16}
 FIT_WEIGHT = 1.0
+# level 1 of a noun with no WordNet synonym or kind to stand in for it took any neighbour of its
+# lexicographer file that was no sister kind: "dinosaur" for giraffe, "frog" for elephant, "guitar" for
+# skateboard, "garage" for brick, a different thing in the photo. Its direct hypernym, true of the
+# thing, ranks above them (as a relation of this strength: a kind is 0.5, a synonym 1.0)
+PARENT_AT_1 = 0.25
 
 
 def _norm(v: np.ndarray) -> np.ndarray:
@@ -468,6 +475,12 @@ class LexicalMiner:
         descriptive = wpos == "a" and best_lex != "adj.pert" and not lw.is_relational(lemma)
         attributive = wpos == "a" and not lw.predicative_only(lemma)
         frame = _frame_need(best, lemma) if wpos == "v" else None
+        # a noun's direct hypernyms ("ruminant" for giraffe) may stand at level 1 (``PARENT_AT_1``)
+        # when level 2 keeps another of its hypernyms ("cutlery" for fork, then "tableware")
+        parents = {x for x, st in rel.by_level[2].items() if st >= 1.0} if wpos == "n" else set()
+        if len(rel.by_level[2]) < len(parents) + 1:
+            parents = set()
+        parents_extra = set(_rel_to_embed(rel.by_level[2], vocab)) & parents
         slot = job.slot is not None  # a verb whose levels 1-3 are read in the caption's slot
 
         def profile(cand: str, q: int = p):
@@ -533,7 +546,7 @@ class LexicalMiner:
             # a verb's levels 1-3 all stand in its slot: a WordNet relation its home level's band cannot take
             # ("rest", a kind of sitting, too abstract for level 1) may stand at another of them
             displaced = slot and level <= 3 and home is not None and home <= 3 and conc not in bnd[home]
-            if home is not None and home != level and strict and not displaced and not scene:
+            if home is not None and home != level and strict and not displaced and not scene and not (level == 1 and cand in parents):
                 return False  # a hypernym is a level-2 word, a hyponym a level-1 word
             if wpos == "a" and cand not in rel.by_level[1] and cand not in rel.by_level[2] and lw.sister_value(lemma, cand):
                 return False  # a sister value of the same attribute (blue for red, vast for small)
@@ -555,7 +568,7 @@ class LexicalMiner:
                 return False
             if best is not None and wpos in "nv" and level <= 3:
                 anc, kin = cand in rel.ancestors, cand in rel.kin
-                if level == 1 and (anc or (strict and lexname != best_lex)):
+                if level == 1 and ((anc and (cand not in parents or picked)) or (strict and lexname != best_lex)):
                     return False  # a near synonym is the same kind of thing, not a category
                 if level == 1 and strict and cand not in rel.ancestors and rel.is_cousin(cand):
                     return False  # nor another kind beside it: a knee is no near synonym of an elbow
@@ -602,10 +615,13 @@ class LexicalMiner:
                 scored = {vocab.words[idx[k]]: float(score[k]) for k in top}
                 if level <= 2:
                     scored.update({vocab.words[idx[k]]: float(score[k]) for k in np.flatnonzero(on_attr[idx])})
-                for cand, strength in rel.by_level[level].items():
+                rel_cands = list(rel.by_level[level].items())
+                if level == 1:  # a noun's own kind, below its synonyms and kinds, above unrelated neighbours
+                    rel_cands += [(x, PARENT_AT_1) for x in parents if x not in rel.by_level[1]]
+                for cand, strength in rel_cands:
                     conc = rating(cand)
                     k = vocab.index.get(cand)
-                    if conc is None or (k is None and cand not in extra):
+                    if conc is None or (k is None and cand not in extra and cand not in parents_extra):
                         continue
                     if k is not None:
                         base = float(sims[k]) - CONC_PENALTY * abs(conc - target)
