@@ -193,30 +193,39 @@ def _tidy(doc, keep: set[int]) -> list[int]:
 
 
 SINGULAR_VERB = {"are": "is", "were": "was", "have": "has", "do": "does"}
+PLURAL_VERB = {v: k for k, v in SINGULAR_VERB.items()}
 
 
 def _agreement(doc, keep: list[int], replace: dict[int, str]) -> dict[int, str]:
     """The verb made singular when the cut left one singular item of a coordinated subject: "A man
     and a woman are sitting on a bench" cut around "woman" is "A woman is sitting on a bench", not
     "A woman are sitting". The first auxiliary, else the verb itself, agrees (lemminflect's VBZ)."""
-    from ..text import inflect
-
     kept, out = set(keep), {}
     for t in doc:
         items = [t, *t.conjuncts] if t.dep_ in ("nsubj", "nsubjpass") else []
         left = [x for x in items if x.i in kept]
         if len(items) < 2 or len(left) != 1 or left[0].tag_ not in ("NN", "NNP"):
             continue
-        verb = t.head
-        for v in [c for c in verb.children if c.dep_ in ("aux", "auxpass") and c.i < verb.i] + [verb]:
-            if v.i not in kept or v.i in replace:
-                continue
-            if v.lower_ in SINGULAR_VERB:
-                out[v.i] = SINGULAR_VERB[v.lower_]
-            elif v.tag_ == "VBP":
-                out[v.i] = inflect(v.lemma_, "VBZ")
-            break
+        form = _agreeing(t.head, plural=False, skip=lambda v: v.i not in kept or v.i in replace)
+        if form:
+            out[form[0]] = form[1]
     return out
+
+
+def _agreeing(verb, plural: bool, skip=lambda v: False) -> tuple[int, str] | None:
+    """(index, form) for the verb group of ``verb`` to agree with a subject of the other number:
+    its first auxiliary ("is" -> "are"), else the verb itself ("stands" -> "stand"); None if that
+    word needs no change. Tokens ``skip`` says are not there are passed over."""
+    from ..text import inflect
+
+    table, old, new = (PLURAL_VERB, "VBZ", "VBP") if plural else (SINGULAR_VERB, "VBP", "VBZ")
+    for v in [c for c in verb.children if c.dep_ in ("aux", "auxpass") and c.i < verb.i] + [verb]:
+        if skip(v):
+            continue
+        if v.lower_ in table:
+            return v.i, table[v.lower_]
+        return (v.i, inflect(v.lemma_, new)) if v.tag_ == old else None
+    return None
 
 
 def render(doc, keep: list[int], replace: dict[int, str] | None = None) -> str:
@@ -492,9 +501,6 @@ def _reduced_relatives(doc) -> dict[int, str]:
     return out
 
 
-PLURAL_VERB = {v: k for k, v in SINGULAR_VERB.items()}
-
-
 def _bare_partitives(doc, k: int) -> dict[int, str]:
     """Partitives dropped, as English does when space is short: "A group of people riding skis
     across a snowy slope" -> "People riding skis across a snowy slope", "a bunch of sheep" ->
@@ -504,8 +510,6 @@ def _bare_partitives(doc, k: int) -> dict[int, str]:
     own: "a large group" is large) + "of" + a noun with no determiner, not in an existential "There
     is a bunch of ...", and never around the word itself; a subject's verb then agrees with the
     plural ("People are standing"). Index -> "" (dropped) or the verb's new form."""
-    from ..text import inflect
-
     out: dict[int, str] = {}
     for of in doc:
         h, obj = of.head, [c for c in of.children if c.dep_ == "pobj"]
@@ -518,14 +522,9 @@ def _bare_partitives(doc, k: int) -> dict[int, str]:
                 or k in (left[0].i, h.i, of.i)):
             continue
         out.update({left[0].i: "", h.i: "", of.i: ""})
-        if h.dep_ in ("nsubj", "nsubjpass") and obj.tag_ in ("NNS", "NNPS"):
-            verb = h.head
-            for v in [c for c in verb.children if c.dep_ in ("aux", "auxpass") and c.i < verb.i] + [verb]:
-                if v.lower_ in PLURAL_VERB:
-                    out[v.i] = PLURAL_VERB[v.lower_]
-                elif v.tag_ == "VBZ":
-                    out[v.i] = inflect(v.lemma_, "VBP")
-                break
+        form = _agreeing(h.head, plural=True) if h.dep_ in ("nsubj", "nsubjpass") and obj.tag_ in ("NNS", "NNPS") else None
+        if form:
+            out[form[0]] = form[1]
     return out
 
 
