@@ -667,3 +667,17 @@ def test_level_1_of_a_noun_with_no_synonym_is_its_kind_not_another_thing():
     fork, bowl = LexicalMiner(per_level=3).mine(reqs)
     assert fork[1][0] == "cutlery" and bowl[1][0] == "dish", (fork[1], bowl[1])
     assert fork[2][0] not in ("cutlery",) and bowl[2][0] != "dish"
+
+
+def test_level_3_of_an_adjective_may_take_a_near_word_levels_1_2_left():
+    """ "Translucent lights" and "infrared" were the level-3 words for *bright*: the near words WordNet
+    relates to it ("shiny", "glistening") live at level 1, and a relation was barred from any other
+    level. One that levels 1-2 did not pick, in level 3's band, now stands there, ranked as a
+    relation (the verbs' rule for their slot, ``displaced``)."""
+    cap = "Bright lights surround a rocket between tall towers."
+    desc = ("A rocket stands on the launch pad at dusk. Bright lights surround a rocket between tall towers. A white "
+            "rocket waits for launch under a blue evening sky.")
+    (lad,) = LexicalMiner(per_level=3).mine([AssociationRequest("r", "bright", "bright", "ADJ", cap, desc,
+                                                                ["lights", "rocket", "towers", "tall"])])
+    assert lad[3][0] == "shiny", lad[3]
+    assert not set(lad[3]) & set(lad[1] + lad[2])

@@ -14,7 +14,8 @@ neighbours of a level-specific query, inside a concreteness band that steps down
                      entails or its group's members are kinds of: sit -> pose)
 3 situational        parts/wholes, domains, sisters and neighbours of word + gloss + description,
                      minus things of the same kind (a breed of the dog); an adjective or verb the
-                     description says of the same thing ("a striped cat" for "an orange cat")
+                     description says of the same thing ("a striped cat" for "an orange cat"), or
+                     a near word of it that levels 1-2 left ("shiny lights" for bright)
 4 conceptual         abstract-kind nouns (acts, events, states...), derivations, far hypernyms,
                      near word + gloss + the level-3 picks
 5 abstraction        abstract nouns/verbs/adjectives (Brysbaert <= 2.3) near word + gloss + the
@@ -544,8 +545,11 @@ class LexicalMiner:
                 # are a partonomy, so a near synonym of one is a WordNet synonym or kind of it
             home = rel.home(cand)
             # a verb's levels 1-3 all stand in its slot: a WordNet relation its home level's band cannot take
-            # ("rest", a kind of sitting, too abstract for level 1) may stand at another of them
-            displaced = slot and level <= 3 and home is not None and home <= 3 and conc not in bnd[home]
+            # ("rest", a kind of sitting, too abstract for level 1) may stand at another of them; so, for an
+            # adjective or verb, may one its home level, done before, did not pick, in this level's band
+            # ("shiny lights" at level 3 for bright, not "translucent lights")
+            displaced = level <= 3 and home is not None and home <= 3 and (
+                (slot and conc not in bnd[home]) or (wpos in "av" and home < level))
             if home is not None and home != level and strict and not displaced and not scene and not (level == 1 and cand in parents):
                 return False  # a hypernym is a level-2 word, a hyponym a level-1 word
             if wpos == "a" and cand not in rel.by_level[1] and cand not in rel.by_level[2] and lw.sister_value(lemma, cand):
@@ -618,6 +622,8 @@ class LexicalMiner:
                 rel_cands = list(rel.by_level[level].items())
                 if level == 1:  # a noun's own kind, below its synonyms and kinds, above unrelated neighbours
                     rel_cands += [(x, PARENT_AT_1) for x in parents if x not in rel.by_level[1]]
+                elif level == 3 and wpos in "av":  # a near word levels 1-2 left, in this band (``displaced``)
+                    rel_cands += [(x, st) for h in (1, 2) for x, st in rel.by_level[h].items() if x not in rel.by_level[3]]
                 for cand, strength in rel_cands:
                     conc = rating(cand)
                     k = vocab.index.get(cand)
