@@ -15,7 +15,8 @@ neighbours of a level-specific query, inside a concreteness band that steps down
 3 situational        parts/wholes, domains, sisters and neighbours of word + gloss + description,
                      minus things of the same kind (a breed of the dog); an adjective or verb the
                      description says of the same thing ("a striped cat" for "an orange cat"), or
-                     a near word of it that levels 1-2 left ("shiny lights" for bright)
+                     a near word of it that levels 1-2 left ("shiny lights" for bright; level 2
+                     may take one level 1 left)
 4 conceptual         abstract-kind nouns (acts, events, states...), derivations, far hypernyms,
                      near word + gloss + the level-3 picks
 5 abstraction        abstract nouns/verbs/adjectives (Brysbaert <= 2.3) near word + gloss + the
@@ -546,11 +547,12 @@ class LexicalMiner:
             home = rel.home(cand)
             # a verb's levels 1-3 all stand in its slot: a WordNet relation its home level's band cannot take
             # ("rest", a kind of sitting, too abstract for level 1) may stand at another of them; so, for an
-            # adjective or verb, may one its home level, done before, did not pick, in this level's band
-            # ("shiny lights" at level 3 for bright, not "translucent lights")
+            # adjective or verb, may one an earlier level of 1-3 did not pick, in this level's band ("shiny
+            # lights" at level 3 for bright, not "translucent lights"; "lounges" at level 2 for sits)
             displaced = level <= 3 and home is not None and home <= 3 and (
                 (slot and conc not in bnd[home]) or (wpos in "av" and home < level))
-            if home is not None and home != level and strict and not displaced and not scene and not (level == 1 and cand in parents):
+            own_home = displaced or scene or (level == 1 and cand in parents)  # the exceptions above
+            if home is not None and home != level and strict and not own_home:
                 return False  # a hypernym is a level-2 word, a hyponym a level-1 word
             if wpos == "a" and cand not in rel.by_level[1] and cand not in rel.by_level[2] and lw.sister_value(lemma, cand):
                 return False  # a sister value of the same attribute (blue for red, vast for small)
