@@ -373,14 +373,16 @@ class LexicalMiner:
         emb.need([j.ctx for j in jobs])
         emb.need([j.lemma for j in jobs] + [lw.gloss(s) for j in jobs for s in j.senses], persist=True)
         chosen = [self._pick_sense(emb, j) for j in jobs]
+        # one parse of the captions (a verb's slot, the thing an adjective or verb is said of) and descriptions
         verbs = [j for j in jobs if j.req.pos == "VERB" and j.req.word and j.req.caption]
-        for j, doc in zip(verbs, parser().pipe([j.req.caption for j in verbs], batch_size=256)):
+        described = [j for j in jobs if j.req.pos in ("ADJ", "VERB") and j.req.description and j.req.word]
+        texts = sorted({j.req.caption for j in verbs} | {t for j in described for t in (j.req.description, j.req.caption)})
+        parsed = dict(zip(texts, parser().pipe(texts, batch_size=64)))
+        for j in verbs:
+            doc = parsed[j.req.caption]
             k = token_index(doc, j.req.word)
             if k is not None and doc[k].tag_.startswith("VB"):
                 j.slot = (doc, k)
-        described = [j for j in jobs if j.req.pos in ("ADJ", "VERB") and j.req.description and j.req.word]
-        texts = sorted({t for j in described for t in (j.req.description, j.req.caption)})
-        parsed = dict(zip(texts, parser().pipe(texts, batch_size=64)))
         for j in described:
             cap = parsed[j.req.caption]
             k = token_index(cap, j.req.word)

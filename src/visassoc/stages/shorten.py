@@ -361,8 +361,7 @@ def _weight(t, n: int) -> float:
     return (1.0 if t.pos_ in CONTENT else 0.4) + 1e-3 * (n - t.i) / n
 
 
-def _choose(doc, keep: set[int], path: set[int], budget: int, replace: dict[int, str], strict: bool,
-            word: int) -> list[frozenset]:
+def _choose(doc, keep: set[int], path: set[int], budget: int, replace: dict[int, str], strict: bool) -> list[frozenset]:
     """Subsets of ``keep`` that fit ``budget`` words, best first: each drops whole optional phrases
     (``PRUNE`` dependents, not on the path, not ``_required``), found by a knapsack over the parse
     tree that keeps the most content for each word count; the largest count comes first. Several
@@ -547,11 +546,11 @@ def fit(doc, k: int, max_words: int, replace: dict[int, str] | None = None, rela
     tries += [(t, replace) for t in reversed(_path_up(doc, k)[1:-1]) if _stands_alone(t)]
     stop = {len(doc) - 1} if doc[len(doc) - 1].text in ".!" else set()  # a full stop stays a full stop
     for strict in (True, False) if relax else (True,):
-        for top, replace in tries:
+        for top, words in tries:
             keep, path = _core(doc, k, top)
-            for kept in _choose(doc, keep - stop, path | {k}, max_words, replace, strict, k):
+            for kept in _choose(doc, keep - stop, path | {k}, max_words, words, strict):
                 final = _tidy(doc, set(kept) | stop)
-                text = render(doc, final, {**replace, **_agreement(doc, final, replace)})
+                text = render(doc, final, {**words, **_agreement(doc, final, words)})
                 if len(text.split()) <= max_words:
                     return text
     return None
