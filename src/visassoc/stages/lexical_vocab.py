@@ -95,6 +95,24 @@ def interoceptive_ratings() -> dict[str, float]:
         return {row["Word"].strip().lower(): float(row["Interoceptive"]) for row in csv.DictReader(fh) if row["Interoceptive"]}
 
 
+@lru_cache(maxsize=1)
+def valence_ratings() -> dict[str, float]:
+    """VADER's valence lexicon (Hutto & Gilbert 2014, shipped in vaderSentiment): the mean of ten
+    raters' judgement of a word from -4 (extremely negative: "miserable" -2.2) to +4 ("wonderful"
+    2.7). Single words only (the file also rates emoticons and a few phrases)."""
+    ref = resources.files("vaderSentiment") / "vader_lexicon.txt"
+    out = {}
+    with ref.open("r", encoding="utf-8") as fh:
+        for line in fh:
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) >= 2 and parts[0].isalpha():
+                try:
+                    out[parts[0].lower()] = float(parts[1])
+                except ValueError:
+                    continue
+    return out
+
+
 def rating(word: str) -> float | None:
     """Exact Brysbaert rating (no lemma fallback: an unrated inflection is not a candidate)."""
     if not _RATINGS:

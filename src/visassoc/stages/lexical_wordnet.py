@@ -34,13 +34,16 @@ def gloss(s) -> str:
 
 
 def senses(lemma: str, pos: str) -> list:
-    """Senses with exactly this lemma, most frequent first (adjectives include satellites)."""
+    """Senses with exactly this lemma, most frequent first (adjectives include satellites). Not a
+    named instance (a person, a place, a river: "crane" the poet, "orange" the river): the caption's
+    word is a common noun, and a name's relations are its biography."""
     wn = lexicon.wordnet()
     key = lemma.replace(" ", "_")
     pos_list = ("a", "s") if pos == "a" else (pos,)
     out = []
     for p in pos_list:
-        out += [s for s in wn.synsets(key, pos=p) if s not in out and any(n.lower() == key for n in s.lemma_names())]
+        out += [s for s in wn.synsets(key, pos=p) if s not in out and any(n.lower() == key for n in s.lemma_names())
+                and not s.instance_hypernyms()]
     if pos == "a":
         out.sort(key=lambda s: -max(sense_count(lem) for lem in s.lemmas() if lem.name().lower() == key))
     return out[:MAX_SENSES]
@@ -254,6 +257,15 @@ def is_field(word: str) -> bool:
 def is_body_part(word: str) -> bool:
     """Some noun sense of the word (or of the lemma it inflects) is a body part: "pupil", "eyes"."""
     return any(s.lexname() == "noun.body" for s in lexicon.wordnet().synsets(word.replace(" ", "_"), pos="n"))
+
+
+@lru_cache(maxsize=200_000)
+def used_as_verb(word: str) -> bool:
+    """SemCor has the word as a verb at least once. 830 of the miner's 2,815 verbs never were:
+    nouns WordNet also lists as verbs ("canvas", "turtle", "concord", "ramp", "transit")."""
+    key = word.replace(" ", "_")
+    return any(sense_count(lem) > 0 for s in lexicon.wordnet().synsets(key, pos="v") for lem in s.lemmas()
+               if lem.name().lower() == key)
 
 
 @lru_cache(maxsize=200_000)
