@@ -693,7 +693,10 @@ def test_the_sense_is_read_from_the_words_use_and_the_scene():
     cases = [("Many round coins with faces are arranged in rows.", "arranged", "arrange", "VERB", "arrange.v.01"),
              ("Blades of dry grass cover a lawn.", "blades", "blade", "NOUN", "blade.n.01"),
              ("A cats sits on the table with a dog outside.", "table", "table", "NOUN", "table.n.02"),
-             ("People working behind glass in a doughnut making factory.", "glass", "glass", "NOUN", "glass.n.01")]
+             ("People working behind glass in a doughnut making factory.", "glass", "glass", "NOUN", "glass.n.01"),
+             # a compound WordNet names below one sense: "lamppost" is a kind of the upright post
+             ("A bus on the street next to the lamp post.", "post", "post", "NOUN", "post.n.04"),
+             ("A person skiing next to blue check points.", "points", "point", "NOUN", "point.n.02")]
     reqs = [AssociationRequest("x", w, lem, pos, cap, cap, []) for cap, w, lem, pos, _ in cases]
     got = [s.name() for s in LexicalMiner().senses_of(reqs)]
     assert got == [name for *_, name in cases]

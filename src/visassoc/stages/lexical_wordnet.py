@@ -49,6 +49,17 @@ def senses(lemma: str, pos: str) -> list:
     return out[:MAX_SENSES]
 
 
+@lru_cache(maxsize=50_000)
+def names_below(s, depth: int = 3) -> frozenset[str]:
+    """Lemma names of the sense and of its kinds down to ``depth`` steps ("lamppost" under the
+    upright *post*, "checkpoint" under the *point* that is a place)."""
+    out, frontier = {n.lower() for n in s.lemma_names()}, [s]
+    for _ in range(depth):
+        frontier = [h for x in frontier for h in x.hyponyms()]
+        out.update(n.lower() for h in frontier for n in h.lemma_names())
+    return frozenset(out)
+
+
 def lemma_count(s, lemma: str) -> int:
     key = lemma.replace(" ", "_")
     return max((sense_count(lem) for lem in s.lemmas() if lem.name().lower() == key), default=0)
