@@ -737,3 +737,20 @@ def test_a_verbs_stand_ins_are_used_as_verbs():
     for r, lad in zip(reqs, LexicalMiner().mine(reqs)):
         assert not isinstance(lad, StageError), lad
         assert all(lw.used_as_verb(a) for level in lad for a in lad[level]), (r.word, lad)
+
+
+def test_level_3_of_a_noun_takes_what_wordnet_defines_through_it():
+    """A lawn's situation is a sprinkler and a mower, an astronaut's a spacesuit and a moonwalk, a cat's
+    a purr and catnip: things
+    whose WordNet definition names the word. Not the word's own kin (a kitten, a Siamese for a cat:
+    kinds and young of the same animal belong to level 1 or nowhere), nor a named instance (Armstrong)."""
+    from visassoc.stages import lexical_wordnet as lw
+
+    def level_3(word):
+        ss = lw.senses(word, "n")
+        return lw.relations(ss[0], ss, [1.0] + [0.0] * (len(ss) - 1), "n", word).by_level[3]
+
+    assert {"sprinkler", "mower"} <= set(level_3("lawn"))
+    assert {"spacesuit", "moonwalk"} <= set(level_3("astronaut")) and "armstrong" not in level_3("astronaut")
+    cat = level_3("cat")
+    assert {"purr", "catnip", "kitty litter"} <= set(cat) and not {"kitten", "siamese", "tomcat"} & set(cat)

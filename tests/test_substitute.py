@@ -413,3 +413,23 @@ def test_a_participle_may_re_tag_as_the_past_tense_it_looks_like():
     (out,) = SubstitutionWriter(10).write([_req("Colorful galaxies scattered across black space.", "scattered", "VERB", 1,
                                                 "spread out")])
     assert out == "Colorful galaxies spread out across black space."
+
+
+def test_a_level_3_thing_in_a_beings_slot_titles_the_scene():
+    """Level 3 is the situation: a spacesuit for an astronaut, a rider for a motorcycle. Put in the
+    slot it turns the astronaut into a spacesuit ("A woman spacesuit sits beside her helmet"), so a
+    thing where the caption has a person or an animal, or the other way round, titles the scene;
+    a being for a being ("An orange predator looks up") and a thing for a thing stay in the slot."""
+    def req(word, assoc, caption):
+        return CaptionRequest("x", "", word, "NOUN", caption, caption, 3, assoc)
+
+    astronaut = "A woman astronaut sits beside her helmet and a flag."
+    out = SubstitutionWriter().write([req("astronaut", "spacesuit", astronaut),
+                                      req("motorcycle", "rider", "An old red motorcycle parked next to a wooden bench."),
+                                      req("cat", "predator", "An orange cat looks up with wide eyes."),
+                                      req("helmet", "visor", astronaut)])
+    assert [c if isinstance(c, str) else c.caption for c in out] == [
+        "Spacesuit: An astronaut sits beside her helmet and a flag.",
+        "Rider: An old red motorcycle parked next to a bench.",
+        "An orange predator looks up with wide eyes.",
+        "A woman astronaut sits beside her visor and a flag."]

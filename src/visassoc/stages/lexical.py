@@ -68,7 +68,7 @@ from .interfaces import AssociationRequest, Ladder, StageError
 from .lexical_vocab import (POS_KEYS, VOCAB_VERSION, Vocab, interoceptive_ratings, load_vocab, pos_profile, rating,
                             valence_ratings, vocab_path)
 
-METHOD_VERSION = "lexical-21"
+METHOD_VERSION = "lexical-22"
 WN_POS = {"NOUN": "n", "VERB": "v", "ADJ": "a"}
 
 

@@ -17,7 +17,8 @@ long, human caption per image:
   StageError sends the runner to the level's next association (``alternatives_left``); the last
   one is placed in a frame instead.
 - **Frames.** At levels 3-5 an abstract noun, or one that names no thing where the caption has
-  one, does not replace a concrete one ("A woman existence sits...", "A gender astronaut"): the
+  one, does not replace a concrete one ("A woman existence sits...", "A gender astronaut"), nor
+  does a thing replace a person or an animal, or the other way round ("A woman spacesuit"): the
   scene is kept and the association becomes its title ("Existence: A woman astronaut sits beside
   her helmet", one word, so the scene keeps nine of ten). A verb of levels 4-5 titles it too, as a
   gerund ("Dreaming: A cat looks up"). A level-5 adjective, the mood of the whole scene, leads it
@@ -39,7 +40,7 @@ from .interfaces import CaptionRequest, StageError
 from .shorten import (ALONE_FRAMES, INTRANSITIVE_FRAMES, OBJECT_FRAMES, fit, intransitive, parser, render, tag_texts,
                       token_index, verb_frames)
 
-VERSION = "substitute-16"
+VERSION = "substitute-17"
 ARTICLE_TAGS = ("NN", "NNP", "JJ", "JJR", "JJS", "VBG", "VBN")
 SAME_TAG = {"NNP": "NN", "NNPS": "NNS"}  # a proper/common noun reading is still a noun of that number
 FRAME_LEVELS = (3, 4, 5)
@@ -170,10 +171,23 @@ def is_thing(noun: str) -> bool:
     return False
 
 
+@lru_cache(maxsize=20_000)
+def is_being(noun: str) -> bool:
+    """The noun's commonest WordNet sense is a person or an animal."""
+    wn = wordnet()
+    key = noun.replace(" ", "_").lower()
+    for lemma in wn._morphy(key, "n") or [key]:
+        senses = wn.synsets(lemma, pos="n")
+        if senses:
+            return senses[0].lexname() in ("noun.person", "noun.animal")
+    return False
+
+
 def needs_frame(req: CaptionRequest) -> bool:
     """A noun that cannot stand for the concrete thing in the slot goes into a frame: at level 3 an
     abstract one ("existence" for "woman") or one that names no thing where the caption has one (a
-    situation: "A gender astronaut", "A panting is sitting on a bed", "A player hits a sport"), at
+    situation: "A gender astronaut", "A panting is sitting on a bed", "A player hits a sport") or a
+    thing where the caption has a person or an animal, or the other way round ("A woman spacesuit"), at
     levels 4-5 (concepts, abstractions) any less concrete one. Verbs of levels 4-5 rarely fit the
     scene's subject and objects, so they are framed too (``bench_frames.py --verbs``: +1.23 nat/token
     in the slot where the writer's checks let them stand, +0.55 as titles); so is a level-5
@@ -189,6 +203,8 @@ def needs_frame(req: CaptionRequest) -> bool:
         return req.level > 3
     if req.level > 3:
         return a < w
+    if is_thing(req.word) and is_thing(req.association) and is_being(req.word) != is_being(req.association):
+        return True  # "A woman spacesuit sits", "A man drives a rider": a thing in a being's slot, or a being in a thing's
     return (a < ABSTRACT and w - a >= GAP) or (is_thing(req.word) and not is_thing(req.association))
 
 
