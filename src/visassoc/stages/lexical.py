@@ -267,6 +267,18 @@ def _span_key(item: tuple[str, int, int]) -> str:
     return f"{text}\x1f{a}\x1f{b}"
 
 
+def _lemma_and_context(r: AssociationRequest) -> tuple[str, str]:
+    """The request's word as the miner looks it up (lower case, single spaces) and the text it reads
+    the scene from (the description, else the caption, else the word)."""
+    lemma = " ".join((r.lemma or r.word or "").strip().lower().split())
+    return lemma, " ".join((r.description or r.caption or lemma).split())
+
+
+def _bare_words(text: str) -> list[str]:
+    """The text's words, lower case, without the punctuation around them."""
+    return [t.strip(".,!?;:'\"()").lower() for t in text.split()]
+
+
 def _word_span(text: str, word: str) -> tuple[str, int, int] | None:
     """Where ``word`` first stands in ``text`` as a whole word (case-insensitive), else None."""
     m = re.search(r"(?<![\w-])" + re.escape(word) + r"(?![\w-])", text, flags=re.IGNORECASE) if word else None
@@ -404,13 +416,12 @@ class LexicalMiner:
         first: dict[tuple, int] = {}
         repeats: list[tuple[int, int]] = []
         for i, r in enumerate(requests):
-            lemma = " ".join((r.lemma or r.word or "").strip().lower().split())
+            lemma, ctx = _lemma_and_context(r)
             if not lemma:
                 out[i] = StageError("empty word: nothing to associate")
             elif r.pos not in WN_POS:
                 out[i] = StageError(f"pos {r.pos!r} of {lemma!r} is not one of NOUN, VERB, ADJ")
             else:
-                ctx = " ".join((r.description or r.caption or lemma).split())
                 h = hashlib.sha1(f"{ctx}\n{r.caption}\n{sorted(r.other_words)}\n{r.word}".encode()).hexdigest()
                 key = (lemma, r.pos, h)
                 if key in self._cache:
@@ -495,9 +506,10 @@ class LexicalMiner:
         see why a ladder went astray."""
         if self._emb is None:
             self._emb = _Embedder(load_vocab())
-        jobs = [_Job(i, r, (r.lemma or r.word or "").lower(), " ".join((r.description or r.caption or "").split()), (),
-                     lw.senses((r.lemma or r.word or "").lower(), WN_POS[r.pos]) if r.pos in WN_POS else [])
-                for i, r in enumerate(requests)]
+        jobs = []
+        for i, r in enumerate(requests):
+            lemma, ctx = _lemma_and_context(r)
+            jobs.append(_Job(i, r, lemma, ctx, (), lw.senses(lemma, WN_POS[r.pos]) if r.pos in WN_POS and lemma else []))
         return [best for best, _ in self._pick_senses(self._emb, jobs)]
 
     def _pick_senses(self, emb: _Embedder, jobs: list[_Job]) -> list:
@@ -525,10 +537,9 @@ class LexicalMiner:
         use = emb.span(job.in_caption) if job.in_caption else None
         compound = set()
         if use is not None and job.req.pos == "NOUN":
-            before = job.in_caption[0][: job.in_caption[1]].split()
+            before = _bare_words(job.in_caption[0][: job.in_caption[1]])
             if before:
-                prev = before[-1].strip(".,;:!?'\"()").lower()
-                compound = {f"{prev}_{job.lemma}", f"{prev}{job.lemma}"}
+                compound = {f"{before[-1]}_{job.lemma}", f"{before[-1]}{job.lemma}"}
         scores = []
         for rank, s in enumerate(job.senses):
             fit = float(emb(lw.gloss(s)) @ d)
@@ -551,7 +562,7 @@ class LexicalMiner:
         w, d = emb(lemma), emb(job.ctx)
         g = emb(lw.gloss(best)) if best is not None else w
         word_forms = lw.forms(lemma) | lw.forms(r.word.lower())
-        banned = set(rel.banned) | lw.GENERIC | {t.strip(".,!?;:'\"()").lower() for t in r.caption.split()}
+        banned = set(rel.banned) | lw.GENERIC | set(_bare_words(r.caption))
         for o in r.other_words:
             banned |= lw.forms(o.lower())
         colour = wpos == "a" and lw.is_colour(lemma)
@@ -565,7 +576,7 @@ class LexicalMiner:
         descriptive = wpos == "a" and best_lex != "adj.pert" and not lw.is_relational(lemma)
         attributive = wpos == "a" and not lw.predicative_only(lemma)
         valence = valence_ratings()
-        gloomy = any(valence.get(t.strip(".,!?;:'\"()").lower(), 0.0) <= SCENE_GLOOM for t in f"{r.caption} {job.ctx} {lemma}".split())
+        gloomy = any(valence.get(t, 0.0) <= SCENE_GLOOM for t in _bare_words(f"{r.caption} {job.ctx} {lemma}"))
         frame = _frame_need(best, lemma) if wpos == "v" else None
         # a noun's direct hypernyms ("ruminant" for giraffe) may stand at level 1 (``PARENT_AT_1``)
         # when level 2 keeps another of its hypernyms ("cutlery" for fork, then "tableware")

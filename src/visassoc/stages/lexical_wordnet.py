@@ -70,7 +70,7 @@ GLOSS_INDEX_VERSION = 1
 @lru_cache(maxsize=1)
 def _gloss_index() -> dict[str, list[str]]:
     """Word -> the noun synsets whose definition uses it (Princeton WordNet's glosses, read as words).
-    Built once (~10 s) and kept as JSON under the cache dir, keyed by WordNet's version."""
+    Built once (~7 s) and kept as JSON under the cache dir, keyed by WordNet's version."""
     import json
 
     from filelock import FileLock
@@ -329,9 +329,7 @@ def is_body_part(word: str) -> bool:
 def used_as_verb(word: str) -> bool:
     """SemCor has the word as a verb at least once. 830 of the miner's 2,815 verbs never were:
     nouns WordNet also lists as verbs ("canvas", "turtle", "concord", "ramp", "transit")."""
-    key = word.replace(" ", "_")
-    return any(sense_count(lem) > 0 for s in lexicon.wordnet().synsets(key, pos="v") for lem in s.lemmas()
-               if lem.name().lower() == key)
+    return any(lemma_count(s, word) > 0 for s in lexicon.wordnet().synsets(word.replace(" ", "_"), pos="v"))
 
 
 @lru_cache(maxsize=200_000)

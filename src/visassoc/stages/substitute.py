@@ -156,15 +156,21 @@ def takes_particle(tok, particle: str, association: str) -> bool:
     return lex in SPACE_LEX and bool(f & PLACE_FRAMES) and (need is None or bool(f & need))
 
 
+def _noun_readings(noun: str):
+    """(lemma, noun senses) for each lemma the word may be a form of ("eyes": eyes, eye)."""
+    wn = wordnet()
+    key = noun.replace(" ", "_").lower()
+    for lemma in wn._morphy(key, "n") or [key]:  # "eyes" is a lemma (opinions) and the plural of eye
+        yield lemma, wn.synsets(lemma, pos="n")
+
+
 @lru_cache(maxsize=20_000)
 def is_thing(noun: str) -> bool:
     """One of the noun's two commonest WordNet senses (the second only if SemCor has seen it) is
     something one can see in a photo (an artifact, a person, food, a place...): "gender", "panting",
     "catering" are not; "table" is (data, then furniture), "light" is (radiation, then a lamp)."""
-    wn = wordnet()
-    key = noun.replace(" ", "_").lower()
-    for lemma in wn._morphy(key, "n") or [key]:  # "eyes" is a lemma (opinions) and the plural of eye
-        senses = wn.synsets(lemma, pos="n")[:2]
+    for lemma, senses in _noun_readings(noun):
+        senses = senses[:2]
         seen = [s for s in senses[1:] if any(lem.count() for lem in s.lemmas() if lem.name().lower() == lemma)]
         if any(s.lexname() in THING_LEX for s in senses[:1] + seen):
             return True
@@ -174,10 +180,7 @@ def is_thing(noun: str) -> bool:
 @lru_cache(maxsize=20_000)
 def is_being(noun: str) -> bool:
     """The noun's commonest WordNet sense is a person or an animal."""
-    wn = wordnet()
-    key = noun.replace(" ", "_").lower()
-    for lemma in wn._morphy(key, "n") or [key]:
-        senses = wn.synsets(lemma, pos="n")
+    for _, senses in _noun_readings(noun):
         if senses:
             return senses[0].lexname() in ("noun.person", "noun.animal")
     return False
