@@ -53,3 +53,20 @@ def test_a_verb_the_tagger_reads_as_a_noun_is_a_salient_verb():
     assert pos["lights"] == "NOUN" and pos["street"] == "NOUN"
     paper = extract_salient([("0", 0, caps[0].lower())], SalientConfig(rule="paper"))["0"]
     assert {s.word: s.pos for s in paper}["films"] == "NOUN"
+
+
+def test_a_basic_colour_before_a_noun_is_an_adjective():
+    """The tagger reads "orange" in "An orange dahlia" and "an orange train" as a noun; the dahlia's
+    salient *orange* then took the fruit's ladder ("A citrus fruit dahlia", "Hue:"). A basic colour
+    term before a noun is its colour (``shorten.colour_read_as_noun``), in the salient stage and in
+    the writer's parse alike; a WordNet compound ("orange juice") keeps its noun."""
+    from visassoc.stages.shorten import parser, tag_texts
+
+    caps = ["An orange dahlia blooms against dark green leaves.", "An orange train stops at a station.",
+            "A glass of orange juice on a table."]
+    out = extract_salient([(str(n), 0, c) for n, c in enumerate(caps)])
+    pos = {(n, s.word): s.pos for n, recs in out.items() for s in recs}
+    assert pos["0", "orange"] == "ADJ" and pos["1", "orange"] == "ADJ"
+    assert pos.get(("2", "orange"), "NOUN") == "NOUN"
+    parsed = parser()(caps[0])
+    assert (parsed[1].tag_, parsed[1].dep_) == ("JJ", "amod") and tag_texts([caps[1]])[0][1].tag_ == "JJ"

@@ -76,8 +76,11 @@ def test_far_levels_put_abstract_nouns_in_a_frame():
     assert l5.startswith("Existence: A woman astronaut sits") and len(l5.split()) <= 10, l5
     assert validate_caption(l5, "existence", cap, 1, 10) is None
     assert l1.startswith("A lady astronaut")
-    (verb,) = w.write([_req("A cat looks up at a bird.", "looks", "VERB", 5, "dream")])
-    assert verb == "Dreaming: A cat looks up at a bird."
+    (verb,) = w.write([_req("A cat looks up at a bird.", "looks", "VERB", 5, "wonder")])
+    assert verb == "Wondering: A cat looks up at a bird."  # a verb's far verb titles it as its gerund ...
+    dream, journey = w.write([_req("A cat looks up at a bird.", "looks", "VERB", 5, "dream"),
+                              _req("A dog sits on a porch.", "sits", "VERB", 4, "journey")])
+    assert (dream, journey) == ("Dream: A cat looks up at a bird.", "Journey: A dog sits on a porch.")  # ... a noun as itself
     (act,) = w.write([_req("A man riding a wave on top of a surfboard in the ocean.", "wave", "NOUN", 4, "competition")])
     assert act == "Competition: A man riding a wave."
     (whole,) = w.write([_req("An old red motorcycle parked next to a wooden bench.", "bench", "NOUN", 4, "session")])

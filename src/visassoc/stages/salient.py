@@ -19,7 +19,7 @@ from ..records import ErrorRecord, SalientRecord, to_row
 from ..seeding import item_rng
 from ..text import word_count
 
-VERSION = "salient-3"  # 2: a lemma both lemminflect and spaCy give wins ("leaves" -> leaf); 3: verbs read as nouns repaired
+VERSION = "salient-4"  # 2: a lemma both lemminflect and spaCy give wins ("leaves" -> leaf); 3: verbs read as nouns repaired; 4: colours read as nouns repaired
 CONTENT_POS = ("NOUN", "VERB", "ADJ")
 _WN_POS = {"NOUN": "n", "VERB": "v", "ADJ": "a"}
 

@@ -54,9 +54,44 @@ def parser():
 
     if "visassoc_verb_repair" not in Language.factories:
         Language.component("visassoc_verb_repair", func=verb_read_as_noun)
+    if "visassoc_colour_repair" not in Language.factories:
+        Language.component("visassoc_colour_repair", func=colour_read_as_noun)
     nlp = spacy.load(SPACY_MODEL, disable=["ner"])
     nlp.add_pipe("visassoc_verb_repair", last=True)
+    nlp.add_pipe("visassoc_colour_repair", last=True)
     return nlp
+
+
+# Berlin & Kay's basic colour terms: before a noun each is the noun's colour, not a noun of its own
+BASIC_COLOURS = frozenset({"black", "white", "red", "green", "yellow", "blue", "brown", "orange", "pink", "purple",
+                           "grey", "gray"})
+
+
+def colour_read_as_noun(doc):
+    """Repairs a basic colour term the small model tags as a noun before a noun ("An orange dahlia",
+    "an orange train", "a brown cow" in some sentences): an adjective, so its salient ladder is a
+    colour's ("a bright dahlia"), not the fruit's ("A citrus fruit dahlia"). Not in a compound
+    WordNet knows ("orange juice", "white house") nor before a food when the word names one too
+    ("orange slices")."""
+    wn = None
+    for t in doc[:-1]:
+        nx = doc[t.i + 1]
+        if t.tag_ not in ("NN", "NNP") or t.lower_ not in BASIC_COLOURS or nx.pos_ not in ("NOUN", "PROPN"):
+            continue
+        if wn is None:
+            from ..lexicon import wordnet
+
+            wn = wordnet()
+        head = (nx.lemma_ or nx.lower_).lower()
+        if wn.synsets(f"{t.lower_}_{head}") or wn.synsets(f"{t.lower_}_{nx.lower_}"):
+            continue
+        heads = wn.synsets(head, pos="n")
+        if heads and heads[0].lexname() == "noun.food" and any(s.lexname() == "noun.food" for s in wn.synsets(t.lower_, pos="n")):
+            continue
+        t.tag_, t.pos_ = "JJ", "ADJ"
+        if t.dep_ == "compound":
+            t.dep_ = "amod"
+    return doc
 
 
 def verb_read_as_noun(doc):
@@ -91,7 +126,8 @@ def verb_read_as_noun(doc):
 def tag_texts(texts: list[str], batch_size: int = 256) -> list:
     """The texts tagged by the fast pipeline (no parser), except those the tagger finds no verb in
     and a plural or -s word right after a noun ("A photographer films on a grassy field"): parsed
-    by ``parser()``, so ``verb_read_as_noun`` repairs them. The one tagging every stage shares:
+    by ``parser()``, so ``verb_read_as_noun`` repairs them; a colour read as a noun before a noun is an
+    adjective (``colour_read_as_noun``). The one tagging every stage shares:
     salient words, the writer's re-tag check and the benchmarks' tag agreement."""
     from ..lexicon import spacy_nlp
 
@@ -100,7 +136,7 @@ def tag_texts(texts: list[str], batch_size: int = 256) -> list:
         t.tag_ in ("NNS", "VBZ") and t.lower_.endswith("s") and t.i > 0 and d[t.i - 1].tag_ in ("NN", "NNP") for t in d)]
     for n, doc in zip(suspect, parser().pipe([texts[n] for n in suspect], batch_size=batch_size)):
         docs[n] = doc
-    return docs
+    return [colour_read_as_noun(d) for d in docs]
 
 
 def _subtree(t, within: set[int]) -> set[int]:

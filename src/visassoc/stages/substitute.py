@@ -40,7 +40,7 @@ from .interfaces import CaptionRequest, StageError
 from .shorten import (ALONE_FRAMES, INTRANSITIVE_FRAMES, OBJECT_FRAMES, fit, intransitive, parser, render, tag_texts,
                       token_index, verb_frames)
 
-VERSION = "substitute-17"
+VERSION = "substitute-18"
 ARTICLE_TAGS = ("NN", "NNP", "JJ", "JJR", "JJS", "VBG", "VBN")
 SAME_TAG = {"NNP": "NN", "NNPS": "NNS"}  # a proper/common noun reading is still a noun of that number
 FRAME_LEVELS = (3, 4, 5)
@@ -116,6 +116,22 @@ def frameable_verb(association: str) -> bool:
     its two commonest senses: "Committing:", "Needing:", "Relying:" read as cut short (``shorten``
     keeps a verb's object by a looser form of the same test)."""
     return intransitive(association.split()[0].lower(), ALONE_FRAMES)
+
+
+def title_pos(association: str, pos: str, level: int) -> str:
+    """The part of speech a framed association titles the scene in: a verb's far (level 4-5)
+    association that reads mostly as a noun ("Patience:", "Exploration:", from the lexical miner or an
+    LLM's "journey") titles it as that noun, not as a gerund ("Journeying:"); everything else in the
+    word's own (a level-1 "seat" for *sits* that fits no slot titles it as "Seating:")."""
+    from .lexical_vocab import POS_KEYS, pos_profile
+
+    if pos != "VERB" or level < 4:
+        return pos
+    prof = pos_profile(association.split()[-1])
+    if prof is None:
+        return pos
+    noun, verb = prof[1][POS_KEYS.index("n")], prof[1][POS_KEYS.index("v")]
+    return "NOUN" if noun >= MIN_SHARE and noun > verb else pos
 
 
 def _slot_frames(tok) -> frozenset[int] | None:
@@ -297,7 +313,7 @@ def titled(title: str, scene: str, doc) -> str:
 def framed(doc, k: int, association: str, pos: str, level: int, max_words: int | None) -> Draft:
     """The scene, cut to leave room, with the association before it ("Pride: An astronaut sits
     beside a flag", "Dreaming: A cat looks up", "Lonely, a cat looks up") or after it (", as if lonely")."""
-    phrase, tag = frame_phrase(association, pos, level)
+    phrase, tag = frame_phrase(association, title_pos(association, pos, level), level)
     budget = max((max_words or 10_000) - len(phrase.strip(", :").split()), 1)
     # a grammatical cut before one that breaks a rule ("People are having on a beach"); the title stands
     # for the whole scene, so when no grammatical cut keeps the word, one around the sentence's root
@@ -355,7 +371,7 @@ class SubstitutionWriter:
             if k is None:
                 out[n] = StageError(f"word {r.word!r} not found in the caption {r.caption!r}")
             elif needs_frame(r):
-                if r.pos == "VERB" and r.alternatives_left > 0 and not frameable_verb(r.association):
+                if title_pos(r.association, r.pos, r.level) == "VERB" and r.alternatives_left > 0 and not frameable_verb(r.association):
                     out[n] = StageError(f"no grammatical caption: {r.association!r} cannot title a caption alone (it needs an object or a phrase)")
                 else:
                     drafts[n] = framed(doc, k, r.association, r.pos, r.level, self.max_words)
