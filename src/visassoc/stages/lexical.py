@@ -602,6 +602,10 @@ class LexicalMiner:
             """The WordNet POS of the level's words: a verb's far levels are nouns (``FAR_VERB_NOUNS``)."""
             return "n" if wpos == "v" and level >= FAR_VERB_NOUNS else wpos
 
+        def situation(cand: str, level: int) -> bool:
+            """A thing of a person's situation WordNet ties to the word (``SITUATION``: an astronaut's spacesuit)."""
+            return level == 3 and best_lex == "noun.person" and rel.by_level[3].get(cand, 0.0) >= SITUATION
+
         def profile(cand: str, q: int = p):
             """(has POS q, share of POS q, noun/verb lexname, stop) from the vocabulary arrays, else
             WordNet; q is the word's own part of speech unless asked for another."""
@@ -625,8 +629,7 @@ class LexicalMiner:
             """Hard constraints; ``strict`` 2 -> 0 drops the structural ones when nothing passes."""
             conc = rating(cand)
             scene = level == 3 and cand in job.scene  # the description's own word: the band may reach up
-            # ... and so may, for a person, a thing WordNet ties to the word (an astronaut's spacesuit)
-            reach = scene or (level == 3 and best_lex == "noun.person" and rel.by_level[3].get(cand, 0.0) >= SITUATION)
+            reach = scene or situation(cand, level)  # ... and so may a thing of a person's situation
             if conc is None or cand in used or cand in banned or not (
                     conc in band or (reach and band.lo <= conc <= band.hi + SCENE_REACH)):
                 return False
@@ -726,15 +729,15 @@ class LexicalMiner:
                     q = q + wt * np.mean([emb(x) for x in picks[k]], axis=0)
             q = _norm(q)
             sims = yield q  # the driver multiplies the queries of all ladders with the vocabulary at once
+            lpos = pos_at(level)
             if level >= 4:
                 sims = (sims - vocab.zmu) * (float(vocab.zsd.mean()) / vocab.zsd) - vocab.freq_penalty
-                if pos_at(level) == "n":  # a concept with thousands of kinds below it ("trait", "idea") fits any word
+                if lpos == "n":  # a concept with thousands of kinds below it ("trait", "idea") fits any word
                     sims = sims - IC_WEIGHT * vocab.generality
                 if level == 5:  # metaphors are felt: joy, freedom, nostalgia rather than probability
                     sims = sims + FEELING_WEIGHT * np.minimum(vocab.interoceptive, FEEL_CAP) / 5.0
             else:
                 sims = sims - HUB_PENALTY * vocab.hub - vocab.freq_penalty
-            lpos = pos_at(level)
             level_pos_ok = pos_ok if lpos == wpos else vocab.pos[:, POS_KEYS.index(lpos)] & ~vocab.stop
             level_ok = level_pos_ok & (vocab.rank < RARE_RANK) if level == 5 else level_pos_ok
             extra = set(_rel_to_embed(rel.by_level[level], vocab))  # the same set whatever the batch
@@ -781,9 +784,9 @@ class LexicalMiner:
                         if k is not None and float(vocab.conc[k]) in band:
                             base = scored.get(cand, float(sims[k]) - CONC_PENALTY * abs(float(vocab.conc[k]) - target))
                             scored[cand] = base + CTX_WEIGHT * strength
-                if level == 3 and best_lex == "noun.person":  # a thing of a person's situation over another person
+                if level == 3:  # a thing of a person's situation over another person
                     for cand in scored:
-                        if rel.by_level[3].get(cand, 0.0) >= SITUATION:
+                        if situation(cand, level):
                             scored[cand] += PERSON_SITUATION
                 usage = self._usage[level]
                 for cand in scored:
