@@ -341,7 +341,9 @@ def is_relational(word: str) -> bool:
     return total > 0 and sum(c for s, c in w if s.lexname() == "adj.pert") >= total / 2
 
 
-_SEXUAL = re.compile(r"\b(sexual(ly)?|erotic)\b")
+# also what WordNet defines by reproductive roles or sex appeal: "gender" and "sexuality" (the same sense), "vamp"
+# ("Sexuality:" for a woman on skis); not "either sex" (a child, cattle), which says nothing of sex
+_SEXUAL = re.compile(r"\b(sexual(ly|ity)?|erotic|reproductive roles?|sex[ -]appeal|sex act)\b")
 
 
 def _commonest(word: str, n: int = 2) -> list:
@@ -370,6 +372,41 @@ _STANCE_KINDS = {"political_orientation.n.01", "doctrine.n.01", "political_syste
 def is_stance(word: str) -> bool:
     """One of the word's two commonest senses is an ideology or doctrine, a political system, a policy or a prejudice."""
     return any(h.name() in _STANCE_KINDS for s in _commonest(word) for path in s.hypernym_paths() for h in path)
+
+
+# WordNet kinds of harm to a body or a life: an illness or injury ("concussion", "autism"), a symptom ("vertigo",
+# "fever"), a misfortune ("accident"), a death. VADER rates few of them ("Concussion: An astronaut sits beside her
+# helmet", from MiniLM's helmet), so the far levels' no-bad-mood rule (``GLOOM``) asks WordNet as well.
+_HARM_KINDS = {"pathological_state.n.01", "symptom.n.01", "misfortune.n.01", "death.n.01", "killing.n.02",
+               "violence.n.01", "crime.n.01"}
+
+
+@lru_cache(maxsize=200_000)
+def is_harm(word: str) -> bool:
+    """The word's commonest noun sense is an illness, injury, symptom, misfortune, death or crime (its others
+    need not be: an "aura" is also a migraine's symptom, a "pity" also a misfortune)."""
+    nouns = [s for s, _ in sorted(_weights(word), key=lambda x: -x[1]) if s.pos() == "n"][:1]
+    return any(h.name() in _HARM_KINDS for s in nouns for path in s.hypernym_paths() for h in path)
+
+
+# an -ing noun is read as its verb when SemCor uses the verb at least this many times as often as the noun
+# ("her facing", "her smiling", "Believing:", "Calling:"; not "building", "painting", "clothing", "railing")
+VERB_READING = 10
+
+
+@lru_cache(maxsize=200_000)
+def reads_as_verb(word: str) -> bool:
+    """An -ing form WordNet also lists as a noun that a reader takes for the verb: SemCor uses the verb
+    ``VERB_READING`` times as often as the noun or more (+1 each: a noun it never saw needs 10 verb uses)."""
+    if not word.endswith("ing") or " " in word:
+        return False
+    wn = lexicon.wordnet()
+    base = wn.morphy(word, "v")
+    if not base or base == word:
+        return False
+    noun = sum(sense_count(lem) for s in wn.synsets(word, pos="n") for lem in s.lemmas() if lem.name().lower() == word)
+    verb = sum(sense_count(lem) for s in wn.synsets(base, pos="v") for lem in s.lemmas() if lem.name().lower() == base)
+    return verb + 1 >= VERB_READING * (noun + 1)
 
 
 @lru_cache(maxsize=200_000)

@@ -1,0 +1,98 @@
+"""How many of a run's creative captions read poorly, by a reader's judgement kept in a file.
+
+    python benchmarks/bench_readability.py [--run DIR] [--judged FILE] [--unjudged]
+
+Issue 12 asks that the offline demo "reads well at every level"; this counts it. Without ``--run`` the
+offline demo is run into a temporary folder (``visassoc run --demo``, ~20 s). Every caption is looked
+up by (image, word, level, exact text) in the judged file (default ``benchmarks/judged/demo_captions.tsv``:
+one row per caption a person has read, verdict ``ok`` or ``poor`` and, for a poor one, why). A caption
+whose text changed is unjudged until someone reads it: ``--unjudged`` prints those as rows to judge and
+append. Prints per level: captions, judged, poor, the poor share of the judged, unjudged.
+
+A caption is poor when a reader would stop at it: a wrong sense ("galaxies" as a splendid assemblage),
+a different thing ("rows of garages" for bricks), a word the scene gives no reason for ("Principle:" for
+a wall), or a sentence that does not read ("coins with facials"). One judge's verdicts, not a panel's.
+Target: at most 10% poor at every level, with nothing unjudged.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import subprocess
+import sys
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+JUDGED = Path(__file__).parent / "judged" / "demo_captions.tsv"
+TARGET = 0.10
+FIELDS = ["image_id", "word", "level", "verdict", "caption", "why"]
+
+
+def load_judged(path: Path) -> dict[tuple[str, str, int, str], tuple[str, str]]:
+    """(image, word, level, caption) -> (verdict, why); a bad row or two verdicts for one caption is an error."""
+    out: dict[tuple[str, str, int, str], tuple[str, str]] = {}
+    with path.open(newline="", encoding="utf-8") as fh:
+        for n, row in enumerate(csv.DictReader(fh, delimiter="\t"), start=2):
+            if row.get("verdict") not in ("ok", "poor") or not (row.get("level") or "").isdigit():
+                raise SystemExit(f"{path}:{n}: verdict must be ok or poor and level a number, got {row}")
+            key = (row["image_id"], row["word"], int(row["level"]), row["caption"])
+            got = (row["verdict"], row.get("why") or "")
+            if key in out and out[key][0] != got[0]:
+                raise SystemExit(f"{path}:{n}: {key} is judged both {out[key][0]} and {got[0]}")
+            out[key] = got
+    return out
+
+
+def tally(captions: list[dict], judged: dict) -> tuple[dict[int, list[int]], list[dict]]:
+    """Per level [captions, judged, poor], and the captions nobody has judged."""
+    per: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0])
+    unjudged = []
+    for c in captions:
+        t = per[c["level"]]
+        t[0] += 1
+        v = judged.get((c["image_id"], c["word"], c["level"], c["caption"]))
+        if v is None:
+            unjudged.append(c)
+            continue
+        t[1] += 1
+        t[2] += v[0] == "poor"
+    return dict(per), unjudged
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--run", type=Path, help="a finished run's folder (default: run the offline demo now)")
+    ap.add_argument("--judged", type=Path, default=JUDGED)
+    ap.add_argument("--unjudged", action="store_true", help="print the unjudged captions as rows to judge")
+    a = ap.parse_args()
+    judged = load_judged(a.judged)
+    with tempfile.TemporaryDirectory() as tmp:
+        run = a.run
+        if run is None:
+            run = Path(tmp) / "demo"
+            subprocess.run([sys.executable, "-m", "visassoc", "run", "--demo", "--out", str(run)], check=True)
+        captions = pq.read_table(run / "captions.parquet").to_pylist()
+    per, unjudged = tally(captions, judged)
+    print(f"judged file: {a.judged} ({len(judged)} verdicts); target: <= {TARGET:.0%} poor at every level\n")
+    print("| level | captions | judged | poor | poor share | unjudged | target |")
+    print("|---|---|---|---|---|---|---|")
+    total = [0, 0, 0]
+    for level in sorted(per):
+        n, j, p = per[level]
+        total = [total[0] + n, total[1] + j, total[2] + p]
+        share = p / j if j else float("nan")
+        print(f"| {level} | {n} | {j} | {p} | {share:.0%} | {n - j} | {'met' if j == n and share <= TARGET else 'missed'} |")
+    n, j, p = total
+    print(f"| all | {n} | {j} | {p} | {p / j if j else float('nan'):.0%} | {n - j} | |")
+    if a.unjudged and unjudged:
+        w = csv.writer(sys.stdout, delimiter="\t", lineterminator="\n")
+        print("\n# unjudged: set the verdict (ok or poor, with why) and append to the judged file")
+        for c in unjudged:
+            w.writerow([c["image_id"], c["word"], c["level"], "?", c["caption"], ""])
+
+
+if __name__ == "__main__":
+    main()
