@@ -1,6 +1,7 @@
 """How many of a run's creative captions read poorly, by a reader's judgement kept in a file.
 
     python benchmarks/bench_readability.py [--run DIR] [--judged FILE] [--unjudged]
+    python benchmarks/bench_readability.py --run RUN --sample 100 --judged benchmarks/judged/coco_mini_one_caption.tsv
 
 Issue 12 asks that the offline demo "reads well at every level"; this counts it. Without ``--run`` the
 offline demo is run into a temporary folder (``visassoc run --demo``, ~20 s). Every caption is looked
@@ -8,6 +9,11 @@ up by (image, word, level, exact text) in the judged file (default ``benchmarks/
 one row per caption a person has read, verdict ``ok`` or ``poor`` and, for a poor one, why). A caption
 whose text changed is unjudged until someone reads it: ``--unjudged`` prints those as rows to judge and
 append. Prints per level: captions, judged, poor, the poor share of the judged, unjudged.
+
+A run too large to read whole is judged on a fixed sample: ``--sample N`` keeps the N (image, word, level)
+slots that come first in a seeded hash order, the same slots whatever the code wrote in them.
+``coco_mini_one_caption.tsv`` judges 100 slots of COCO-mini val with its first caption per image, as
+``bench_offline_quality.py`` runs it (``RUN`` is its ``one`` folder).
 
 A caption is poor when a reader would stop at it: a wrong sense ("galaxies" as a splendid assemblage),
 a different thing ("rows of garages" for bricks), a word the scene gives no reason for ("Principle:" for
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import subprocess
 import sys
 import tempfile
@@ -62,19 +69,36 @@ def tally(captions: list[dict], judged: dict) -> tuple[dict[int, list[int]], lis
     return dict(per), unjudged
 
 
+def sample(captions: list[dict], n: int, seed: int = 0) -> list[dict]:
+    """The captions of the n slots (image, word, level) first in a seeded SHA-1 order: a fixed sample
+    of a run's slots, so two runs of the same data are judged on the same ones."""
+    def order(c: dict) -> str:
+        return hashlib.sha1(f"{seed}:{c['image_id']}:{c['word']}:{c['level']}".encode()).hexdigest()
+
+    return sorted(captions, key=order)[:n]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run", type=Path, help="a finished run's folder (default: run the offline demo now)")
     ap.add_argument("--judged", type=Path, default=JUDGED)
     ap.add_argument("--unjudged", action="store_true", help="print the unjudged captions as rows to judge")
+    ap.add_argument("--sample", type=int, default=0, help="judge only this many slots, a fixed seeded sample (0: all)")
+    ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
+    if not a.judged.is_file():
+        raise SystemExit(f"error: no judged file at {a.judged}")
     judged = load_judged(a.judged)
     with tempfile.TemporaryDirectory() as tmp:
         run = a.run
         if run is None:
             run = Path(tmp) / "demo"
             subprocess.run([sys.executable, "-m", "visassoc", "run", "--demo", "--out", str(run)], check=True)
+        if not (run / "captions.parquet").is_file():
+            raise SystemExit(f"error: {run} holds no captions.parquet (is it a finished run's folder?)")
         captions = pq.read_table(run / "captions.parquet").to_pylist()
+    if a.sample:
+        captions = sample(captions, a.sample, a.seed)
     per, unjudged = tally(captions, judged)
     print(f"judged file: {a.judged} ({len(judged)} verdicts); target: <= {TARGET:.0%} poor at every level\n")
     print("| level | captions | judged | poor | poor share | unjudged | target |")

@@ -821,3 +821,13 @@ def test_no_harm_no_verb_read_as_a_noun_and_nothing_of_sex():
     helmet, woman = out["helmet"], out["woman"]
     assert "concussion" not in helmet[4] + helmet[5] and "facing" not in helmet[3], helmet
     assert not {"gender", "sexuality"} & {a for lv in range(1, 6) for a in woman[lv]}, woman
+
+
+def test_level_1_takes_a_name_of_the_sense_a_little_below_the_band():
+    """A synonym is the nearest word there is, whatever its rating: "adorn" (2.38) for *decorated*
+    (whose level-1 band starts at 2.40), "drift" for *floating* (a hair under its band), where
+    "embellish" and "blow" stood (``SYNONYM_REACH``)."""
+    cases = [("A plane floating on top of a lake.", "floating", "float", ["plane", "lake"]),
+             ("A parking meter decorated with different colors of paper.", "decorated", "decorate", ["meter", "paper"])]
+    out = LexicalMiner(per_level=3).mine([AssociationRequest("x", w, lem, "VERB", cap, cap, o) for cap, w, lem, o in cases])
+    assert out[0][1][0] == "drift" and out[1][1][0] == "adorn", out

@@ -205,6 +205,11 @@ FIT_WEIGHT = 1.0
 # skateboard, "garage" for brick, a different thing in the photo. Its direct hypernym, true of the
 # thing, ranks above them (as a relation of this strength: a kind is 0.5, a synonym 1.0)
 PARENT_AT_1 = 0.25
+# level 1 of a word takes a name of its sense that raters found up to this much less concrete than the band:
+# "a parking meter adorned with paper" (adorn 2.38; decorate's band starts at 2.40), "a plane drifting on a lake"
+# (drift a hair under float's band), where "embellished" and "blowing" stood; a synonym is the nearest word
+# there is, and its rating says less than that (COCO-mini one caption: 11 level 1-2 captions changed)
+SYNONYM_REACH = 0.5
 # the sense choice reads the word in up to this many of each sense's WordNet example sentences too: a verb's
 # gloss seldom holds the verb ("arranged in rows": put in order, not make arrangements for), its examples do
 EXAMPLES = 3
@@ -653,8 +658,10 @@ class LexicalMiner:
             conc = rating(cand)
             scene = level == 3 and cand in job.scene  # the description's own word: the band may reach up
             reach = scene or situation(cand, level)  # ... and so may a thing of a person's situation
+            synonym = level == 1 and rel.by_level[1].get(cand, 0.0) >= 1.0  # a name of the sense itself
             if conc is None or cand in used or cand in banned or not (
-                    conc in band or (reach and band.lo <= conc <= band.hi + SCENE_REACH)):
+                    conc in band or (reach and band.lo <= conc <= band.hi + SCENE_REACH)
+                    or (synonym and band.lo - SYNONYM_REACH <= conc <= band.hi)):
                 return False
             if strict == 2 and self._usage[level].get(cand, 0) >= self._cap[level]:
                 return False  # used up in this batch: only when the looser rules find nothing else
