@@ -45,7 +45,9 @@ put there, stays to the word's own (``FIT_WEIGHT``: "a dog is resting on a bed",
 adjective's levels 4-5 personify: a felt quality, not an everyday word ("proud towers", not
 "average towers"). A verb's levels 3-5 name no mere relation ("exist", "consist": WordNet's stative
 verbs) unless the word does, and a verb's stand-in is a word SemCor uses as a verb (not "concord").
-Levels 4-5 invent no bad mood (no word VADER rates -1 or below unless the scene has a sad word), and
+Levels 4-5 invent no bad mood (no word VADER rates -1 or below unless the scene has a sad word); a noun
+WordNet does not tie to the word is no -ing form read as its verb ("her facing") and, from level 3, no harm
+WordNet knows (an illness, injury, death: "Concussion:" for a helmet); and
 level 5 of an adjective, the scene's mood, is a word of feeling. Nothing defined by sex is an association.
 When a level has no such word, the band widens and structural rules relax step by step before a
 StageError. Deterministic; ``seed`` orders near-ties (scores within 1e-3).
@@ -211,7 +213,7 @@ PARENT_AT_1 = 0.25
 # there is, and its rating says less than that (COCO-mini one caption: 11 level 1-2 captions changed)
 SYNONYM_REACH = 0.5
 # the sense choice reads the word in up to this many of each sense's WordNet example sentences too: a verb's
-# gloss seldom holds the verb ("arranged in rows": put in order, not make arrangements for), its examples do
+# gloss seldom holds the verb (bricks that "form" a wall compose it, they do not create it), its examples do
 EXAMPLES = 3
 EXAMPLE_WEIGHT = 0.5  # the examples' mean reading against the gloss's
 
@@ -566,8 +568,9 @@ class LexicalMiner:
         and 52 when the compound's first word may stand anywhere in the caption or the description (a slice
         of *chocolate* cake is baked goods; the demo's helmet, beside a "space shuttle", is a space helmet's kind).
         The use is also read in the sense's WordNet example sentences (``EXAMPLES``), whose mean counts as much
-        as the gloss: 57 (coins *arranged* in rows: put in order; bricks that *form* a wall: compose; a wii
-        *controller*: a device; snow *covered* slopes: overlay; a glove in the *air*: the region above the ground)."""
+        as the gloss: 57 (six right since: bricks that *form* a wall compose it, snow *covered* slopes, a wii
+        *controller* is a device, a glove in the *air*, an *old* bed frame, bejeweled *items*; one wrong since:
+        a stop sign *shown* among foliage)."""
         if not job.senses:
             return None, []
         d = emb(job.ctx)

@@ -376,7 +376,8 @@ def is_stance(word: str) -> bool:
 
 # WordNet kinds of harm to a body or a life: an illness or injury ("concussion", "autism"), a symptom ("vertigo",
 # "fever"), a misfortune ("accident"), a death. VADER rates few of them ("Concussion: An astronaut sits beside her
-# helmet", from MiniLM's helmet), so the far levels' no-bad-mood rule (``GLOOM``) asks WordNet as well.
+# helmet", from MiniLM's helmet), so beside the far levels' no-bad-mood rule (``lexical.GLOOM``) the miner asks
+# WordNet too, from level 3 on, for nouns WordNet does not tie to the word.
 _HARM_KINDS = {"pathological_state.n.01", "symptom.n.01", "misfortune.n.01", "death.n.01", "killing.n.02",
                "violence.n.01", "crime.n.01"}
 
