@@ -1,7 +1,7 @@
 """How many of a run's creative captions read poorly, by a reader's judgement kept in a file.
 
     python benchmarks/bench_readability.py [--run DIR] [--judged FILE] [--unjudged]
-    python benchmarks/bench_readability.py --run RUN --sample 100 --judged benchmarks/judged/coco_mini_one_caption.tsv
+    python benchmarks/bench_readability.py --run RUN --sample 250 --judged benchmarks/judged/coco_mini_one_caption.tsv
 
 Issue 12 asks that the offline demo "reads well at every level"; this counts it. Without ``--run`` the
 offline demo is run into a temporary folder (``visassoc run --demo``, ~20 s). Every caption is looked
@@ -12,7 +12,7 @@ append. Prints per level: captions, judged, poor, the poor share of the judged, 
 
 A run too large to read whole is judged on a fixed sample: ``--sample N`` keeps the N (image, word, level)
 slots that come first in a seeded hash order, the same slots whatever the code wrote in them.
-``coco_mini_one_caption.tsv`` judges 100 slots of COCO-mini val with its first caption per image, as
+``coco_mini_one_caption.tsv`` judges 250 slots of COCO-mini val with its first caption per image, as
 ``bench_offline_quality.py`` runs it (``RUN`` is its ``one`` folder).
 
 A caption is poor when a reader would stop at it: a wrong sense ("galaxies" as a splendid assemblage),
