@@ -59,6 +59,7 @@ import math
 import os
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -316,15 +317,17 @@ def _gloss_span(s, lemma: str) -> tuple[str, int, int]:
     return (g, at[1], at[2]) if at else (g, 0, len(head))
 
 
-def _example_spans(s, lemma: str) -> list[tuple[str, int, int]]:
-    """The word, in any inflection, in its sense's WordNet example sentences (up to ``EXAMPLES``): how the sense is used."""
+@lru_cache(maxsize=50_000)
+def _example_spans(s, lemma: str) -> tuple[tuple[str, int, int], ...]:
+    """The word, in any inflection, in its sense's WordNet example sentences (up to ``EXAMPLES``): how the
+    sense is used. Kept: asked for once to embed the spans and again to read them, for every mined word."""
     out = []
     words = sorted(lw.forms(lemma.replace("_", " ")), key=len, reverse=True)
     for ex in s.examples()[:EXAMPLES]:
         at = next((x for x in (_word_span(ex, f) for f in words) if x), None)
         if at:
             out.append(at)
-    return out
+    return tuple(out)
 
 
 def _standardiser(vocab: Vocab) -> tuple[np.ndarray, np.ndarray]:

@@ -346,9 +346,14 @@ def is_relational(word: str) -> bool:
 _SEXUAL = re.compile(r"\b(sexual(ly|ity)?|erotic|reproductive roles?|sex[ -]appeal|sex act)\b")
 
 
-def _commonest(word: str, n: int = 2) -> list:
-    """The word's ``n`` senses with the most SemCor uses."""
-    return [s for s, _ in sorted(_weights(word), key=lambda x: -x[1])[:n]]
+def _commonest(word: str, n: int = 2, pos: str | None = None) -> list:
+    """The word's ``n`` senses with the most SemCor uses (of part of speech ``pos`` when given)."""
+    return [s for s, _ in sorted(_weights(word), key=lambda x: -x[1]) if pos is None or s.pos() == pos][:n]
+
+
+def _of_kind(senses, kinds: set[str]) -> bool:
+    """One of the senses has one of the synsets named in ``kinds`` on a hypernym path."""
+    return any(h.name() in kinds for s in senses for path in s.hypernym_paths() for h in path)
 
 
 @lru_cache(maxsize=200_000)
@@ -371,7 +376,7 @@ _STANCE_KINDS = {"political_orientation.n.01", "doctrine.n.01", "political_syste
 @lru_cache(maxsize=200_000)
 def is_stance(word: str) -> bool:
     """One of the word's two commonest senses is an ideology or doctrine, a political system, a policy or a prejudice."""
-    return any(h.name() in _STANCE_KINDS for s in _commonest(word) for path in s.hypernym_paths() for h in path)
+    return _of_kind(_commonest(word), _STANCE_KINDS)
 
 
 # WordNet kinds of harm to a body or a life: an illness or injury ("concussion", "autism"), a symptom ("vertigo",
@@ -386,8 +391,7 @@ _HARM_KINDS = {"pathological_state.n.01", "symptom.n.01", "misfortune.n.01", "de
 def is_harm(word: str) -> bool:
     """The word's commonest noun sense is an illness, injury, symptom, misfortune, death or crime (its others
     need not be: an "aura" is also a migraine's symptom, a "pity" also a misfortune)."""
-    nouns = [s for s, _ in sorted(_weights(word), key=lambda x: -x[1]) if s.pos() == "n"][:1]
-    return any(h.name() in _HARM_KINDS for s in nouns for path in s.hypernym_paths() for h in path)
+    return _of_kind(_commonest(word, 1, pos="n"), _HARM_KINDS)
 
 
 # an -ing noun is read as its verb when SemCor uses the verb at least this many times as often as the noun
@@ -405,8 +409,8 @@ def reads_as_verb(word: str) -> bool:
     base = wn.morphy(word, "v")
     if not base or base == word:
         return False
-    noun = sum(sense_count(lem) for s in wn.synsets(word, pos="n") for lem in s.lemmas() if lem.name().lower() == word)
-    verb = sum(sense_count(lem) for s in wn.synsets(base, pos="v") for lem in s.lemmas() if lem.name().lower() == base)
+    noun = sum(lemma_count(s, word) for s in wn.synsets(word, pos="n"))
+    verb = sum(lemma_count(s, base) for s in wn.synsets(base, pos="v"))
     return verb + 1 >= VERB_READING * (noun + 1)
 
 
