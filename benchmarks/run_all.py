@@ -37,7 +37,7 @@ BENCHMARKS = {
     "ray": ["bench_ray.py", "--n", "200"],
     "cli": ["bench_cli.py"],
     "cost": ["bench_cost.py", "--images", "20", "--window", "8"],
-    "readability": ["bench_readability.py"],
+    "readability": ["bench_readability.py", "--fluency"],
 }
 
 

@@ -28,3 +28,12 @@ def test_tally_counts_poor_and_unjudged_per_level(tmp_path):
     f.write_text(f.read_text() + "a\tcat\t1\tpoor\tA kitten sits.\tno\n")
     with pytest.raises(SystemExit, match="judged both"):
         br.load_judged(f)
+
+
+def test_auc_is_the_chance_a_poor_caption_scores_higher_than_an_ok_one():
+    assert br.auc([3.0, 4.0], [1.0, 2.0]) == 1.0
+    assert br.auc([1.0, 2.0], [3.0, 4.0]) == 0.0
+    assert br.auc([1.0, 3.0], [2.0, 2.0]) == 0.5
+    assert br.auc([2.0], [2.0, 1.0]) == 0.75  # a tie counts half
+    lo, hi = br.auc_interval([2.0, 3.0, 4.0, 5.0], [1.0, 1.5, 2.5, 3.5])
+    assert 0.0 <= lo <= br.auc([2.0, 3.0, 4.0, 5.0], [1.0, 1.5, 2.5, 3.5]) <= hi <= 1.0
