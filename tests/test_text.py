@@ -37,3 +37,10 @@ def test_substitute_fixes_article_and_inflection():
     assert substitute("A red bus.", "red", "orange") == "An orange bus."
     assert substitute("A man riding a wave.", "riding", "surf").startswith("A man surfing")
     assert substitute("A cat.", "dog", "animal") is None
+
+
+def test_a_plural_association_keeps_its_plural_in_a_plural_slot():
+    # WordNet lists some nouns in the plural; lemminflect would add another -s ("A group of mens riding")
+    assert inflect("men", "NNS") == "men" and inflect("greens", "NNS") == "greens"
+    assert inflect("earbuds", "NNS") == "earbuds"  # one lemminflect does not list, by its rules
+    assert inflect("bus", "NNS") == "buses" and inflect("lotus", "NNS") == "lotuses"  # singulars in -s still inflect
