@@ -80,7 +80,7 @@ def main() -> None:
         k = token_index(doc, r["word"])
         for name, t in templates.items():
             if t is None:  # the association in the word's slot, where the writer's checks let it stand
-                d = substitution(doc, k, r["association"], 10) if k is not None else None
+                d = substitution(doc, k, r["association"], 10, k + 1 - len(r["word"].split())) if k is not None else None
                 if isinstance(d, Draft) and check([d])[0]:
                     alts[n, name] = d.text
                 continue

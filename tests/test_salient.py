@@ -70,3 +70,19 @@ def test_a_basic_colour_before_a_noun_is_an_adjective():
     assert pos.get(("2", "orange"), "NOUN") == "NOUN"
     parsed = parser()(caps[0])
     assert (parsed[1].tag_, parsed[1].dep_) == ("JJ", "amod") and tag_texts([caps[1]])[0][1].tag_ == "JJ"
+
+
+def test_a_compound_that_names_a_thing_is_one_salient_word():
+    out = extract_salient([("a", 0, "A red fire hydrant sitting on a sidewalk."),
+                           ("b", 0, "A green fire hydrant next to field of colorful flowers."),  # hydrant read as RB
+                           ("c", 0, "A newly married couple cutting up a hot dog cake."),
+                           ("d", 0, "A tennis player hits a high ball."),
+                           ("e", 0, "Two parking meters on a street.")])
+    words = {k: {s.word: s for s in v} for k, v in out.items()}
+    for k in "ab":  # not "fire" (an inferno hydrant) nor "hydrant" (a fire tank); "red" modifies the compound
+        assert "fire hydrant" in words[k] and not {"fire", "hydrant"} & set(words[k])
+        assert words[k]["fire hydrant"].pos == "NOUN" and words[k]["fire hydrant"].concreteness == 4.85
+    assert "red" in words["a"]
+    assert "hot dog" in words["c"] and not {"hot", "dog"} & set(words["c"])
+    assert {"tennis", "player"} <= set(words["d"])  # a person's compound: "a baseball player" reads well
+    assert words["e"]["parking meters"].lemma == "parking meter"

@@ -436,3 +436,13 @@ def test_a_level_3_thing_in_a_beings_slot_titles_the_scene():
         "Rider: An old red motorcycle parked next to a bench.",
         "An orange predator looks up with wide eyes.",
         "A woman astronaut sits beside her visor and a flag."]
+
+
+def test_a_compound_word_is_replaced_whole():
+    assert substitute("A red fire hydrant sitting on a sidewalk.", "fire hydrant", "fireplug", 10) == "A red fireplug sitting on a sidewalk."
+    assert substitute("A man eating a hot dog.", "hot dog", "egg", 10) == "A man eating an egg."
+    assert substitute("Two parking meters on a street.", "parking meters", "timer", 10) == "Two timers on a street."
+    # the small tagger reads "hydrant" here as an adverb; the compound's slot is a noun's all the same
+    cap = "A green fire hydrant next to field of colorful flowers."
+    out = SubstitutionWriter(10).write([_req(cap, "fire hydrant", "NOUN", 1, "fireplug", left=2)])
+    assert out == ["A green fireplug next to field of colorful flowers."]

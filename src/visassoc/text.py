@@ -73,7 +73,7 @@ def contains_term(text: str, term: str) -> bool:
     return False
 
 
-def _plural_noun(word: str) -> bool:
+def plural_noun(word: str) -> bool:
     """True when ``word`` is already the plural of another noun lemma ("men" of man, "greens" of green,
     "earbuds" by lemminflect's rules for words it does not list): associations are dictionary words, and
     WordNet lists some in the plural (men, greens, cows). Its irregular plurals that lemminflect does
@@ -100,7 +100,7 @@ def inflect(lemma: str, tag: str) -> str:
         form = getInflection(target, tag=tag, inflect_oov=False)  # else the periphrastic one
         parts[idx] = form[0] if form else ("more " if tag == "JJR" else "most ") + target
         return " ".join(parts)
-    if tag == "NNS" and _plural_noun(target):  # "men", "greens", "cows": lemminflect would add an -s
+    if tag == "NNS" and plural_noun(target):  # "men", "greens", "cows": lemminflect would add an -s
         return lemma
     form = getInflection(target, tag=tag)
     if not form and tag.startswith("NN"):

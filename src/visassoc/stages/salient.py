@@ -19,7 +19,11 @@ from ..records import ErrorRecord, SalientRecord, to_row
 from ..seeding import item_rng
 from ..text import word_count
 
-VERSION = "salient-4"  # 2: a lemma both lemminflect and spaCy give wins ("leaves" -> leaf); 3: verbs read as nouns repaired; 4: colours read as nouns repaired
+VERSION = "salient-5"  # 2: a lemma both lemminflect and spaCy give wins ("leaves" -> leaf); 3: verbs read as nouns repaired; 4: colours read as nouns repaired; 5: a compound that names a thing is one word
+# WordNet's kinds of a compound noun that names a thing seen in a photo ("fire hydrant", "hot dog", "traffic
+# light"): the compound is one salient word (``compound_head``)
+THING_LEXNAMES = frozenset({"noun.artifact", "noun.food", "noun.object", "noun.plant", "noun.animal",
+                            "noun.substance", "noun.body", "noun.communication"})
 CONTENT_POS = ("NOUN", "VERB", "ADJ")
 _WN_POS = {"NOUN": "n", "VERB": "v", "ADJ": "a"}
 
@@ -76,17 +80,63 @@ def lemmatize(word: str, pos: str, spacy_lemma: str | None = None) -> str:
     return others[0] if others else w
 
 
+@lru_cache(maxsize=50_000)
+def _compound_kinds(compound: str) -> frozenset[str]:
+    """The lexicographer files of WordNet's noun senses of ``compound`` ("fire_hydrant"); empty if none."""
+    from nltk.corpus import wordnet as wn
+
+    _wordnet_lemmatizer()
+    return frozenset(s.lexname() for s in wn.synsets(compound, "n"))
+
+
+def _compound(tok, nxt) -> str:
+    return f"{tok.text.lower()}_{lemmatize(nxt.text, 'NOUN', nxt.lemma_)}"
+
+
+def _noun_after(tok):
+    """The next token if it is a word that may head a compound, whatever its tag: the small tagger
+    reads "hydrant" in "a green fire hydrant next to a field" as an adverb; WordNet's compound list decides."""
+    nxt = tok.nbor(1) if tok.i + 1 < len(tok.doc) else None
+    return nxt if nxt is not None and nxt.is_alpha and not nxt.is_stop else None
+
+
+def compound_head(tok):
+    """The next token when ``tok`` and it form a two-word compound WordNet lists as a thing ("fire
+    hydrant", "hot dog", "parking meter", "traffic light"), else None. The compound names one thing,
+    so it is one salient word: either word alone names nothing in the photo, and in the word's slot
+    alone it breaks the compound ("A red inferno hydrant", "a hot puppy cake", "a parking mill").
+    Compounds that name a person, an event or a time are left as words ("a baseball player" for a
+    tennis player reads well), and so is a first word whose next one starts a compound of its own
+    ("red" in "a red fire hydrant")."""
+    nxt = _noun_after(tok)
+    if tok.pos_ not in ("NOUN", "ADJ") or nxt is None:
+        return None
+    after = _noun_after(nxt)
+    if after is not None and _compound_kinds(_compound(nxt, after)):
+        return None
+    return nxt if _compound_kinds(_compound(tok, nxt)) & THING_LEXNAMES else None
+
+
 def salient_from_doc(image_id: str, caption_id: int, caption: str, doc, top_k: int) -> list[SalientRecord]:
     seen: set[str] = set()
     found = []
+    heads: set[int] = set()  # the second tokens of compounds taken whole
     for tok in doc:
-        if tok.pos_ not in CONTENT_POS or tok.is_stop or not tok.is_alpha or len(tok.text) < 2:
+        if tok.i in heads or tok.pos_ not in CONTENT_POS or tok.is_stop or not tok.is_alpha or len(tok.text) < 2:
             continue
-        lemma = lemmatize(tok.text, tok.pos_, tok.lemma_)
+        head = compound_head(tok)
+        if head is not None:  # one word of two tokens: "fire hydrant", rated as written, else as its head
+            heads.add(head.i)
+            head_lemma = lemmatize(head.text, "NOUN", head.lemma_)
+            word, lemma, pos = f"{tok.text.lower()} {head.text.lower()}", f"{tok.text.lower()} {head_lemma}", "NOUN"
+            conc = concreteness(lemma) or concreteness(head_lemma)
+        else:
+            word, lemma, pos = tok.text.lower(), lemmatize(tok.text, tok.pos_, tok.lemma_), tok.pos_
+            conc = concreteness(lemma)
         if lemma in seen:
             continue
         seen.add(lemma)
-        found.append((tok.i, tok.text.lower(), lemma, tok.pos_, concreteness(lemma)))
+        found.append((tok.i, word, lemma, pos, conc))
     # most concrete first; unrated after rated; ties keep caption order
     found.sort(key=lambda f: (f[4] is None, -(f[4] or 0.0), f[0]))
     return [

@@ -593,8 +593,13 @@ def fit(doc, k: int, max_words: int, replace: dict[int, str] | None = None, rela
 
 
 def token_index(doc, word: str) -> int | None:
-    """The first token equal to ``word`` (case-insensitive), the one a caption is cut around."""
-    return next((t.i for t in doc if t.text.lower() == word.lower()), None)
+    """The first token equal to ``word`` (case-insensitive), the one a caption is cut around. A
+    compound word ("fire hydrant", a salient word of two tokens) is found as its tokens in a row,
+    and stands for its last one, the head noun the compound's phrase hangs on."""
+    parts = word.lower().split()
+    n = len(parts)
+    return next((i + n - 1 for i in range(len(doc) - n + 1)
+                 if [t.text.lower() for t in doc[i : i + n]] == parts), None)
 
 
 def shorten(caption: str, word: str, max_words: int) -> str | None:

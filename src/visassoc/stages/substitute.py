@@ -35,12 +35,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from ..lexicon import concreteness, wordnet
-from ..text import indefinite_article, inflect
+from ..text import indefinite_article, inflect, plural_noun
 from .interfaces import CaptionRequest, StageError
 from .shorten import (ALONE_FRAMES, INTRANSITIVE_FRAMES, OBJECT_FRAMES, fit, intransitive, parser, render, tag_texts,
                       token_index, verb_frames)
 
-VERSION = "substitute-18"
+VERSION = "substitute-19"  # 19: a compound word ("fire hydrant") is replaced whole
 ARTICLE_TAGS = ("NN", "NNP", "JJ", "JJR", "JJS", "VBG", "VBN")
 SAME_TAG = {"NNP": "NN", "NNPS": "NNS"}  # a proper/common noun reading is still a noun of that number
 FRAME_LEVELS = (3, 4, 5)
@@ -269,9 +269,21 @@ def _offset(text: str, form: str) -> int:
     return m.start() if m else -1
 
 
-def substitution(doc, k: int, association: str, max_words: int | None) -> Draft | str:
-    """The caption with ``association`` in token ``k``'s slot, cut to ``max_words``; a reason if no form fits."""
+def slot_tag(doc, k: int, first: int) -> str:
+    """The fine tag the association takes in the slot of tokens ``first``..``k``: the word's own, but a
+    compound ("fire hydrant", tokens ``first`` < ``k``) is a noun whatever the tagger read its head as
+    ("hydrant" as an adverb, now and then)."""
     tag = doc[k].tag_
+    if first < k and not tag.startswith("NN"):
+        return "NNS" if plural_noun(doc[k].text) else "NN"
+    return tag
+
+
+def substitution(doc, k: int, association: str, max_words: int | None, first: int | None = None) -> Draft | str:
+    """The caption with ``association`` in token ``k``'s slot, cut to ``max_words``; a reason if no form fits.
+    A compound word ("fire hydrant") fills tokens ``first``..``k``, its head last: the whole compound goes."""
+    first = k if first is None else first
+    tag = slot_tag(doc, k, first)
     if not has_form(association, tag):
         return f"no {tag} form of {association!r} for {doc[k].text!r}"
     if not pos_share_ok(association, tag):
@@ -280,12 +292,12 @@ def substitution(doc, k: int, association: str, max_words: int | None) -> Draft 
     if fault:
         return fault
     new = inflect(association, tag)
-    if k == 0:  # the caption's first word; a capital inside it is the word's own ("Polish"), not the slot's
+    if first == 0:  # the caption's first word; a capital inside it is the word's own ("Polish"), not the slot's
         new = new[:1].upper() + new[1:]
-    replace = {k: new}
-    if k > 0 and doc[k - 1].lower_ in ("a", "an") and tag in ARTICLE_TAGS:
+    replace = {i: "" for i in range(first, k)} | {k: new}
+    if first > 0 and doc[first - 1].lower_ in ("a", "an") and tag in ARTICLE_TAGS:
         art = indefinite_article(new)
-        replace[k - 1] = art.capitalize() if doc[k - 1].text[:1].isupper() else art
+        replace[first - 1] = art.capitalize() if doc[first - 1].text[:1].isupper() else art
     if tag.startswith("VB"):  # a particle the association cannot take goes with the word it belonged to
         replace.update({c.i: "" for c in doc[k].children if c.dep_ == "prt" and not takes_particle(doc[k], c.lower_, association)})
     modifier = doc[k].dep_ == "compound" or (k + 1 < len(doc) and doc[k + 1].pos_ in ("NOUN", "PROPN"))  # "a bed frame"
@@ -348,7 +360,7 @@ def substitute(caption: str, word: str, association: str, max_words: int | None 
     k = token_index(doc, word)
     if k is None:
         return None
-    d = substitution(doc, k, association, max_words)
+    d = substitution(doc, k, association, max_words, k + 1 - len(word.split()))
     return d.text if isinstance(d, Draft) else None
 
 
@@ -376,7 +388,7 @@ class SubstitutionWriter:
                 else:
                     drafts[n] = framed(doc, k, r.association, r.pos, r.level, self.max_words)
             else:
-                d = substitution(doc, k, r.association, self.max_words)
+                d = substitution(doc, k, r.association, self.max_words, k + 1 - len(r.word.split()))
                 if isinstance(d, Draft):
                     drafts[n] = d
                 else:
