@@ -85,4 +85,8 @@ def test_a_compound_that_names_a_thing_is_one_salient_word():
     assert "red" in words["a"]
     assert "hot dog" in words["c"] and not {"hot", "dog"} & set(words["c"])
     assert {"tennis", "player"} <= set(words["d"])  # a person's compound: "a baseball player" reads well
+    lit = extract_salient([("f", 0, "A black cat posing in front of a motorcycle."), ("g", 0, "A big cat on a couch."),
+                           ("h", 0, "Sheep behind a barbed wire fence.")])
+    # an adjective that says what it says: not WordNet's black cat (a marten), big cat (a lion); barbed wire is wire
+    assert all(not any(" " in s.word for s in v) for v in lit.values())
     assert words["e"]["parking meters"].lemma == "parking meter"

@@ -107,14 +107,39 @@ def compound_head(tok):
     alone it breaks the compound ("A red inferno hydrant", "a hot puppy cake", "a parking mill").
     Compounds that name a person, an event or a time are left as words ("a baseball player" for a
     tennis player reads well), and so is a first word whose next one starts a compound of its own
-    ("red" in "a red fire hydrant")."""
+    ("red" in "a red fire hydrant"), and an adjective that means what it says there (``_literal``)."""
     nxt = _noun_after(tok)
     if tok.pos_ not in ("NOUN", "ADJ") or nxt is None:
         return None
     after = _noun_after(nxt)
     if after is not None and _compound_kinds(_compound(nxt, after)):
         return None
+    if tok.pos_ == "ADJ" and _literal(tok.lower_, _compound(tok, nxt), lemmatize(nxt.text, "NOUN", nxt.lemma_)):
+        return None
     return nxt if _compound_kinds(_compound(tok, nxt)) & THING_LEXNAMES else None
+
+
+@lru_cache(maxsize=50_000)
+def _literal(adjective: str, compound: str, head: str) -> bool:
+    """True when an adjective before a noun says what it says of the thing, though WordNet lists the pair
+    as a compound: a colour or a size ("a black cat" is a cat that is black, not WordNet's black cat, a
+    marten; "a big cat" is no lion), or a compound that is a kind of its head ("barbed wire" is wire).
+    "Hot dog", "hot chocolate", "french fries" are none of these."""
+    from nltk.corpus import wordnet as wn
+
+    from .shorten import BASIC_COLOURS
+
+    _wordnet_lemmatizer()
+    adj = wn.synsets(adjective, "a")
+    if adjective in BASIC_COLOURS or (adj and any(a.name() == "size.n.01" for a in adj[0].attributes())):
+        return True
+    for s in wn.synsets(compound, "n"):
+        frontier = [s]
+        for _ in range(3):
+            frontier = [h for x in frontier for h in x.hypernyms()]
+            if any(head == n.lower() for x in frontier for n in x.lemma_names()):
+                return True
+    return False
 
 
 def salient_from_doc(image_id: str, caption_id: int, caption: str, doc, top_k: int) -> list[SalientRecord]:
