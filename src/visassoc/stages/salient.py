@@ -8,6 +8,7 @@ A caption the tagger finds no verb in is parsed too (``shorten.tag_texts``), so 
 ``shorten.verb_read_as_noun`` can repair the small model's commonest misreading: "A photographer films on a grassy field",
 "An orange dahlia blooms against dark green leaves" read as noun phrases, which made "films" and
 "blooms" salient nouns (the ladders "movie, cinema", "sparkle, botanical" over a verb's slot).
+A two-word compound that names a thing ("fire hydrant", "hot dog") is one salient word (``compound_head``).
 """
 from __future__ import annotations
 
@@ -114,9 +115,12 @@ def compound_head(tok):
     after = _noun_after(nxt)
     if after is not None and _compound_kinds(_compound(nxt, after)):
         return None
-    if tok.pos_ == "ADJ" and _literal(tok.lower_, _compound(tok, nxt), lemmatize(nxt.text, "NOUN", nxt.lemma_)):
+    compound = _compound(tok, nxt)
+    if not _compound_kinds(compound) & THING_LEXNAMES:
         return None
-    return nxt if _compound_kinds(_compound(tok, nxt)) & THING_LEXNAMES else None
+    if tok.pos_ == "ADJ" and _literal(tok.lower_, compound, lemmatize(nxt.text, "NOUN", nxt.lemma_)):
+        return None
+    return nxt
 
 
 @lru_cache(maxsize=50_000)
