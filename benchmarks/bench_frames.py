@@ -51,7 +51,7 @@ def _join(scene: str, phrase: str, stop: str, doc) -> str:
 
 def main() -> None:
     from visassoc.report.fluency import token_nll
-    from visassoc.stages.shorten import fit, parser, token_index
+    from visassoc.stages.shorten import fit, parser, word_tokens
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run", type=Path)
@@ -77,10 +77,11 @@ def main() -> None:
     nlp, alts = parser(), {}
     for n, r in enumerate(rows):
         doc = nlp(human[r["image_id"]])
-        k = token_index(doc, r["word"])
+        span = word_tokens(doc, r["word"])
+        k = span[-1] if span else None
         for name, t in templates.items():
             if t is None:  # the association in the word's slot, where the writer's checks let it stand
-                d = substitution(doc, k, r["association"], 10, k + 1 - len(r["word"].split())) if k is not None else None
+                d = substitution(doc, k, r["association"], 10, span.start) if span else None
                 if isinstance(d, Draft) and check([d])[0]:
                     alts[n, name] = d.text
                 continue

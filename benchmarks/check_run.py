@@ -60,15 +60,15 @@ def tag_agreement(caps: list[dict], human: dict[tuple[str, str], str], misses: l
     """Per level (kept, checked): does the association's head word carry the slot's tag when the
     creative caption is re-tagged? Substitutions: the word's tag in the human caption; frames:
     NN or VBG for a title, JJ after "as if". Rows whose word or form is not found are skipped."""
-    from visassoc.stages.shorten import tag_texts, token_index
+    from visassoc.stages.shorten import tag_texts, word_tokens
     from visassoc.stages.substitute import head_index, slot_tag, tags_agree
     from visassoc.text import inflect
 
     hum_tags = {}
     keys = list(human)
     for (iid, word), doc in zip(keys, tag_texts([human[k] for k in keys])):
-        k = token_index(doc, word)  # a compound ("fire hydrant") by its head
-        hum_tags[(iid, word)] = slot_tag(doc, k, k + 1 - len(word.split())) if k is not None else None
+        span = word_tokens(doc, word)  # a compound ("fire hydrant") is a noun's slot
+        hum_tags[(iid, word)] = slot_tag(doc, span[-1], span.start) if span else None
     out: dict[int, list[int]] = defaultdict(lambda: [0, 0])
     todo = []
     for c in caps:

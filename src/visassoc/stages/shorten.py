@@ -592,14 +592,20 @@ def fit(doc, k: int, max_words: int, replace: dict[int, str] | None = None, rela
     return None
 
 
-def token_index(doc, word: str) -> int | None:
-    """The first token equal to ``word`` (case-insensitive), the one a caption is cut around. A
-    compound word ("fire hydrant", a salient word of two tokens) is found as its tokens in a row,
-    and stands for its last one, the head noun the compound's phrase hangs on."""
+def word_tokens(doc, word: str) -> range | None:
+    """The indices of ``word``'s first occurrence (case-insensitive): one token, or a compound's in a
+    row ("fire hydrant", a salient word of two tokens)."""
     parts = word.lower().split()
     n = len(parts)
-    return next((i + n - 1 for i in range(len(doc) - n + 1)
+    return next((range(i, i + n) for i in range(len(doc) - n + 1)
                  if [t.text.lower() for t in doc[i : i + n]] == parts), None)
+
+
+def token_index(doc, word: str) -> int | None:
+    """The token a caption is cut around: ``word``'s, or a compound's last one, the head noun its
+    phrase hangs on."""
+    span = word_tokens(doc, word)
+    return span[-1] if span else None
 
 
 def shorten(caption: str, word: str, max_words: int) -> str | None:

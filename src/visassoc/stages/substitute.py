@@ -38,7 +38,7 @@ from ..lexicon import concreteness, wordnet
 from ..text import indefinite_article, inflect, plural_noun
 from .interfaces import CaptionRequest, StageError
 from .shorten import (ALONE_FRAMES, INTRANSITIVE_FRAMES, OBJECT_FRAMES, fit, intransitive, parser, render, tag_texts,
-                      token_index, verb_frames)
+                      token_index, verb_frames, word_tokens)
 
 VERSION = "substitute-19"  # 19: a compound word ("fire hydrant") is replaced whole
 ARTICLE_TAGS = ("NN", "NNP", "JJ", "JJR", "JJS", "VBG", "VBN")
@@ -357,10 +357,10 @@ def check(drafts: list[Draft]) -> list[bool]:
 def substitute(caption: str, word: str, association: str, max_words: int | None = None) -> str | None:
     """The caption with ``association`` for the first token equal to ``word``; None if it is not there."""
     doc = parser()(caption)
-    k = token_index(doc, word)
-    if k is None:
+    span = word_tokens(doc, word)
+    if span is None:
         return None
-    d = substitution(doc, k, association, max_words, k + 1 - len(word.split()))
+    d = substitution(doc, span[-1], association, max_words, span.start)
     return d.text if isinstance(d, Draft) else None
 
 
@@ -379,7 +379,8 @@ class SubstitutionWriter:
         failed: dict[int, str] = {}
         for n, r in enumerate(requests):
             doc = docs[r.caption]
-            k = token_index(doc, r.word)
+            span = word_tokens(doc, r.word)
+            k = span[-1] if span else None
             if k is None:
                 out[n] = StageError(f"word {r.word!r} not found in the caption {r.caption!r}")
             elif needs_frame(r):
@@ -388,7 +389,7 @@ class SubstitutionWriter:
                 else:
                     drafts[n] = framed(doc, k, r.association, r.pos, r.level, self.max_words)
             else:
-                d = substitution(doc, k, r.association, self.max_words, k + 1 - len(r.word.split()))
+                d = substitution(doc, k, r.association, self.max_words, span.start)
                 if isinstance(d, Draft):
                     drafts[n] = d
                 else:
