@@ -446,3 +446,11 @@ def test_a_compound_word_is_replaced_whole():
     cap = "A green fire hydrant next to field of colorful flowers."
     out = SubstitutionWriter(10).write([_req(cap, "fire hydrant", "NOUN", 1, "fireplug", left=2)])
     assert out == ["A green fireplug next to field of colorful flowers."]
+
+
+def test_an_association_that_repeats_the_word_beside_it_goes_to_the_next_one():
+    cap = "a baseball pitcher is throwing the ball"  # "baseball player" for the pitcher: "a baseball baseball player"
+    out = SubstitutionWriter(10).write([_req(cap, "pitcher", "NOUN", 1, "baseball player", left=2),
+                                        _req(cap, "pitcher", "NOUN", 1, "thrower", left=1)])
+    assert isinstance(out[0], StageError) and "repeats" in out[0].message
+    assert out[1] == "a baseball thrower is throwing the ball"

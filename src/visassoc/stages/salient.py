@@ -8,7 +8,7 @@ A caption the tagger finds no verb in is parsed too (``shorten.tag_texts``), so 
 ``shorten.verb_read_as_noun`` can repair the small model's commonest misreading: "A photographer films on a grassy field",
 "An orange dahlia blooms against dark green leaves" read as noun phrases, which made "films" and
 "blooms" salient nouns (the ladders "movie, cinema", "sparkle, botanical" over a verb's slot).
-A two-word compound that names a thing ("fire hydrant", "hot dog") is one salient word (``compound_head``).
+A two-word compound that names a thing ("fire hydrant", "hot dog", "skate board") is one salient word (``compound_lemma``).
 """
 from __future__ import annotations
 
@@ -20,9 +20,9 @@ from ..records import ErrorRecord, SalientRecord, to_row
 from ..seeding import item_rng
 from ..text import word_count
 
-VERSION = "salient-5"  # 2: a lemma both lemminflect and spaCy give wins ("leaves" -> leaf); 3: verbs read as nouns repaired; 4: colours read as nouns repaired; 5: a compound that names a thing is one word
+VERSION = "salient-6"  # 2: a lemma both lemminflect and spaCy give wins ("leaves" -> leaf); 3: verbs read as nouns repaired; 4: colours read as nouns repaired; 5: a compound that names a thing is one word (6: also one written in two for one word: "skate board")
 # WordNet's kinds of a compound noun that names a thing seen in a photo ("fire hydrant", "hot dog", "traffic
-# light"): the compound is one salient word (``compound_head``)
+# light"): the compound is one salient word (``compound_lemma``)
 THING_LEXNAMES = frozenset({"noun.artifact", "noun.food", "noun.object", "noun.plant", "noun.animal",
                             "noun.substance", "noun.body", "noun.communication"})
 CONTENT_POS = ("NOUN", "VERB", "ADJ")
@@ -83,15 +83,13 @@ def lemmatize(word: str, pos: str, spacy_lemma: str | None = None) -> str:
 
 @lru_cache(maxsize=50_000)
 def _compound_kinds(compound: str) -> frozenset[str]:
-    """The lexicographer files of WordNet's noun senses of ``compound`` ("fire_hydrant"); empty if none."""
+    """The lexicographer files of WordNet's noun senses named ``compound`` exactly ("fire_hydrant",
+    "skateboard"); empty if none."""
     from nltk.corpus import wordnet as wn
 
     _wordnet_lemmatizer()
-    return frozenset(s.lexname() for s in wn.synsets(compound, "n"))
-
-
-def _compound(tok, nxt) -> str:
-    return f"{tok.text.lower()}_{lemmatize(nxt.text, 'NOUN', nxt.lemma_)}"
+    return frozenset(s.lexname() for s in wn.synsets(compound, "n")
+                     if any(n.lower() == compound for n in s.lemma_names()))
 
 
 def _noun_after(tok):
@@ -101,26 +99,28 @@ def _noun_after(tok):
     return nxt if nxt is not None and nxt.is_alpha and not nxt.is_stop else None
 
 
-def compound_head(tok):
-    """The next token when ``tok`` and it form a two-word compound WordNet lists as a thing ("fire
-    hydrant", "hot dog", "parking meter", "traffic light"), else None. The compound names one thing,
-    so it is one salient word: either word alone names nothing in the photo, and in the word's slot
-    alone it breaks the compound ("A red inferno hydrant", "a hot puppy cake", "a parking mill").
-    Compounds that name a person, an event or a time are left as words ("a baseball player" for a
-    tennis player reads well), and so is a first word whose next one starts a compound of its own
-    ("red" in "a red fire hydrant"), and an adjective that means what it says there (``_literal``)."""
+def compound_lemma(tok) -> str | None:
+    """The lemma of the two-word compound ``tok`` starts when WordNet lists it as a thing ("fire hydrant",
+    "hot dog", "parking meter", "traffic light"), or of the one word two nouns are often written for
+    ("skate board", "bath tub", "cell phone": "skateboard", "bathtub", "cellphone"); else None. The
+    compound names one thing, so it is one salient word: either word alone names nothing in the photo,
+    and in the word's slot alone it breaks the compound ("A red inferno hydrant", "a hot puppy cake", "a
+    parking mill", "a hot tub tub"). Compounds that name a person, an event or a time are left as words
+    ("a baseball player" for a tennis player reads well), and so is a first word whose next one starts a
+    compound of its own ("red" in "a red fire hydrant"), and an adjective that means what it says there
+    (``_literal``; "a dark room" is no darkroom)."""
     nxt = _noun_after(tok)
     if tok.pos_ not in ("NOUN", "ADJ") or nxt is None:
         return None
     after = _noun_after(nxt)
-    if after is not None and _compound_kinds(_compound(nxt, after)):
+    if after is not None and _compound_kinds(f"{nxt.lower_}_{lemmatize(after.text, 'NOUN', after.lemma_)}"):
         return None
-    compound = _compound(tok, nxt)
-    if not _compound_kinds(compound) & THING_LEXNAMES:
-        return None
-    if tok.pos_ == "ADJ" and _literal(tok.lower_, compound, lemmatize(nxt.text, "NOUN", nxt.lemma_)):
-        return None
-    return nxt
+    head = lemmatize(nxt.text, "NOUN", nxt.lemma_)
+    if _compound_kinds(f"{tok.lower_}_{head}") & THING_LEXNAMES:
+        return None if tok.pos_ == "ADJ" and _literal(tok.lower_, f"{tok.lower_}_{head}", head) else f"{tok.lower_} {head}"
+    if tok.pos_ == "NOUN" and _compound_kinds(tok.lower_ + head) & THING_LEXNAMES:
+        return tok.lower_ + head
+    return None
 
 
 @lru_cache(maxsize=50_000)
@@ -153,12 +153,12 @@ def salient_from_doc(image_id: str, caption_id: int, caption: str, doc, top_k: i
     for tok in doc:
         if tok.i in heads or tok.pos_ not in CONTENT_POS or tok.is_stop or not tok.is_alpha or len(tok.text) < 2:
             continue
-        head = compound_head(tok)
-        if head is not None:  # one word of two tokens: "fire hydrant", rated as written, else as its head
+        lemma = compound_lemma(tok)
+        if lemma is not None:  # one word of two tokens: "fire hydrant", rated as written, else as its head
+            head = tok.nbor(1)
             heads.add(head.i)
-            head_lemma = lemmatize(head.text, "NOUN", head.lemma_)
-            word, lemma, pos = f"{tok.text.lower()} {head.text.lower()}", f"{tok.text.lower()} {head_lemma}", "NOUN"
-            conc = concreteness(lemma) or concreteness(head_lemma)
+            word, pos = f"{tok.text.lower()} {head.text.lower()}", "NOUN"
+            conc = concreteness(lemma) or concreteness(lemmatize(head.text, "NOUN", head.lemma_))
         else:
             word, lemma, pos = tok.text.lower(), lemmatize(tok.text, tok.pos_, tok.lemma_), tok.pos_
             conc = concreteness(lemma)

@@ -40,7 +40,7 @@ from .interfaces import CaptionRequest, StageError
 from .shorten import (ALONE_FRAMES, INTRANSITIVE_FRAMES, OBJECT_FRAMES, fit, intransitive, parser, render, tag_texts,
                       token_index, verb_frames, word_tokens)
 
-VERSION = "substitute-19"  # 19: a compound word ("fire hydrant") is replaced whole
+VERSION = "substitute-20"  # 19: a compound word ("fire hydrant") is replaced whole; 20: no word repeated beside the association
 ARTICLE_TAGS = ("NN", "NNP", "JJ", "JJR", "JJS", "VBG", "VBN")
 SAME_TAG = {"NNP": "NN", "NNPS": "NNS"}  # a proper/common noun reading is still a noun of that number
 FRAME_LEVELS = (3, 4, 5)
@@ -264,6 +264,9 @@ def frame_phrase(association: str, pos: str, level: int) -> tuple[str, str]:
     return TITLE.format(form), "VBG" if pos == "VERB" else "NN"
 
 
+_REPEAT = re.compile(r"(?<![A-Za-z])([A-Za-z]+) \1(?![A-Za-z])", re.IGNORECASE)
+
+
 def _offset(text: str, form: str) -> int:
     m = re.search(rf"(?<![A-Za-z]){re.escape(form)}(?![A-Za-z])", text, flags=re.IGNORECASE)
     return m.start() if m else -1
@@ -306,6 +309,8 @@ def substitution(doc, k: int, association: str, max_words: int | None, first: in
     res = fit(doc, k, max_words, replace) if max_words else None
     # too long even when cut: the whole caption, so validation says how long
     text = res if res is not None else render(doc, list(range(len(doc))), replace)
+    if (m := _REPEAT.search(text)) and not _REPEAT.search(doc.text):
+        return f"{association!r} repeats the word beside it ({m.group(0)!r})"  # "a baseball baseball player"
     head = new.split()[head_index(new, tag)]
     return Draft(text, _offset(text, new) + (len(new) - len(head) if head_index(new, tag) else 0), tag, False)
 
