@@ -186,7 +186,7 @@ class Relations:
         a sister term, which is an alternative to the word rather than a near synonym of it."""
         if not self.near_up:
             return False
-        for s, up in _near_ancestors(cand):
+        for s, up in near_ancestors(cand):
             if self.near_up & up and s not in self.near_up and not up & self.own:
                 return True  # shares a near ancestor, and is neither above nor below the word
         return False
@@ -202,7 +202,7 @@ class Relations:
 
 
 @lru_cache(maxsize=200_000)
-def _near_ancestors(cand: str) -> tuple:
+def near_ancestors(cand: str) -> tuple:
     """(sense, its hypernyms 1-3 steps up) for the candidate's first three noun senses: asked for
     the same candidates ladder after ladder, so kept."""
     return tuple((s, frozenset(s.closure(lambda x: x.hypernyms() + x.instance_hypernyms(), depth=3)))

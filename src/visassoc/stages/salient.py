@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from ..lexicon import concreteness, ensure_wordnet, spacy_nlp
+from ..lexicon import concreteness, ensure_wordnet, spacy_nlp, wordnet
 from ..records import ErrorRecord, SalientRecord, to_row
 from ..seeding import item_rng
 from ..text import word_count
@@ -85,10 +85,7 @@ def lemmatize(word: str, pos: str, spacy_lemma: str | None = None) -> str:
 def _compound_kinds(compound: str) -> frozenset[str]:
     """The lexicographer files of WordNet's noun senses named ``compound`` exactly ("fire_hydrant",
     "skateboard"); empty if none."""
-    from nltk.corpus import wordnet as wn
-
-    _wordnet_lemmatizer()
-    return frozenset(s.lexname() for s in wn.synsets(compound, "n")
+    return frozenset(s.lexname() for s in wordnet().synsets(compound, "n")
                      if any(n.lower() == compound for n in s.lemma_names()))
 
 
@@ -116,8 +113,9 @@ def compound_lemma(tok) -> str | None:
     if after is not None and _compound_kinds(f"{nxt.lower_}_{lemmatize(after.text, 'NOUN', after.lemma_)}"):
         return None
     head = lemmatize(nxt.text, "NOUN", nxt.lemma_)
-    if _compound_kinds(f"{tok.lower_}_{head}") & THING_LEXNAMES:
-        return None if tok.pos_ == "ADJ" and _literal(tok.lower_, f"{tok.lower_}_{head}", head) else f"{tok.lower_} {head}"
+    pair = f"{tok.lower_}_{head}"
+    if _compound_kinds(pair) & THING_LEXNAMES:
+        return None if tok.pos_ == "ADJ" and _literal(tok.lower_, pair, head) else pair.replace("_", " ")
     if tok.pos_ == "NOUN" and _compound_kinds(tok.lower_ + head) & THING_LEXNAMES:
         return tok.lower_ + head
     return None
@@ -129,21 +127,13 @@ def _literal(adjective: str, compound: str, head: str) -> bool:
     as a compound: a colour or a size ("a black cat" is a cat that is black, not WordNet's black cat, a
     marten; "a big cat" is no lion), or a compound that is a kind of its head ("barbed wire" is wire).
     "Hot dog", "hot chocolate", "french fries" are none of these."""
-    from nltk.corpus import wordnet as wn
-
+    from .lexical_wordnet import names, near_ancestors
     from .shorten import BASIC_COLOURS
 
-    _wordnet_lemmatizer()
-    adj = wn.synsets(adjective, "a")
+    adj = wordnet().synsets(adjective, "a")
     if adjective in BASIC_COLOURS or (adj and any(a.name() == "size.n.01" for a in adj[0].attributes())):
         return True
-    for s in wn.synsets(compound, "n"):
-        frontier = [s]
-        for _ in range(3):
-            frontier = [h for x in frontier for h in x.hypernyms()]
-            if any(head == n.lower() for x in frontier for n in x.lemma_names()):
-                return True
-    return False
+    return any(head in names(up) for _, up in near_ancestors(compound))
 
 
 def salient_from_doc(image_id: str, caption_id: int, caption: str, doc, top_k: int) -> list[SalientRecord]:
